@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives (real peers: PAM hosts,
+# saslauthd, Postfix, Prosody, ejabberd, Apache). Needs root. Idempotent:
+# `apt-get update` runs once, and only when something is missing.
+set -euo pipefail
+
+PKGS=(
+  pamtester libpam-wrapper libpam0g-dev sasl2-bin
+  python3-pam python3-pypamtest
+  prosody lua-socket python3-slixmpp
+  ejabberd postfix apache2 libapache2-mod-authnz-pam
+  curl netcat-openbsd
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-test-deps: missing packages (${missing[*]}) and not root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Packaged daemons must not auto-start: they would bind public ports.
+if [ ! -x /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+fi
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "install-test-deps: installing ${missing[*]}" >&2
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

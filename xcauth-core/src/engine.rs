@@ -1,0 +1,286 @@
+//! The decision engine: the one place where xcauth decides a login.
+//!
+//! `auth` tries, in order (xcauth-behaviour.md 4.1, with its "Do instead"s):
+//! 1. the time-limited token (local, no backend call);
+//! 2. the credential cache under its normal TTLs;
+//! 3. the backend: accepted → cache the password; rejected → evict a cached
+//!    entry that this (now wrong) password still matches; unavailable →
+//! 4. the cache under the unreachable TTL, else "unavailable".
+//!
+//! Every decision is logged once at INFO with user, domain, result and how it
+//! was reached. Passwords never reach a log line.
+
+use std::fmt;
+use std::sync::Arc;
+
+use log::{debug, info, warn};
+
+use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use crate::cache::{CredentialCache, Lookup, NoCache};
+use crate::clock::Clock;
+use crate::domains::{self, Domains, GlobalBackend, NoDomains};
+use crate::logsafe;
+use crate::secret::Password;
+use crate::token::{self, TokenCheck};
+
+/// bcrypt only looks at the first 72 bytes; longer passwords bypass the cache.
+pub const BCRYPT_MAX_PASSWORD: usize = 72;
+
+/// How an accepted login was vouched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A valid time-limited token.
+    Token,
+    /// The cache, within its normal TTLs (no backend call).
+    Cache,
+    /// The backend said `success`.
+    Backend,
+    /// The backend was unavailable and the cache vouched under the unreachable TTL.
+    UnreachableCache,
+}
+
+impl Via {
+    /// Log word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Token => "token",
+            Via::Cache => "cache",
+            Via::Backend => "backend",
+            Via::UnreachableCache => "cache (backend unreachable)",
+        }
+    }
+}
+
+/// The outcome of `auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    /// Log in.
+    Accepted(Via),
+    /// Wrong password or unknown user, as the backend said (or an empty
+    /// user/password, which the backend would reject anyway).
+    Rejected,
+    /// The backend could not answer and the cache did not vouch.
+    Unavailable(Unavailable),
+}
+
+impl AuthDecision {
+    /// True only for [`AuthDecision::Accepted`].
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, AuthDecision::Accepted(_))
+    }
+}
+
+impl fmt::Display for AuthDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthDecision::Accepted(via) => write!(f, "accepted via {}", via.as_str()),
+            AuthDecision::Rejected => f.write_str("rejected"),
+            AuthDecision::Unavailable(why) => write!(f, "unavailable ({why})"),
+        }
+    }
+}
+
+/// Runs after every accepted login (token, cache or backend; not on the
+/// unreachable path). The shared-roster sync plugs in here; it must not block
+/// the reply for long.
+pub trait AfterLogin: Send + Sync + fmt::Debug {
+    /// Called with the resolved target, user and XMPP domain.
+    fn after_login(&self, engine: &Engine, target: &Target, user: &str, domain: &str);
+}
+
+/// The decision engine. Cheap to share: wrap it in an `Arc` and call it from
+/// any number of threads.
+#[derive(Debug)]
+pub struct Engine {
+    global: GlobalBackend,
+    backend: Arc<dyn Backend>,
+    cache: Arc<dyn CredentialCache>,
+    domains: Arc<dyn Domains>,
+    clock: Arc<dyn Clock>,
+    after_login: Option<Arc<dyn AfterLogin>>,
+}
+
+impl Engine {
+    /// An engine with no cache and no per-domain table.
+    pub fn new(global: GlobalBackend, backend: Arc<dyn Backend>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            global,
+            backend,
+            cache: Arc::new(NoCache),
+            domains: Arc::new(NoDomains),
+            clock,
+            after_login: None,
+        }
+    }
+
+    /// Uses `cache` for the cache steps.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<dyn CredentialCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Uses `domains` for per-domain settings.
+    #[must_use]
+    pub fn with_domains(mut self, domains: Arc<dyn Domains>) -> Self {
+        self.domains = domains;
+        self
+    }
+
+    /// Runs `hook` after each accepted login.
+    #[must_use]
+    pub fn with_after_login(mut self, hook: Arc<dyn AfterLogin>) -> Self {
+        self.after_login = Some(hook);
+        self
+    }
+
+    /// The clock this engine reads.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// The backend this engine asks.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The URL, secret and authdomain serving `domain`.
+    pub fn target(&self, domain: &str) -> Result<Target, Unavailable> {
+        let row = match self.domains.lookup(domain) {
+            Ok(row) => row,
+            Err(e) => {
+                warn!(
+                    "cannot read per-domain settings for {}: {e}; using the global url",
+                    logsafe::clean(domain, 128)
+                );
+                None
+            }
+        };
+        let target = domains::resolve(&self.global, row, domain);
+        if let Err(e) = &target {
+            log::error!("{e}");
+        }
+        target
+    }
+
+    /// Decides a login of `user@domain` with `password`.
+    pub fn auth(&self, user: &str, domain: &str, password: &Password) -> AuthDecision {
+        let jid = logsafe::jid(user, domain);
+        let decision = self.decide(user, domain, password, &jid);
+        info!("auth {jid}: {decision}");
+        decision
+    }
+
+    fn decide(&self, user: &str, domain: &str, password: &Password, jid: &str) -> AuthDecision {
+        if user.is_empty() || password.is_empty() {
+            debug!("auth {jid}: empty user or password");
+            return AuthDecision::Rejected;
+        }
+        let cache_key = format!("{user}@{domain}");
+        let cacheable = password.len() <= BCRYPT_MAX_PASSWORD;
+        if !cacheable {
+            debug!("auth {jid}: password longer than {BCRYPT_MAX_PASSWORD} bytes, cache bypassed");
+        }
+        let target = match self.target(domain) {
+            Ok(t) => t,
+            Err(why) => return self.unreachable_path(&cache_key, password, cacheable, why),
+        };
+
+        match token::verify(password, user, domain, &target.secret, self.clock.unix_seconds()) {
+            TokenCheck::Valid => {
+                self.run_after_login(&target, user, domain);
+                return AuthDecision::Accepted(Via::Token);
+            }
+            TokenCheck::BadSignature => {
+                warn!("token for {jid} has an invalid signature (possible attack attempt)");
+            }
+            other => debug!("auth {jid}: {}", other.describe()),
+        }
+
+        if cacheable && self.cache.check(&cache_key, password, self.clock.now(), Lookup::Normal) {
+            self.run_after_login(&target, user, domain);
+            return AuthDecision::Accepted(Via::Cache);
+        }
+
+        match self.backend.auth(&target, user, password) {
+            AuthReply::Accepted => {
+                if cacheable {
+                    self.cache.store(&cache_key, password, self.clock.now());
+                }
+                self.run_after_login(&target, user, domain);
+                AuthDecision::Accepted(Via::Backend)
+            }
+            AuthReply::Rejected => {
+                if cacheable {
+                    self.cache.forget_if_matches(&cache_key, password);
+                }
+                AuthDecision::Rejected
+            }
+            AuthReply::Unavailable(why) => {
+                warn!("backend unavailable for {jid} at {}: {why}", target.url);
+                self.unreachable_path(&cache_key, password, cacheable, why)
+            }
+        }
+    }
+
+    fn unreachable_path(
+        &self,
+        cache_key: &str,
+        password: &Password,
+        cacheable: bool,
+        why: Unavailable,
+    ) -> AuthDecision {
+        if cacheable && self.cache.check(cache_key, password, self.clock.now(), Lookup::Unreachable) {
+            AuthDecision::Accepted(Via::UnreachableCache)
+        } else {
+            AuthDecision::Unavailable(why)
+        }
+    }
+
+    fn run_after_login(&self, target: &Target, user: &str, domain: &str) {
+        if let Some(hook) = &self.after_login {
+            hook.after_login(self, target, user, domain);
+        }
+    }
+
+    /// Asks the backend whether `user@domain` exists. No cache, no token.
+    pub fn isuser(&self, user: &str, domain: &str) -> UserExists {
+        let jid = logsafe::jid(user, domain);
+        let answer = match self.target(domain) {
+            Ok(target) => self.backend.isuser(&target, user),
+            Err(why) => UserExists::Unknown(why),
+        };
+        match &answer {
+            UserExists::Yes => info!("isuser {jid}: exists"),
+            UserExists::No => info!("isuser {jid}: does not exist"),
+            UserExists::Unknown(why) => info!("isuser {jid}: unknown ({why})"),
+        }
+        answer
+    }
+
+    /// Fetches the shared roster of `user@domain`.
+    pub fn roster(&self, user: &str, domain: &str) -> RosterReply {
+        match self.target(domain) {
+            Ok(target) => self.backend.sharedroster(&target, user),
+            Err(why) => RosterReply::Unavailable(why),
+        }
+    }
+
+    /// The Nextcloud groups `user@domain` belongs to, read from the user's own
+    /// entry in the shared roster (matched as `user@domain`, then `user`,
+    /// case-insensitively, as Nextcloud matches UIDs).
+    pub fn groups_of(&self, user: &str, domain: &str) -> Result<Vec<String>, Unavailable> {
+        let roster = match self.roster(user, domain) {
+            RosterReply::Roster(r) => r,
+            RosterReply::Unavailable(why) => return Err(why),
+        };
+        let full = format!("{user}@{domain}");
+        let find = |name: &str| {
+            roster.entries.iter().find(|e| e.uid.to_lowercase() == name.to_lowercase())
+        };
+        Ok(find(&full)
+            .or_else(|| find(user))
+            .map(|e| e.groups.clone())
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,535 @@
+//! The signed HTTP client for Nextcloud's JSXC external API
+//! (xcauth-behaviour.md section 2, jsxc-api.md).
+//!
+//! - Body: `application/x-www-form-urlencoded`, fields in the original's order,
+//!   encoded like Python's `quote_plus`.
+//! - Header `X-JSXC-SIGNATURE: sha1=<lower-case hex HMAC-SHA1(secret, body)>`.
+//! - reqwest blocking over rustls (system trust store, verification on),
+//!   connect and request timeouts, redirects never followed.
+//! - Results map to the tri-state in [`crate::backend`], with the spec's
+//!   "Do instead" fixes (non-object JSON is "unavailable", `isUser` values are
+//!   strict).
+//!
+//! A `JsxcClient` keeps its connection pool for its lifetime, so a daemon
+//! reuses keep-alive connections. Dropping it joins reqwest's internal runtime
+//! thread: a PAM module that builds one per call leaves no thread behind.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use log::{debug, warn};
+use serde_json::Value;
+use sha1::Sha1;
+
+use crate::backend::{
+    AuthReply, Backend, RosterEntry, RosterReply, SharedRoster, Target, Unavailable, UserExists,
+};
+use crate::secret::{Password, Secret};
+
+/// Largest response body read from the backend (a big shared roster fits).
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// How the client connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Bound on the whole request after connecting (xcauth's "read" timeout).
+    pub read_timeout: Duration,
+    /// Extra PEM CA certificates to trust besides the system store.
+    pub ca_file: Option<PathBuf>,
+    /// Consecutive transport failures that open a URL's circuit breaker (0 = off).
+    pub breaker_failures: u32,
+    /// How long an open breaker skips calls before one probe is let through.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
+            ca_file: None,
+            breaker_failures: 0,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The client could not be built (bad CA file, TLS backend failure).
+#[derive(Debug)]
+pub struct BuildError(String);
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot set up the HTTP client: {}", self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// The JSXC backend over HTTPS.
+pub struct JsxcClient {
+    http: reqwest::blocking::Client,
+    breaker: Breaker,
+}
+
+impl fmt::Debug for JsxcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsxcClient").finish_non_exhaustive()
+    }
+}
+
+impl JsxcClient {
+    /// Builds a client. Fails only on a bad `ca_file` or TLS set-up failure.
+    pub fn new(opts: &ClientOptions) -> Result<Self, BuildError> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.read_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("xcauth-rs/", env!("CARGO_PKG_VERSION")))
+            .https_only(false)
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(path) = &opts.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| BuildError(format!("cannot read ca-file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| BuildError(format!("ca-file {}: {e}", path.display())))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| BuildError(e.to_string()))?;
+        Ok(Self {
+            http,
+            breaker: Breaker::new(opts.breaker_failures, opts.breaker_cooldown),
+        })
+    }
+
+    /// POSTs a signed form body and returns the status and body, or why not.
+    fn post(&self, target: &Target, body: String) -> Result<(u16, Vec<u8>), Unavailable> {
+        if !self.breaker.allow(&target.url) {
+            return Err(Unavailable::CircuitOpen);
+        }
+        let result = self.post_once(target, body);
+        let transport_failed = matches!(
+            result,
+            Err(Unavailable::Connect(_)
+                | Unavailable::Timeout(_)
+                | Unavailable::Tls(_)
+                | Unavailable::Transport(_))
+        );
+        self.breaker.record(&target.url, !transport_failed);
+        result
+    }
+
+    fn post_once(&self, target: &Target, body: String) -> Result<(u16, Vec<u8>), Unavailable> {
+        let signature = signature(&target.secret, body.as_bytes());
+        let response = self
+            .http
+            .post(&target.url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "*/*")
+            .header("X-JSXC-SIGNATURE", signature)
+            .body(body)
+            .send()
+            .map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        debug!("POST {} -> {status}", target.url);
+        let mut bytes = Vec::new();
+        use std::io::Read as _;
+        response
+            .take(MAX_BODY)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Unavailable::Transport(format!("reading the response: {e}")))?;
+        Ok((status, bytes))
+    }
+
+    /// A 200 JSON body, or why not.
+    fn call_json(&self, target: &Target, body: String) -> Result<(Value, String), Unavailable> {
+        let (status, bytes) = self.post(target, body)?;
+        if status != 200 {
+            return Err(Unavailable::Status(status));
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|_| Unavailable::NotJson)?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Ok((value, text))
+    }
+}
+
+impl Backend for JsxcClient {
+    fn auth(&self, target: &Target, user: &str, password: &Password) -> AuthReply {
+        let body = form(&[
+            ("operation", "auth"),
+            ("username", user),
+            ("domain", &target.authdomain),
+            ("password", password.expose()),
+        ]);
+        match self.call_json(target, body) {
+            Ok((json, _)) => map_auth(&json),
+            Err(why) => AuthReply::Unavailable(why),
+        }
+    }
+
+    fn isuser(&self, target: &Target, user: &str) -> UserExists {
+        let body = form(&[
+            ("operation", "isuser"),
+            ("username", user),
+            ("domain", &target.authdomain),
+        ]);
+        match self.call_json(target, body) {
+            Ok((json, _)) => map_isuser(&json),
+            Err(why) => UserExists::Unknown(why),
+        }
+    }
+
+    fn sharedroster(&self, target: &Target, user: &str) -> RosterReply {
+        let body = form(&[
+            ("operation", "sharedroster"),
+            ("username", user),
+            ("domain", &target.authdomain),
+        ]);
+        match self.call_json(target, body) {
+            Ok((json, text)) => map_roster(&json, text),
+            Err(why) => RosterReply::Unavailable(why),
+        }
+    }
+}
+
+/// Turns a reqwest error into a log-safe reason. reqwest errors never carry
+/// the request body, but we still only keep the error chain's text.
+fn classify(e: &reqwest::Error) -> Unavailable {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    let mut tls = false;
+    while let Some(s) = source {
+        let text = s.to_string();
+        let lower = text.to_lowercase();
+        if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
+            tls = true;
+        }
+        chain.push_str(": ");
+        chain.push_str(&text);
+        source = s.source();
+    }
+    if e.is_timeout() {
+        Unavailable::Timeout(chain)
+    } else if tls {
+        Unavailable::Tls(chain)
+    } else if e.is_connect() {
+        Unavailable::Connect(chain)
+    } else {
+        Unavailable::Transport(chain)
+    }
+}
+
+/// Python truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// xcauth-behaviour.md 2.3, auth table.
+fn map_auth(json: &Value) -> AuthReply {
+    let Value::Object(obj) = json else {
+        return AuthReply::Unavailable(Unavailable::Malformed("response is not a JSON object".into()));
+    };
+    match obj.get("result") {
+        None => AuthReply::Unavailable(Unavailable::Malformed("no result in response".into())),
+        Some(r) if !truthy(r) => {
+            AuthReply::Unavailable(Unavailable::Malformed("empty result in response".into()))
+        }
+        Some(Value::String(s)) if s == "success" => AuthReply::Accepted,
+        Some(Value::String(s)) if s == "error" => {
+            AuthReply::Unavailable(Unavailable::Malformed("backend reported an error".into()))
+        }
+        Some(_) => AuthReply::Rejected,
+    }
+}
+
+/// xcauth-behaviour.md 2.3, isuser table with the strict "Do instead" values.
+fn map_isuser(json: &Value) -> UserExists {
+    let malformed = |why: &str| {
+        log::error!("malformed isuser response: {why}");
+        UserExists::Unknown(Unavailable::Malformed(why.to_owned()))
+    };
+    let Value::Object(obj) = json else {
+        return malformed("response is not a JSON object");
+    };
+    if obj.get("result").and_then(Value::as_str) != Some("success") {
+        return UserExists::Unknown(Unavailable::Malformed("result is not success".into()));
+    }
+    let Some(Value::Object(data)) = obj.get("data") else {
+        return malformed("data missing or not an object");
+    };
+    match data.get("isUser") {
+        Some(Value::Bool(true)) => UserExists::Yes,
+        Some(Value::Bool(false) | Value::Null) => UserExists::No,
+        Some(Value::Number(n)) if n.as_i64() == Some(1) => UserExists::Yes,
+        Some(Value::Number(n)) if n.as_i64() == Some(0) => UserExists::No,
+        Some(Value::String(s)) if s == "1" => UserExists::Yes,
+        Some(Value::String(s)) if s == "0" || s.is_empty() => UserExists::No,
+        Some(_) => malformed("isUser has an unexpected value"),
+        None => malformed("isUser missing"),
+    }
+}
+
+/// xcauth-behaviour.md 2.3, sharedroster.
+fn map_roster(json: &Value, body: String) -> RosterReply {
+    let roster = json
+        .as_object()
+        .and_then(|o| o.get("data"))
+        .and_then(Value::as_object)
+        .and_then(|d| d.get("sharedRoster"));
+    let entries = match roster {
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| entry(k.clone(), v)).collect(),
+        // PHP's empty array, or a list when every UID is 0..n-1.
+        Some(Value::Array(list)) => {
+            list.iter().enumerate().map(|(i, v)| entry(i.to_string(), v)).collect()
+        }
+        _ => {
+            warn!("weird sharedroster response (no data.sharedRoster)");
+            return RosterReply::Unavailable(Unavailable::Malformed(
+                "no data.sharedRoster in response".into(),
+            ));
+        }
+    };
+    RosterReply::Roster(SharedRoster { entries, body })
+}
+
+fn entry(uid: String, v: &Value) -> RosterEntry {
+    RosterEntry {
+        uid,
+        name: v.get("name").and_then(Value::as_str).map(str::to_owned),
+        groups: v
+            .get("groups")
+            .and_then(Value::as_array)
+            .map(|g| g.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// `X-JSXC-SIGNATURE` value: `sha1=` + lower-case hex HMAC-SHA1(secret, body).
+pub fn signature(secret: &Secret, body: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha1>::new_from_slice(secret.expose().as_bytes()) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(5 + 40);
+    out.push_str("sha1=");
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A form body in field order, encoded like Python's `urlencode` (`quote_plus`).
+pub fn form(fields: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        quote_plus(k, &mut out);
+        out.push('=');
+        quote_plus(v, &mut out);
+    }
+    out
+}
+
+fn quote_plus(s: &str, out: &mut String) {
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+                out.push(char::from(HEX_UPPER[usize::from(b & 0xf)]));
+            }
+        }
+    }
+}
+
+/// A circuit breaker per backend URL: after `threshold` consecutive transport
+/// failures, calls are skipped for `cooldown`; then one probe goes through.
+#[derive(Debug)]
+struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<HashMap<String, BreakerState>>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+impl Breaker {
+    fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self { threshold, cooldown, state: Mutex::new(HashMap::new()) }
+    }
+
+    fn allow(&self, url: &str) -> bool {
+        if self.threshold == 0 {
+            return true;
+        }
+        let mut map = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(st) = map.get_mut(url) else {
+            return true;
+        };
+        match st.open_until {
+            Some(until) if Instant::now() < until => false,
+            Some(_) => {
+                // Half-open: let this one probe through; a failure re-opens.
+                st.open_until = None;
+                st.failures = self.threshold.saturating_sub(1);
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn record(&self, url: &str, ok: bool) {
+        if self.threshold == 0 {
+            return;
+        }
+        let mut map = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = map.entry(url.to_owned()).or_default();
+        if ok {
+            if st.failures >= self.threshold {
+                warn!("circuit breaker for {url} closed: backend answers again");
+            }
+            st.failures = 0;
+            st.open_until = None;
+        } else {
+            st.failures = st.failures.saturating_add(1);
+            if st.failures >= self.threshold && st.open_until.is_none() {
+                warn!(
+                    "circuit breaker for {url} open after {} consecutive failures; skipping calls for {:?}",
+                    st.failures, self.cooldown
+                );
+                st.open_until = Some(Instant::now() + self.cooldown);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_vectors() {
+        let vectors = [
+            ("testsecret", "operation=isuser&username=good&domain=example.org", "0154f7921267dab6283ffb5a700544e6a8537e55"),
+            ("0123456789ABCDEF", "operation=isuser&username=good&domain=example.org", "e93630b20b500c826dc41326edecc2cb3d6d2f52"),
+            ("testsecret", "operation=auth&username=jane.doe&domain=example.com&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A", "f00feaaf791326f413d4ded2496149a01ad43ddf"),
+            ("0123456789ABCDEF", "operation=auth&username=jane.doe&domain=example.com&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A", "1dfa099535d287082934b34239bca8a3e9d827b8"),
+            ("testsecret", "operation=sharedroster&username=j%C3%B6rg&domain=ex%C3%A4mple.de", "7363ea003f7cefdeff8c73d81189cb255fafedc3"),
+            ("testsecret", "operation=auth&username=good&domain=e&password=p%C3%A4ssw%C3%B6rd", "b4d95863898965f314bfc85692332bc8340154c3"),
+            ("testsecret", "operation=auth&username=good&domain=example.org&password=pw", "80a4ff986d4e07fca3d3f6b91305c197553f7628"),
+        ];
+        for (secret, body, hex) in vectors {
+            assert_eq!(signature(&Secret::new(secret), body.as_bytes()), format!("sha1={hex}"));
+        }
+    }
+
+    #[test]
+    fn form_encoding_matches_the_original() {
+        assert_eq!(
+            form(&[("operation", "auth"), ("username", "jane.doe"), ("domain", "example.com"), ("password", "p4ss w0rd:+&=/~_.-*")]),
+            "operation=auth&username=jane.doe&domain=example.com&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A"
+        );
+        assert_eq!(
+            form(&[("operation", "sharedroster"), ("username", "jörg"), ("domain", "exämple.de")]),
+            "operation=sharedroster&username=j%C3%B6rg&domain=ex%C3%A4mple.de"
+        );
+        assert_eq!(form(&[("a", "@")]), "a=%40");
+    }
+
+    fn j(s: &str) -> Value {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn auth_mapping_table() {
+        assert_eq!(map_auth(&j(r#"{"result":"success","data":{"uid":"a"}}"#)), AuthReply::Accepted);
+        assert_eq!(map_auth(&j(r#"{"result":"noauth"}"#)), AuthReply::Rejected);
+        assert_eq!(map_auth(&j(r#"{"result":"bar"}"#)), AuthReply::Rejected);
+        assert_eq!(map_auth(&j(r#"{"result":1}"#)), AuthReply::Rejected);
+        for unavailable in [
+            r#"{"result":"error"}"#, r#"{"result":""}"#, r#"{"result":null}"#, r#"{"result":false}"#,
+            "{}", "[]", "null", "0", r#"{"foo":"bar"}"#, r#"["result"]"#, r#""result""#,
+        ] {
+            assert!(matches!(map_auth(&j(unavailable)), AuthReply::Unavailable(_)), "{unavailable}");
+        }
+    }
+
+    #[test]
+    fn isuser_mapping_table() {
+        let ok = |v: &str| map_isuser(&j(&format!(r#"{{"result":"success","data":{{"isUser":{v}}}}}"#)));
+        assert_eq!(ok("true"), UserExists::Yes);
+        assert_eq!(ok("1"), UserExists::Yes);
+        assert_eq!(ok(r#""1""#), UserExists::Yes);
+        for no in ["false", "0", r#""0""#, r#""""#, "null"] {
+            assert_eq!(ok(no), UserExists::No, "{no}");
+        }
+        for odd in [r#""yes""#, "2", "[]", "{}"] {
+            assert!(matches!(ok(odd), UserExists::Unknown(_)), "{odd}");
+        }
+        for bad in [r#"{"result":"success"}"#, r#"{"result":"success","data":[]}"#, r#"{"result":"error"}"#, "[]", r#""x""#] {
+            assert!(matches!(map_isuser(&j(bad)), UserExists::Unknown(_)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn roster_mapping() {
+        let body = r#"{"result":"success","data":{"sharedRoster":{"alice":{"name":"Alice","groups":["T"]}}}}"#;
+        let RosterReply::Roster(r) = map_roster(&j(body), body.into()) else { panic!() };
+        assert_eq!(r.entries, vec![RosterEntry { uid: "alice".into(), name: Some("Alice".into()), groups: vec!["T".into()] }]);
+        assert_eq!(r.body, body);
+        let empty = r#"{"result":"success","data":{"sharedRoster":[]}}"#;
+        let RosterReply::Roster(r) = map_roster(&j(empty), empty.into()) else { panic!() };
+        assert!(r.entries.is_empty());
+        assert!(matches!(map_roster(&j(r#"{"result":"error"}"#), String::new()), RosterReply::Unavailable(_)));
+    }
+
+    #[test]
+    fn breaker_opens_and_probes() {
+        let b = Breaker::new(2, Duration::from_millis(50));
+        assert!(b.allow("u"));
+        b.record("u", false);
+        assert!(b.allow("u"));
+        b.record("u", false);
+        assert!(!b.allow("u"), "open after 2 failures");
+        assert!(b.allow("other"), "per URL");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.allow("u"), "half-open probe");
+        b.record("u", true);
+        assert!(b.allow("u"));
+    }
+}

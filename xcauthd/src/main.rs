@@ -1,0 +1,2 @@
+//! xcauthd (in progress)
+fn main() {}
