@@ -77,6 +77,92 @@ impl Clock for ManualClock {
     }
 }
 
+/// A civil UTC date and time (proleptic Gregorian), for log and database text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// Year.
+    pub year: i64,
+    /// Month, 1–12.
+    pub month: u32,
+    /// Day of month, 1–31.
+    pub day: u32,
+    /// Hour, 0–23.
+    pub hour: u32,
+    /// Minute, 0–59.
+    pub minute: u32,
+    /// Second, 0–59.
+    pub second: u32,
+    /// Microseconds, 0–999999.
+    pub micros: u32,
+}
+
+impl Civil {
+    /// The UTC civil time of `t`.
+    pub fn from_system_time(t: SystemTime) -> Self {
+        let secs = unix_seconds(t);
+        let micros = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.subsec_micros(),
+            Err(e) => (1_000_000 - e.duration().subsec_micros()) % 1_000_000,
+        };
+        let mut c = Self::from_unix(secs);
+        c.micros = micros;
+        c
+    }
+
+    /// The UTC civil time of whole Unix seconds.
+    pub fn from_unix(secs: i64) -> Self {
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Self {
+            year,
+            month: u32::try_from(month).unwrap_or(1),
+            day: u32::try_from(day).unwrap_or(1),
+            hour: u32::try_from(rem / 3600).unwrap_or(0),
+            minute: u32::try_from(rem % 3600 / 60).unwrap_or(0),
+            second: u32::try_from(rem % 60).unwrap_or(0),
+            micros: 0,
+        }
+    }
+
+    /// Whole Unix seconds of this civil time (ignores `micros`).
+    pub fn to_unix(&self) -> i64 {
+        let (y, m) = (self.year - i64::from(self.month <= 2), i64::from(self.month));
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let mp = if m > 2 { m - 3 } else { m + 9 };
+        let doy = (153 * mp + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
+    }
+}
+
+impl std::fmt::Display for Civil {
+    /// `YYYY-MM-DD HH:MM:SS`, plus `.ffffff` when the microseconds are non-zero
+    /// (the text form xcauth 2 stores in sqlite).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )?;
+        if self.micros != 0 {
+            write!(f, ".{:06}", self.micros)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +175,19 @@ mod tests {
         assert_eq!(c.unix_seconds(), 105);
         c.set(-3);
         assert_eq!(c.unix_seconds(), -3);
+    }
+
+    #[test]
+    fn civil_round_trips_known_dates() {
+        assert_eq!(Civil::from_unix(0).to_string(), "1970-01-01 00:00:00");
+        assert_eq!(Civil::from_unix(1_700_000_000).to_string(), "2023-11-14 22:13:20");
+        assert_eq!(Civil::from_unix(951_782_400).to_string(), "2000-02-29 00:00:00");
+        assert_eq!(Civil::from_unix(-1).to_string(), "1969-12-31 23:59:59");
+        for s in [-86_401, 0, 59, 951_782_400, 4_102_444_800, 1_700_000_000] {
+            assert_eq!(Civil::from_unix(s).to_unix(), s);
+        }
+        let t = UNIX_EPOCH + Duration::from_micros(1_500_000);
+        assert_eq!(Civil::from_system_time(t).to_string(), "1970-01-01 00:00:01.500000");
     }
 
     #[test]

@@ -1,2 +1,22 @@
-//! xcauthd (in progress)
-fn main() {}
+//! xcauthd: the xcauth daemon and command-line tool.
+//!
+//! Modes, in order of precedence: `--version`; an admin command; `--demo`;
+//! the one-shots `-I`, `-R`, `-A`; systemd socket activation; `--daemon`
+//! with `listen=` addresses; inetd (fd 0 is a socket); stdin/stdout as
+//! spawned by ejabberd or Prosody.
+
+mod cli;
+mod demo;
+mod listen;
+mod logging;
+mod oneshot;
+mod pam_listener;
+mod serve;
+mod setup;
+mod sys;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::run()
+}

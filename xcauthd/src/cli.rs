@@ -1,0 +1,179 @@
+//! The command line: built from the core's option table, so every
+//! `xcauth.conf` key is also a `--flag`, plus the daemon's own switches.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use xcauth_core::config::{Config, OptionKind, Origin, RawConfig, RawValue, OPTIONS};
+
+use crate::logging::{self, Sink};
+use crate::{demo, oneshot, setup};
+
+const ABOUT: &str = "Checks XMPP, mail and PAM logins against Nextcloud's JSXC external API.";
+
+const AFTER_HELP: &str = "\
+Modes:
+  xcauthd -t ejabberd                spawned by ejabberd (extauth_program): stdin/stdout
+  xcauthd -t generic                 spawned by Prosody or for line-based tests: stdin/stdout
+  xcauthd --daemon                   serve the listen= addresses (TCP/Unix) from the config
+  (systemd socket activation)        serve inherited sockets; protocol from FileDescriptorName
+  xcauthd -A USER DOMAIN PASSWORD    one login check: prints True/False, exit 0/1 (3: backend down)
+  xcauthd -I USER DOMAIN             does the user exist: True/False/None, exit 0/1/3
+  xcauthd -R USER DOMAIN             print the user's shared roster (raw JSON), exit 0/3
+  xcauthd --demo                     try it out: all four framings on 127.0.0.1 with demo accounts
+
+Settings come from /etc/xcauth.conf, then -c FILE, then the command line (each wins over the
+one before). Every option below can be written in a config file as key=value without the
+leading dashes. Exit status 2 means a configuration error; the message names the file, line
+and key.";
+
+fn command() -> Command {
+    let mut cmd = Command::new("xcauthd")
+        .version(xcauth_core::VERSION)
+        .about(ABOUT)
+        .after_help(AFTER_HELP)
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("daemon")
+                .long("daemon")
+                .action(ArgAction::SetTrue)
+                .help("Serve the listen= addresses instead of stdin/stdout"),
+        )
+        .arg(
+            Arg::new("demo")
+                .long("demo")
+                .action(ArgAction::SetTrue)
+                .help("Run all four framings on 127.0.0.1 against a built-in DEMO backend"),
+        );
+    for spec in OPTIONS {
+        let mut arg = Arg::new(spec.long).long(spec.long).help(spec.help);
+        if let Some(s) = spec.short {
+            arg = arg.short(s);
+        }
+        arg = match spec.kind {
+            OptionKind::Flag => arg.action(ArgAction::SetTrue),
+            OptionKind::Value => {
+                arg.num_args(1).action(ArgAction::Set).value_names(spec.value_names.iter().copied())
+            }
+            OptionKind::Values(n) => {
+                arg.num_args(n).action(ArgAction::Set).value_names(spec.value_names.iter().copied())
+            }
+            OptionKind::List => {
+                arg.num_args(1).action(ArgAction::Append).value_names(spec.value_names.iter().copied())
+            }
+        };
+        if let Some(d) = spec.default {
+            arg = arg.help(format!("{} [default: {d}]", spec.help));
+        }
+        cmd = cmd.arg(arg);
+    }
+    crate::setup::admin_subcommands(cmd)
+}
+
+/// The command line as a raw configuration layer.
+fn raw_from_matches(m: &ArgMatches) -> RawConfig {
+    let mut raw = RawConfig::new();
+    for spec in OPTIONS {
+        if m.value_source(spec.long) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let value = match spec.kind {
+            OptionKind::Flag => RawValue::Flag,
+            OptionKind::Value => match m.get_one::<String>(spec.long) {
+                Some(v) => RawValue::One(v.clone()),
+                None => continue,
+            },
+            OptionKind::Values(_) | OptionKind::List => match m.get_many::<String>(spec.long) {
+                Some(vs) => RawValue::Many(vs.cloned().collect()),
+                None => continue,
+            },
+        };
+        raw.set(spec.long, value, Origin::CommandLine);
+    }
+    raw
+}
+
+#[allow(clippy::print_stderr)] // the CLI's own error channel
+fn fail(code: u8, msg: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "xcauthd: {msg}");
+    ExitCode::from(code)
+}
+
+/// Parses the command line and runs the chosen mode.
+pub fn run() -> ExitCode {
+    run_with(std::env::args_os().collect())
+}
+
+fn run_with(args: Vec<OsString>) -> ExitCode {
+    let matches = match command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let raw = raw_from_matches(&matches);
+    let system_file = std::env::var_os("XCAUTH_SYSTEM_CONFIG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| xcauth_core::config::SYSTEM_CONFIG_FILE.into());
+    let config = match Config::load(&raw, &system_file) {
+        Ok(c) => c,
+        Err(e) => return fail(e.exit_code(), &e.to_string()),
+    };
+    if config.version {
+        return print_version();
+    }
+    if let Some((name, sub)) = matches.subcommand() {
+        logging::init(&Sink::Stderr, config.debug);
+        return setup::run_admin(&config, name, sub);
+    }
+    if matches.get_flag("demo") {
+        logging::init(&Sink::Stderr, config.debug || config.interactive);
+        return demo::run(&config);
+    }
+    if config.isuser_test.is_some() || config.roster_test.is_some() || config.auth_test.is_some() {
+        // Interactive modes log to stderr (xcauth 2: DEBUG with -i, here INFO unless -d).
+        logging::init(&Sink::Stderr, config.debug || config.interactive);
+        return oneshot::run(&config);
+    }
+    setup::serve(&config, matches.get_flag("daemon"))
+}
+
+#[allow(clippy::print_stdout)] // --version output
+fn print_version() -> ExitCode {
+    let _ = writeln!(
+        std::io::stdout(),
+        "xcauthd {} (compatible with xcauth 2.0.4+)",
+        xcauth_core::VERSION
+    );
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_is_on_the_command_line() {
+        command().debug_assert();
+        let m = command()
+            .try_get_matches_from(["xcauthd", "-A", "u", "d", "p:w", "--timeout", "3", "-d", "--listen", "generic@tcp:127.0.0.1:1", "--listen", "postfix@tcp:127.0.0.1:2"])
+            .unwrap();
+        let raw = raw_from_matches(&m);
+        assert_eq!(raw.get("auth-test").unwrap().value, RawValue::Many(vec!["u".into(), "d".into(), "p:w".into()]));
+        assert_eq!(raw.get("timeout").unwrap().value, RawValue::One("3".into()));
+        assert_eq!(raw.get("debug").unwrap().value, RawValue::Flag);
+        assert!(matches!(&raw.get("listen").unwrap().value, RawValue::Many(v) if v.len() == 2));
+        assert!(raw.get("url").is_none(), "defaults are not command-line values");
+    }
+}
+
+/// Prints `--help` to stderr (no mode given: exit status 1, as xcauth 2).
+pub fn print_help_stderr() -> std::io::Result<()> {
+    let help = command().render_help();
+    write!(std::io::stderr(), "{help}")
+}

@@ -1,0 +1,196 @@
+//! One connection (or stdin/stdout): read bytes, decode requests with the
+//! framing's sans-I/O decoder, ask the engine, write replies.
+//!
+//! Requests on one connection are handled strictly in sequence. Replies are
+//! flushed before the next blocking read, so pipelined requests are answered
+//! in one write and an interactive client sees each reply at once.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use xcauth_core::backend::RosterReply;
+use xcauth_core::codec::{encode, Answer, Decoded, Decoder, Framing, Request};
+use xcauth_core::Engine;
+
+/// How long a connection may wait for input.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Longest silence between two requests.
+    pub idle: Duration,
+    /// Longest time to receive the rest of a request once it has started.
+    pub request: Duration,
+}
+
+/// Everything a connection handler needs.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The decision engine.
+    pub engine: &'a Engine,
+    /// Bound on generic/postfix lines.
+    pub max_line: usize,
+    /// Set when the daemon is shutting down: finish the current request, then close.
+    pub shutdown: &'a AtomicBool,
+}
+
+/// A byte stream whose reads can time out (sockets) or not (stdin).
+pub trait Input: Read {
+    /// Sets the read timeout; `None` blocks forever. Streams without timeouts
+    /// return `Ok(false)`.
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
+}
+
+/// How often a waiting reader wakes to check the shutdown flag and deadlines.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Why a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// End of input.
+    Eof,
+    /// `quit`, `exit`, a logical EOF, or a malformed request that cannot be resynchronised.
+    Closed(&'static str),
+    /// No complete request arrived in time.
+    Timeout,
+    /// The daemon is shutting down.
+    Shutdown,
+}
+
+/// Serves one stream until EOF, quit, timeout, shutdown or an I/O error.
+pub fn serve<I: Input, W: Write>(
+    ctx: &Ctx<'_>,
+    framing: Framing,
+    mut input: I,
+    mut output: W,
+    timeouts: Option<Timeouts>,
+) -> io::Result<End> {
+    let mut decoder = Decoder::new(framing, ctx.max_line);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(256);
+    let mut chunk = [0u8; 8192];
+    let timed = match timeouts {
+        Some(_) => input.set_timeout(Some(TICK))?,
+        None => false,
+    };
+    let mut waiting_since = Instant::now();
+    let mut eof = false;
+    loop {
+        // Take every complete request already buffered.
+        loop {
+            let decoded = if eof { decoder.decode_eof(&buf) } else { decoder.decode(&buf) };
+            match decoded {
+                Decoded::NeedMore => break,
+                Decoded::Request { consumed, request } => {
+                    buf.drain(..consumed);
+                    answer(ctx, framing, request, &mut out);
+                    waiting_since = Instant::now();
+                    if ctx.shutdown.load(Ordering::Relaxed) {
+                        output.write_all(&out)?;
+                        output.flush()?;
+                        return Ok(End::Shutdown);
+                    }
+                }
+                Decoded::Reply { consumed, reply, close, why } => {
+                    buf.drain(..consumed);
+                    warn!("{} framing: bad request: {why}", framing.name());
+                    out.extend_from_slice(&reply);
+                    if close {
+                        output.write_all(&out)?;
+                        output.flush()?;
+                        return Ok(End::Closed("malformed request"));
+                    }
+                }
+                Decoded::Close { consumed, why } => {
+                    buf.drain(..consumed);
+                    debug!("{} framing: closing: {why}", framing.name());
+                    output.write_all(&out)?;
+                    output.flush()?;
+                    return Ok(End::Closed(why));
+                }
+            }
+        }
+        if !out.is_empty() {
+            output.write_all(&out)?;
+            output.flush()?;
+            out.clear();
+        }
+        if eof {
+            return Ok(End::Eof);
+        }
+        match input.read(&mut chunk) {
+            Ok(0) => eof = true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) && timed => {
+                if ctx.shutdown.load(Ordering::Relaxed) && buf.is_empty() {
+                    return Ok(End::Shutdown);
+                }
+                if let Some(t) = timeouts {
+                    let limit = if buf.is_empty() { t.idle } else { t.request };
+                    if waiting_since.elapsed() >= limit {
+                        info!(
+                            "{} framing: closing connection after {:?} without a complete request",
+                            framing.name(),
+                            limit
+                        );
+                        return Ok(End::Timeout);
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs one request through the engine and encodes the reply.
+fn answer(ctx: &Ctx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) {
+    match request {
+        Request::Auth { user, domain, password } => {
+            debug!("{} framing: receive operation auth", framing.name());
+            let ok = ctx.engine.auth(&user, &domain, &password).is_accepted();
+            encode(framing, &Answer::Auth(ok), out);
+        }
+        Request::IsUser { user, domain } => {
+            debug!("{} framing: receive operation isuser", framing.name());
+            let exists = ctx.engine.isuser(&user, &domain);
+            encode(framing, &Answer::IsUser(&exists), out);
+        }
+        Request::Roster { user, domain } => {
+            debug!("{} framing: receive operation roster", framing.name());
+            match ctx.engine.roster(&user, &domain) {
+                RosterReply::Roster(r) => encode(framing, &Answer::Roster(Some(&r.body)), out),
+                RosterReply::Unavailable(why) => {
+                    info!("roster {}: unavailable ({why})", xcauth_core::logsafe::jid(&user, &domain));
+                    encode(framing, &Answer::Roster(None), out);
+                }
+            }
+        }
+    }
+}
+
+impl Input for std::net::TcpStream {
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.set_read_timeout(timeout)?;
+        Ok(true)
+    }
+}
+
+impl Input for std::os::unix::net::UnixStream {
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.set_read_timeout(timeout)?;
+        Ok(true)
+    }
+}
+
+impl Input for io::StdinLock<'_> {
+    fn set_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
+        Ok(false)
+    }
+}
+
+impl Input for &[u8] {
+    fn set_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
+        Ok(false)
+    }
+}

@@ -1,0 +1,240 @@
+//! Turning a validated `Config` into a running engine and listeners.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgMatches, Command};
+use log::{error, info, warn};
+use xcauth_core::codec::Framing;
+use xcauth_core::config::{Config, ListenAddr, Protocol};
+use xcauth_core::domains::GlobalBackend;
+use xcauth_core::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::{Engine, SystemClock};
+
+use crate::listen::{self, Conn, Endpoint, Limits, Service};
+use crate::logging::{self, Sink};
+use crate::serve::{self, Ctx, Timeouts};
+use crate::sys::{self, FdKind};
+
+/// Prints a one-line error to stderr and returns `code`.
+#[allow(clippy::print_stderr)]
+pub fn fail(code: u8, msg: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "xcauthd: {msg}");
+    ExitCode::from(code)
+}
+
+/// The HTTP client options of a config.
+pub fn client_options(config: &Config) -> ClientOptions {
+    ClientOptions {
+        connect_timeout: config.timeout.connect,
+        read_timeout: config.timeout.read,
+        ca_file: config.ca_file.clone(),
+        breaker_failures: config.breaker_failures,
+        breaker_cooldown: config.breaker_cooldown,
+    }
+}
+
+/// Builds the engine for the configured backend, cache and domains.
+pub fn build_engine(config: &Config) -> Result<Engine, (u8, String)> {
+    let (url, secret) = config.require_backend().map_err(|e| (e.exit_code(), e.to_string()))?;
+    let client = JsxcClient::new(&client_options(config)).map_err(|e| (1, e.to_string()))?;
+    let global = GlobalBackend { url: url.to_string(), secret: secret.clone() };
+    Ok(Engine::new(global, Arc::new(client), Arc::new(SystemClock)))
+}
+
+/// Connection limits from the config.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_connections: config.max_connections,
+        timeouts: Timeouts { idle: config.idle_timeout, request: Duration::from_secs(30) },
+        max_line: config.max_line,
+    }
+}
+
+/// Maps a configured protocol to what a listener serves.
+pub fn service_of(p: Protocol) -> Service {
+    Service::Framing(framing_of(p))
+}
+
+/// Maps a configured protocol to its framing.
+pub fn framing_of(p: Protocol) -> Framing {
+    match p {
+        Protocol::Generic | Protocol::Prosody => Framing::Generic,
+        Protocol::Ejabberd => Framing::Ejabberd,
+        Protocol::Saslauthd => Framing::Saslauthd,
+        Protocol::Postfix => Framing::Postfix,
+    }
+}
+
+fn daemon_sink(config: &Config) -> Sink {
+    if config.interactive {
+        Sink::Stderr
+    } else if config.syslog {
+        Sink::Syslog
+    } else {
+        Sink::Dir(config.log_dir.clone())
+    }
+}
+
+/// Serving modes: socket activation, `--daemon`, inetd, stdin/stdout.
+pub fn serve(config: &Config, daemon: bool) -> ExitCode {
+    let inherited = sys::take_listen_fds();
+    if inherited.is_empty() && !daemon && config.protocol.is_none() {
+        let _ = crate::cli::print_help_stderr();
+        return ExitCode::from(1);
+    }
+    logging::init(&daemon_sink(config), config.debug);
+    sys::install_signal_handlers();
+    let engine = match build_engine(config) {
+        Ok(e) => Arc::new(e),
+        Err((code, msg)) => {
+            error!("{msg}");
+            return fail(code, &msg);
+        }
+    };
+    info!(
+        "xcauthd {} starting, backend {}",
+        xcauth_core::VERSION,
+        config.url.as_ref().map(ToString::to_string).unwrap_or_default()
+    );
+    let limits = limits(config);
+    let default_service = config.protocol.map_or(Service::Framing(Framing::Generic), service_of);
+
+    if !inherited.is_empty() {
+        let mut endpoints = Vec::new();
+        for (fd, name) in inherited {
+            let service = match name.as_deref().and_then(Service::from_name) {
+                Some(s) => s,
+                None => {
+                    warn!(
+                        "socket {:?} has no known FileDescriptorName; serving {}",
+                        name.as_deref().unwrap_or("unknown"),
+                        default_service.name()
+                    );
+                    default_service
+                }
+            };
+            let kind = sys::classify(std::os::fd::AsFd::as_fd(&fd));
+            let label = format!("systemd:{}", name.as_deref().unwrap_or("unknown"));
+            match Endpoint::from_fd(fd, kind, service, label.clone()) {
+                Some(ep) => endpoints.push(ep),
+                None => warn!("{label}: inherited descriptor is not a listening stream socket; ignored"),
+            }
+        }
+        if endpoints.is_empty() {
+            return fail(1, "socket activation passed no usable listening socket");
+        }
+        return run_listeners(engine, endpoints, limits);
+    }
+
+    if daemon {
+        if config.listen.is_empty() {
+            return fail(2, "--daemon needs at least one listen= address (e.g. listen=generic@tcp:127.0.0.1:23663)");
+        }
+        let mut endpoints = Vec::new();
+        for spec in &config.listen {
+            let service = service_of(spec.protocol);
+            let bound = match &spec.addr {
+                ListenAddr::Tcp(addr) => Endpoint::bind_tcp(*addr, service),
+                ListenAddr::Unix(path) => Endpoint::bind_unix(path, service, 0o660),
+            };
+            match bound {
+                Ok(ep) => endpoints.push(ep),
+                Err(e) => {
+                    let msg = format!("cannot listen on {spec}: {e}");
+                    error!("{msg}");
+                    return fail(1, &msg);
+                }
+            }
+        }
+        return run_listeners(engine, endpoints, limits);
+    }
+
+    // Spawned by a server (stdin/stdout) or by inetd (fd 0 is a socket).
+    if let Some((fd, kind)) = sys::take_stdin_socket() {
+        return match kind {
+            FdKind::TcpListener | FdKind::UnixListener => {
+                match Endpoint::from_fd(fd, kind, default_service, "inetd:fd0".into()) {
+                    Some(ep) => run_listeners(engine, vec![ep], limits),
+                    None => fail(1, "fd 0 is not a usable listening socket"),
+                }
+            }
+            FdKind::TcpStream => {
+                let conn = Conn::Tcp(std::net::TcpStream::from(fd));
+                listen::serve_conn(&engine, conn, default_service, "inetd", limits);
+                ExitCode::SUCCESS
+            }
+            FdKind::UnixStream => {
+                let conn = Conn::Unix(std::os::unix::net::UnixStream::from(fd));
+                listen::serve_conn(&engine, conn, default_service, "inetd", limits);
+                ExitCode::SUCCESS
+            }
+            FdKind::NotASocket => ExitCode::SUCCESS,
+        };
+    }
+    let Service::Framing(framing) = default_service else {
+        return fail(2, "the pam protocol cannot be served on stdin");
+    };
+    let ctx = Ctx { engine: &engine, max_line: limits.max_line, shutdown: &sys::SHUTDOWN };
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    match serve::serve(&ctx, framing, stdin.lock(), stdout.lock(), None) {
+        Ok(end) => {
+            info!("stdin session ended: {end:?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("stdin/stdout failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_listeners(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> ExitCode {
+    notify_ready();
+    match listen::run(engine, endpoints, limits) {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("listener failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Tells systemd (Type=notify) that the listeners are up.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("sd_notify: {e}");
+            return;
+        }
+    };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+    let sent = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            .and_then(|addr| sock.send_to_addr(b"READY=1", &addr))
+    } else {
+        sock.send_to(b"READY=1", std::path::Path::new(&path))
+    };
+    if let Err(e) = sent {
+        warn!("sd_notify READY failed: {e}");
+    }
+}
+
+/// Adds the admin subcommands (filled in with the database issue).
+pub fn admin_subcommands(cmd: Command) -> Command {
+    cmd
+}
+
+/// Runs an admin subcommand.
+pub fn run_admin(_config: &Config, name: &str, _sub: &ArgMatches) -> ExitCode {
+    fail(2, &format!("unknown command {name}"))
+}

@@ -1,0 +1,185 @@
+//! The daemon's only contact with raw file descriptors and signals.
+//!
+//! Everything here is small and has a `SAFETY:` note. The rest of the crate is
+//! safe Rust.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What an inherited descriptor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdKind {
+    /// A listening TCP socket (IPv4 or IPv6).
+    TcpListener,
+    /// A listening Unix stream socket.
+    UnixListener,
+    /// A connected TCP socket (inetd "nowait").
+    TcpStream,
+    /// A connected Unix stream socket.
+    UnixStream,
+    /// Not a stream socket (pipe, tty, file, datagram socket…).
+    NotASocket,
+}
+
+fn sockopt_int(fd: BorrowedFd<'_>, opt: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is a valid open descriptor for the duration of the borrow;
+    // `value` and `len` point to properly sized, writable stack memory.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            std::ptr::addr_of_mut!(value).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Classifies a descriptor by socket domain, type and listening state.
+pub fn classify(fd: BorrowedFd<'_>) -> FdKind {
+    let Ok(ty) = sockopt_int(fd, libc::SO_TYPE) else {
+        return FdKind::NotASocket;
+    };
+    if ty != libc::SOCK_STREAM {
+        return FdKind::NotASocket;
+    }
+    let listening = sockopt_int(fd, libc::SO_ACCEPTCONN).map(|v| v != 0).unwrap_or(false);
+    match (sockopt_int(fd, libc::SO_DOMAIN), listening) {
+        (Ok(libc::AF_UNIX), true) => FdKind::UnixListener,
+        (Ok(libc::AF_UNIX), false) => FdKind::UnixStream,
+        (Ok(libc::AF_INET | libc::AF_INET6), true) => FdKind::TcpListener,
+        (Ok(libc::AF_INET | libc::AF_INET6), false) => FdKind::TcpStream,
+        _ => FdKind::NotASocket,
+    }
+}
+
+/// Descriptors passed by systemd socket activation (`sd_listen_fds`), with
+/// their `FileDescriptorName`s. Empty when not socket-activated or when
+/// `LISTEN_PID` names another process.
+pub fn take_listen_fds() -> Vec<(OwnedFd, Option<String>)> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<RawFd>().ok());
+    let (true, Some(count)) = (pid_ok, count) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|n| n.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    const SD_LISTEN_FDS_START: RawFd = 3;
+    let mut fds = Vec::new();
+    for i in 0..count.clamp(0, 1024) {
+        let raw = SD_LISTEN_FDS_START + i;
+        // SAFETY: per the sd_listen_fds protocol, fds 3..3+LISTEN_FDS were
+        // opened by the service manager for this PID (checked above) and
+        // nothing else in this process owns them; we take each exactly once.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        set_cloexec(&fd);
+        let name = names.get(usize::try_from(i).unwrap_or(usize::MAX)).cloned().filter(|n| !n.is_empty());
+        fds.push((fd, name));
+    }
+    fds
+}
+
+fn set_cloexec(fd: &OwnedFd) {
+    // SAFETY: plain fcntl on a descriptor we own; no memory is passed.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// Takes ownership of standard input's descriptor if it is a socket (inetd
+/// mode). Returns `None` (and leaves fd 0 alone) for pipes, ttys and files.
+pub fn take_stdin_socket() -> Option<(OwnedFd, FdKind)> {
+    // SAFETY: fd 0 is open for the life of the process (or getsockopt fails
+    // with EBADF and we classify it as not a socket).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(0) };
+    match classify(borrowed) {
+        FdKind::NotASocket => None,
+        kind => {
+            // SAFETY: fd 0 is a socket that nothing else in this process uses
+            // once we take it (stdin is not read in socket mode).
+            let fd = unsafe { OwnedFd::from_raw_fd(0) };
+            Some((fd, kind))
+        }
+    }
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes. Returns the
+/// indexes of the ready descriptors.
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<usize>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+        .collect();
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs
+    // that outlives the call; the descriptors are borrowed and open.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(Vec::new());
+        }
+        return Err(e);
+    }
+    Ok(pfds
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// Set by SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit.
+pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP: reopen log files (logrotate).
+pub static REOPEN_LOGS: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_hangup(_: libc::c_int) {
+    REOPEN_LOGS.store(true, Ordering::SeqCst);
+}
+
+/// Installs the daemon's signal handlers (only atomic stores: async-signal-safe).
+pub fn install_signal_handlers() {
+    for (sig, handler) in [
+        (libc::SIGTERM, on_terminate as extern "C" fn(libc::c_int)),
+        (libc::SIGINT, on_terminate),
+        (libc::SIGHUP, on_hangup),
+    ] {
+        // SAFETY: a zeroed sigaction is a valid starting value; the handler
+        // only performs an atomic store, which is async-signal-safe; SA_RESTART
+        // is not set so blocking calls wake with EINTR and see the flag.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            action.sa_flags = 0;
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: ignoring SIGPIPE is process-wide and makes a write to a closed
+    // socket return EPIPE instead of killing the daemon.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
