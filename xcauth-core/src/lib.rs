@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod cache;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod domains;
 pub mod engine;

@@ -55,16 +55,12 @@ pub fn limits(config: &Config) -> Limits {
 
 /// Maps a configured protocol to what a listener serves.
 pub fn service_of(p: Protocol) -> Service {
-    Service::Framing(framing_of(p))
-}
-
-/// Maps a configured protocol to its framing.
-pub fn framing_of(p: Protocol) -> Framing {
     match p {
-        Protocol::Generic | Protocol::Prosody => Framing::Generic,
-        Protocol::Ejabberd => Framing::Ejabberd,
-        Protocol::Saslauthd => Framing::Saslauthd,
-        Protocol::Postfix => Framing::Postfix,
+        Protocol::Generic | Protocol::Prosody => Service::Framing(Framing::Generic),
+        Protocol::Ejabberd => Service::Framing(Framing::Ejabberd),
+        Protocol::Saslauthd => Service::Framing(Framing::Saslauthd),
+        Protocol::Postfix => Service::Framing(Framing::Postfix),
+        Protocol::Pam => Service::Pam,
     }
 }
 
