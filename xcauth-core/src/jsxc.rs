@@ -208,16 +208,11 @@ fn classify(e: &reqwest::Error) -> Unavailable {
     let mut source = e.source();
     let mut tls = false;
     while let Some(s) = source {
-        let text = s.to_string();
-        let lower = text.to_lowercase();
-        if lower.contains("certificate")
-            || lower.contains("tls")
-            || lower.contains("handshake")
-        {
+        if is_rustls(s) {
             tls = true;
         }
         chain.push_str(": ");
-        chain.push_str(&text);
+        chain.push_str(&s.to_string());
         source = s.source();
     }
     if e.is_timeout() {
@@ -229,6 +224,21 @@ fn classify(e: &reqwest::Error) -> Unavailable {
     } else {
         Unavailable::Transport(chain)
     }
+}
+
+/// True when `err` is a rustls error, possibly wrapped in (nested) `io::Error`s
+/// the way hyper's connectors report handshake failures.
+fn is_rustls(mut err: &(dyn std::error::Error + 'static)) -> bool {
+    for _ in 0..8 {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => err = inner,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Python truthiness of a JSON value.

@@ -1,0 +1,4 @@
+//! Test support for the xcauth workspace: the JSXC backend double ([`double`]).
+
+pub mod double;
+pub mod support;

@@ -1,0 +1,189 @@
+//! Helpers shared by the end-to-end tests: locating the workspace's binaries,
+//! scratch directories that other users (ejabberd, www-data) can traverse,
+//! free ports, readiness polling, and child processes killed on drop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)] // test support
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>` of the running test binary.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// A binary of this workspace (`xcauthd`, `jsxc-double`). `scripts/test.sh`
+/// builds them before the tests run; a missing one is a clear failure.
+pub fn bin(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo build --workspace --bins` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Fails with a clear message when a peer program is missing.
+pub fn require_program(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run scripts/install-test-deps.sh (as root)");
+}
+
+/// A scratch directory, mode 0755 all the way so service users can reach it.
+#[derive(Debug)]
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// Creates `/tmp/xcauth-e2e-XXXX` (not under a private $TMPDIR).
+    pub fn new(tag: &str) -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("xcauth-e2e-{tag}-"))
+            .tempdir_in("/tmp")
+            .expect("scratch dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch { dir }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file (mode 0644) and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        p
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_tcp(addr: SocketAddr, within: Duration) {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {addr} after {within:?}");
+}
+
+/// Waits until a Unix socket file exists and accepts connections.
+pub fn wait_for_unix(path: &Path, within: Duration) {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {} after {within:?}", path.display());
+}
+
+/// A child process that is killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// What it is, for messages.
+    pub name: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` (stdin null unless set by the caller).
+    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { child, name: name.to_owned() }
+    }
+
+    /// Sends a signal (by PID, never by name).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `within` for exit; returns the exit code (None: killed by signal).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<Option<i32>> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st.code());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// An xcauth.conf for `url`/`secret` plus extra lines.
+pub fn xcauth_conf(url: &str, secret: &str, extra: &str) -> String {
+    format!("url={url}\nsecret={secret}\ntimeout=2,3\n{extra}\n")
+}
+
+/// Starts `xcauthd --daemon -c CONF` (logging to stderr, which goes to
+/// `log`) and waits for every TCP `listen=` address in `ready`.
+pub fn start_daemon(conf: &Path, log: &Path, ready: &[SocketAddr]) -> Proc {
+    let logfile = std::fs::File::create(log).unwrap();
+    let mut cmd = Command::new(bin("xcauthd"));
+    cmd.arg("-c")
+        .arg(conf)
+        .args(["--daemon", "-i"])
+        .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(logfile);
+    let p = Proc::spawn("xcauthd", &mut cmd);
+    for addr in ready {
+        wait_for_tcp(*addr, Duration::from_secs(10));
+    }
+    p
+}
+
+/// An `xcauthd` command for a config file that never reads /etc/xcauth.conf.
+pub fn xcauthd(conf: &Path) -> Command {
+    let mut cmd = Command::new(bin("xcauthd"));
+    cmd.arg("-c").arg(conf).env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf");
+    cmd
+}

@@ -1,0 +1,348 @@
+//! The signed JSXC client and the decision engine against the HTTP test
+//! double: request bytes, every row of the result-mapping table
+//! (xcauth-behaviour.md 2.3), every fault, keep-alive and thread hygiene.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xcauth_core::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use xcauth_core::domains::GlobalBackend;
+use xcauth_core::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret, Via};
+use xcauth_tests::double::{BackendDouble, Fault, User};
+
+const SECRET: &str = "testsecret";
+
+fn double() -> BackendDouble {
+    let d = BackendDouble::start(SECRET);
+    d.add_user(User::new("alice", "secret").display_name("Alice Liddell").app_password("alice", "app-pw-1"));
+    d.add_user(User::new("bob@example.org", "bobpw"));
+    d.add_user(User::new("Carol", "carolpw"));
+    d.add_user(User::new("dave", "davepw").disabled());
+    d.add_group("team", "The Team", &["alice", "bob@example.org"]);
+    d
+}
+
+fn opts(read: u64) -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(read),
+        ..ClientOptions::default()
+    }
+}
+
+fn client() -> JsxcClient {
+    JsxcClient::new(&opts(5)).unwrap()
+}
+
+fn target(d: &BackendDouble, domain: &str) -> Target {
+    Target { url: d.url(), secret: Secret::new(SECRET), authdomain: domain.into() }
+}
+
+fn pw(s: &str) -> Password {
+    Password::new(s)
+}
+
+#[test]
+fn auth_request_bytes_and_signature() {
+    let d = double();
+    let c = client();
+    assert_eq!(c.auth(&target(&d, "example.org"), "alice", &pw("p4ss w0rd:+&=/~_.-*")), AuthReply::Rejected);
+    let req = d.last_request().unwrap();
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.body_str(),
+        "operation=auth&username=alice&domain=example.org&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A"
+    );
+    let sig = req.header("X-JSXC-SIGNATURE").unwrap();
+    assert_eq!(sig, xcauth_core::jsxc::signature(&Secret::new(SECRET), &req.body));
+    assert!(sig.starts_with("sha1=") && sig.len() == 45);
+    assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(req.header("accept"), Some("*/*"));
+}
+
+#[test]
+fn auth_outcomes_from_the_real_api_shapes() {
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted);
+    assert_eq!(c.auth(&t, "alice", &pw("wrong")), AuthReply::Rejected);
+    assert_eq!(c.auth(&t, "nobody", &pw("secret")), AuthReply::Rejected);
+    // user@domain first: the Nextcloud account "bob@example.org".
+    assert_eq!(c.auth(&t, "bob", &pw("bobpw")), AuthReply::Accepted);
+    // case-insensitive UID lookup.
+    assert_eq!(c.auth(&t, "carol", &pw("carolpw")), AuthReply::Accepted);
+    // app password bound to login name "alice".
+    assert_eq!(c.auth(&t, "alice", &pw("app-pw-1")), AuthReply::Accepted);
+    // PHP empty(): the password "0" is no password.
+    assert_eq!(c.auth(&t, "alice", &pw("0")), AuthReply::Rejected);
+    // disabled account with the right password: 401 → unavailable path.
+    assert_eq!(c.auth(&t, "dave", &pw("davepw")), AuthReply::Unavailable(Unavailable::Status(401)));
+    assert_eq!(c.auth(&t, "dave", &pw("nope")), AuthReply::Rejected);
+    assert_eq!(d.count("auth"), 9);
+}
+
+#[test]
+fn isuser_and_roster() {
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    assert_eq!(c.isuser(&t, "alice"), UserExists::Yes);
+    assert_eq!(c.isuser(&t, "bob"), UserExists::Yes);
+    assert_eq!(c.isuser(&t, "dave"), UserExists::Yes, "disabled users still exist");
+    assert_eq!(c.isuser(&t, "nobody"), UserExists::No);
+    assert_eq!(
+        d.last_request().unwrap().body_str(),
+        "operation=isuser&username=nobody&domain=example.org"
+    );
+    let RosterReply::Roster(r) = c.sharedroster(&t, "alice") else { panic!("roster expected") };
+    assert_eq!(r.entries.len(), 2);
+    let alice = r.entries.iter().find(|e| e.uid == "alice").unwrap();
+    assert_eq!(alice.name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(alice.groups, vec!["The Team".to_owned()]);
+    assert!(r.body.starts_with(r#"{"result":"success","data":{"sharedRoster":{"#), "{}", r.body);
+    // A user in no group: PHP's empty array.
+    let RosterReply::Roster(r) = c.sharedroster(&t, "carol") else { panic!("roster expected") };
+    assert!(r.entries.is_empty());
+    assert_eq!(r.body, r#"{"result":"success","data":{"sharedRoster":[]}}"#);
+    // Unknown user: 500 "Can't find user".
+    assert_eq!(c.sharedroster(&t, "nobody"), RosterReply::Unavailable(Unavailable::Status(500)));
+}
+
+/// Every row of the auth mapping table, served byte for byte by the double.
+#[test]
+fn auth_mapping_table_rows() {
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    let rows: &[(&str, bool, Option<bool>)] = &[
+        // (200 body, unavailable?, accepted?)
+        (r#"{"result":"success","data":{"uid":"alice"}}"#, false, Some(true)),
+        (r#"{"result":"noauth"}"#, false, Some(false)),
+        (r#"{"result":"bar"}"#, false, Some(false)),
+        (r#"{"result":"error"}"#, true, None),
+        (r#"{"result":""}"#, true, None),
+        (r#"{"result":null}"#, true, None),
+        (r#"{"result":false}"#, true, None),
+        ("{}", true, None),
+        ("[]", true, None),
+        ("null", true, None),
+        ("0", true, None),
+        (r#"{"foo":"bar"}"#, true, None),
+        (r#"["result"]"#, true, None),
+        (r#""result""#, true, None),
+    ];
+    for (body, unavailable, accepted) in rows {
+        d.set_fault(Fault::Json200((*body).to_owned()));
+        let got = c.auth(&t, "alice", &pw("secret"));
+        match (unavailable, accepted) {
+            (true, _) => assert!(matches!(got, AuthReply::Unavailable(_)), "{body}: {got:?}"),
+            (false, Some(true)) => assert_eq!(got, AuthReply::Accepted, "{body}"),
+            (false, _) => assert_eq!(got, AuthReply::Rejected, "{body}"),
+        }
+    }
+    d.set_fault(Fault::Garbage);
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::NotJson));
+    for status in [400u16, 404, 500, 503] {
+        d.set_fault(Fault::Status(status, "<html>nope</html>".into()));
+        assert_eq!(
+            c.auth(&t, "alice", &pw("secret")),
+            AuthReply::Unavailable(Unavailable::Status(status))
+        );
+    }
+    d.set_fault(Fault::WrongSignature);
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::Status(500)));
+}
+
+#[test]
+fn isuser_mapping_rows() {
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    for (value, want) in [
+        ("true", Some(true)),
+        ("1", Some(true)),
+        (r#""1""#, Some(true)),
+        ("false", Some(false)),
+        ("0", Some(false)),
+        (r#""0""#, Some(false)),
+        (r#""""#, Some(false)),
+        ("null", Some(false)),
+        (r#""yes""#, None),
+        ("[]", None),
+    ] {
+        d.set_fault(Fault::Json200(format!(r#"{{"result":"success","data":{{"isUser":{value}}}}}"#)));
+        let got = c.isuser(&t, "alice");
+        match want {
+            Some(true) => assert_eq!(got, UserExists::Yes, "{value}"),
+            Some(false) => assert_eq!(got, UserExists::No, "{value}"),
+            None => assert!(matches!(got, UserExists::Unknown(_)), "{value}: {got:?}"),
+        }
+    }
+    for body in [r#"{"result":"success"}"#, r#"{"result":"success","data":[]}"#, r#"{"result":"error"}"#, "[]"] {
+        d.set_fault(Fault::Json200(body.to_owned()));
+        assert!(matches!(c.isuser(&t, "alice"), UserExists::Unknown(_)), "{body}");
+    }
+}
+
+#[test]
+fn timeout_is_bounded_by_the_configured_read_timeout() {
+    let d = double();
+    d.set_fault(Fault::Delay(Duration::from_secs(4)));
+    let c = JsxcClient::new(&opts(1)).unwrap();
+    let start = Instant::now();
+    let got = c.auth(&target(&d, "example.org"), "alice", &pw("secret"));
+    let took = start.elapsed();
+    assert!(matches!(got, AuthReply::Unavailable(Unavailable::Timeout(_))), "{got:?}");
+    assert!(took < Duration::from_millis(2500), "took {took:?} with a 1 s timeout");
+    assert!(took >= Duration::from_millis(900), "took {took:?}");
+}
+
+#[test]
+fn dropped_connection_and_truncated_body_are_unavailable() {
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    d.set_fault(Fault::Drop);
+    assert!(matches!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::Transport(_))));
+    d.set_fault(Fault::CloseAfterHeaders);
+    assert!(matches!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(_)));
+    d.set_fault(Fault::None);
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted, "recovers");
+}
+
+#[test]
+fn redirects_are_not_followed() {
+    let d = double();
+    let c = client();
+    d.set_fault(Fault::Redirect(d.url()));
+    d.reset_counters();
+    let got = c.auth(&target(&d, "example.org"), "alice", &pw("secret"));
+    assert_eq!(got, AuthReply::Unavailable(Unavailable::Status(302)));
+    assert_eq!(d.total(), 1, "the Location was not requested");
+}
+
+#[test]
+fn connection_refused_and_tls_failure_are_unavailable() {
+    let port = xcauth_tests::support::free_port();
+    let c = client();
+    let t = Target {
+        url: format!("http://127.0.0.1:{port}/x"),
+        secret: Secret::new(SECRET),
+        authdomain: "e".into(),
+    };
+    assert!(matches!(c.auth(&t, "a", &pw("b")), AuthReply::Unavailable(Unavailable::Connect(_))));
+    // https:// against a server that answers the ClientHello in plain text
+    // (a plain-HTTP port): the TLS handshake fails.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = plain.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = plain.accept() {
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let t = Target {
+        url: format!("https://{addr}/x"),
+        secret: Secret::new(SECRET),
+        authdomain: "e".into(),
+    };
+    let got = c.auth(&t, "alice", &pw("secret"));
+    assert!(matches!(got, AuthReply::Unavailable(Unavailable::Tls(_))), "{got:?}");
+}
+
+#[test]
+fn a_long_lived_client_reuses_its_connection() {
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    for _ in 0..5 {
+        assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted);
+    }
+    assert_eq!(d.connections(), 1, "keep-alive");
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+#[test]
+fn no_thread_survives_a_dropped_client() {
+    // Other tests run concurrently in this process: measure in a child process.
+    if std::env::var_os("XCAUTH_THREAD_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "no_thread_survives_a_dropped_client", "--nocapture", "--test-threads=1"])
+            .env("XCAUTH_THREAD_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        return;
+    }
+    let d = double();
+    let before = thread_count();
+    {
+        let c = client();
+        assert_eq!(c.auth(&target(&d, "example.org"), "alice", &pw("secret")), AuthReply::Accepted);
+        assert!(thread_count() > before, "reqwest's runtime thread runs while the client lives");
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while thread_count() > before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(thread_count(), before, "no thread left after the client is dropped");
+}
+
+#[test]
+fn circuit_breaker_skips_calls_then_probes() {
+    let d = double();
+    d.set_fault(Fault::Drop);
+    let c = JsxcClient::new(&ClientOptions {
+        breaker_failures: 2,
+        breaker_cooldown: Duration::from_millis(300),
+        ..opts(2)
+    })
+    .unwrap();
+    let t = target(&d, "example.org");
+    for _ in 0..2 {
+        assert!(matches!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::Transport(_))));
+    }
+    let calls = d.total();
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::CircuitOpen));
+    assert_eq!(d.total(), calls, "no request while open");
+    d.set_fault(Fault::None);
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted, "probe after cool-down");
+}
+
+fn engine(d: &BackendDouble, clock: Arc<ManualClock>) -> Engine {
+    Engine::new(
+        GlobalBackend { url: d.url(), secret: Secret::new(SECRET) },
+        Arc::new(client()),
+        clock,
+    )
+}
+
+#[test]
+fn engine_without_cache_token_then_backend() {
+    let d = double();
+    let clock = Arc::new(ManualClock::at(1_000_000));
+    let e = engine(&d, clock.clone());
+    let token = xcauth_core::token::generate("alice", "example.org", &Secret::new(SECRET), 1_000_060);
+    assert_eq!(e.auth("alice", "example.org", &pw(&token)), AuthDecision::Accepted(Via::Token));
+    assert_eq!(d.count("auth"), 0, "a token never reaches the backend");
+    clock.set(1_000_061);
+    // Expired: falls through to the backend, which rejects it as a password.
+    assert_eq!(e.auth("alice", "example.org", &pw(&token)), AuthDecision::Rejected);
+    assert_eq!(d.count("auth"), 1);
+    assert_eq!(e.auth("alice", "example.org", &pw("secret")), AuthDecision::Accepted(Via::Backend));
+    d.set_fault(Fault::Drop);
+    assert!(matches!(e.auth("alice", "example.org", &pw("secret")), AuthDecision::Unavailable(_)));
+    assert!(matches!(e.isuser("alice", "example.org"), UserExists::Unknown(_)));
+    d.set_fault(Fault::None);
+    assert_eq!(e.isuser("alice", "example.org"), UserExists::Yes);
+    assert_eq!(e.groups_of("alice", "example.org").unwrap(), vec!["The Team".to_owned()]);
+    assert_eq!(e.groups_of("carol", "example.org").unwrap(), Vec::<String>::new());
+}
