@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test-binary>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// A binary of this workspace (`xcauthd`, `jsxc-double`). `scripts/test.sh`
@@ -80,7 +83,11 @@ impl Scratch {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -119,8 +126,13 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` (stdin null unless set by the caller).
     pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc { child, name: name.to_owned() }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_owned(),
+        }
     }
 
     /// Sends a signal (by PID, never by name).
@@ -184,6 +196,8 @@ pub fn start_daemon(conf: &Path, log: &Path, ready: &[SocketAddr]) -> Proc {
 /// An `xcauthd` command for a config file that never reads /etc/xcauth.conf.
 pub fn xcauthd(conf: &Path) -> Command {
     let mut cmd = Command::new(bin("xcauthd"));
-    cmd.arg("-c").arg(conf).env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf");
+    cmd.arg("-c")
+        .arg(conf)
+        .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf");
     cmd
 }

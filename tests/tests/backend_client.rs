@@ -2,6 +2,8 @@
 //! double: request bytes, every row of the result-mapping table
 //! (xcauth-behaviour.md 2.3), every fault, keep-alive and thread hygiene.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,11 @@ const SECRET: &str = "testsecret";
 
 fn double() -> BackendDouble {
     let d = BackendDouble::start(SECRET);
-    d.add_user(User::new("alice", "secret").display_name("Alice Liddell").app_password("alice", "app-pw-1"));
+    d.add_user(
+        User::new("alice", "secret")
+            .display_name("Alice Liddell")
+            .app_password("alice", "app-pw-1"),
+    );
     d.add_user(User::new("bob@example.org", "bobpw"));
     d.add_user(User::new("Carol", "carolpw"));
     d.add_user(User::new("dave", "davepw").disabled());
@@ -36,7 +42,11 @@ fn client() -> JsxcClient {
 }
 
 fn target(d: &BackendDouble, domain: &str) -> Target {
-    Target { url: d.url(), secret: Secret::new(SECRET), authdomain: domain.into() }
+    Target {
+        url: d.url(),
+        secret: Secret::new(SECRET),
+        authdomain: domain.into(),
+    }
 }
 
 fn pw(s: &str) -> Password {
@@ -47,7 +57,14 @@ fn pw(s: &str) -> Password {
 fn auth_request_bytes_and_signature() {
     let d = double();
     let c = client();
-    assert_eq!(c.auth(&target(&d, "example.org"), "alice", &pw("p4ss w0rd:+&=/~_.-*")), AuthReply::Rejected);
+    assert_eq!(
+        c.auth(
+            &target(&d, "example.org"),
+            "alice",
+            &pw("p4ss w0rd:+&=/~_.-*")
+        ),
+        AuthReply::Rejected
+    );
     let req = d.last_request().unwrap();
     assert_eq!(req.method, "POST");
     assert_eq!(
@@ -55,9 +72,15 @@ fn auth_request_bytes_and_signature() {
         "operation=auth&username=alice&domain=example.org&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A"
     );
     let sig = req.header("X-JSXC-SIGNATURE").unwrap();
-    assert_eq!(sig, xcauth_core::jsxc::signature(&Secret::new(SECRET), &req.body));
+    assert_eq!(
+        sig,
+        xcauth_core::jsxc::signature(&Secret::new(SECRET), &req.body)
+    );
     assert!(sig.starts_with("sha1=") && sig.len() == 45);
-    assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        req.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(req.header("accept"), Some("*/*"));
 }
 
@@ -78,7 +101,10 @@ fn auth_outcomes_from_the_real_api_shapes() {
     // PHP empty(): the password "0" is no password.
     assert_eq!(c.auth(&t, "alice", &pw("0")), AuthReply::Rejected);
     // disabled account with the right password: 401 → unavailable path.
-    assert_eq!(c.auth(&t, "dave", &pw("davepw")), AuthReply::Unavailable(Unavailable::Status(401)));
+    assert_eq!(
+        c.auth(&t, "dave", &pw("davepw")),
+        AuthReply::Unavailable(Unavailable::Status(401))
+    );
     assert_eq!(c.auth(&t, "dave", &pw("nope")), AuthReply::Rejected);
     assert_eq!(d.count("auth"), 9);
 }
@@ -90,24 +116,40 @@ fn isuser_and_roster() {
     let t = target(&d, "example.org");
     assert_eq!(c.isuser(&t, "alice"), UserExists::Yes);
     assert_eq!(c.isuser(&t, "bob"), UserExists::Yes);
-    assert_eq!(c.isuser(&t, "dave"), UserExists::Yes, "disabled users still exist");
+    assert_eq!(
+        c.isuser(&t, "dave"),
+        UserExists::Yes,
+        "disabled users still exist"
+    );
     assert_eq!(c.isuser(&t, "nobody"), UserExists::No);
     assert_eq!(
         d.last_request().unwrap().body_str(),
         "operation=isuser&username=nobody&domain=example.org"
     );
-    let RosterReply::Roster(r) = c.sharedroster(&t, "alice") else { panic!("roster expected") };
+    let RosterReply::Roster(r) = c.sharedroster(&t, "alice") else {
+        panic!("roster expected")
+    };
     assert_eq!(r.entries.len(), 2);
     let alice = r.entries.iter().find(|e| e.uid == "alice").unwrap();
     assert_eq!(alice.name.as_deref(), Some("Alice Liddell"));
     assert_eq!(alice.groups, vec!["The Team".to_owned()]);
-    assert!(r.body.starts_with(r#"{"result":"success","data":{"sharedRoster":{"#), "{}", r.body);
+    assert!(
+        r.body
+            .starts_with(r#"{"result":"success","data":{"sharedRoster":{"#),
+        "{}",
+        r.body
+    );
     // A user in no group: PHP's empty array.
-    let RosterReply::Roster(r) = c.sharedroster(&t, "carol") else { panic!("roster expected") };
+    let RosterReply::Roster(r) = c.sharedroster(&t, "carol") else {
+        panic!("roster expected")
+    };
     assert!(r.entries.is_empty());
     assert_eq!(r.body, r#"{"result":"success","data":{"sharedRoster":[]}}"#);
     // Unknown user: 500 "Can't find user".
-    assert_eq!(c.sharedroster(&t, "nobody"), RosterReply::Unavailable(Unavailable::Status(500)));
+    assert_eq!(
+        c.sharedroster(&t, "nobody"),
+        RosterReply::Unavailable(Unavailable::Status(500))
+    );
 }
 
 /// Every row of the auth mapping table, served byte for byte by the double.
@@ -118,7 +160,11 @@ fn auth_mapping_table_rows() {
     let t = target(&d, "example.org");
     let rows: &[(&str, bool, Option<bool>)] = &[
         // (200 body, unavailable?, accepted?)
-        (r#"{"result":"success","data":{"uid":"alice"}}"#, false, Some(true)),
+        (
+            r#"{"result":"success","data":{"uid":"alice"}}"#,
+            false,
+            Some(true),
+        ),
         (r#"{"result":"noauth"}"#, false, Some(false)),
         (r#"{"result":"bar"}"#, false, Some(false)),
         (r#"{"result":"error"}"#, true, None),
@@ -143,7 +189,10 @@ fn auth_mapping_table_rows() {
         }
     }
     d.set_fault(Fault::Garbage);
-    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::NotJson));
+    assert_eq!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(Unavailable::NotJson)
+    );
     for status in [400u16, 404, 500, 503] {
         d.set_fault(Fault::Status(status, "<html>nope</html>".into()));
         assert_eq!(
@@ -152,7 +201,10 @@ fn auth_mapping_table_rows() {
         );
     }
     d.set_fault(Fault::WrongSignature);
-    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::Status(500)));
+    assert_eq!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(Unavailable::Status(500))
+    );
 }
 
 #[test]
@@ -172,7 +224,9 @@ fn isuser_mapping_rows() {
         (r#""yes""#, None),
         ("[]", None),
     ] {
-        d.set_fault(Fault::Json200(format!(r#"{{"result":"success","data":{{"isUser":{value}}}}}"#)));
+        d.set_fault(Fault::Json200(format!(
+            r#"{{"result":"success","data":{{"isUser":{value}}}}}"#
+        )));
         let got = c.isuser(&t, "alice");
         match want {
             Some(true) => assert_eq!(got, UserExists::Yes, "{value}"),
@@ -180,9 +234,17 @@ fn isuser_mapping_rows() {
             None => assert!(matches!(got, UserExists::Unknown(_)), "{value}: {got:?}"),
         }
     }
-    for body in [r#"{"result":"success"}"#, r#"{"result":"success","data":[]}"#, r#"{"result":"error"}"#, "[]"] {
+    for body in [
+        r#"{"result":"success"}"#,
+        r#"{"result":"success","data":[]}"#,
+        r#"{"result":"error"}"#,
+        "[]",
+    ] {
         d.set_fault(Fault::Json200(body.to_owned()));
-        assert!(matches!(c.isuser(&t, "alice"), UserExists::Unknown(_)), "{body}");
+        assert!(
+            matches!(c.isuser(&t, "alice"), UserExists::Unknown(_)),
+            "{body}"
+        );
     }
 }
 
@@ -194,8 +256,14 @@ fn timeout_is_bounded_by_the_configured_read_timeout() {
     let start = Instant::now();
     let got = c.auth(&target(&d, "example.org"), "alice", &pw("secret"));
     let took = start.elapsed();
-    assert!(matches!(got, AuthReply::Unavailable(Unavailable::Timeout(_))), "{got:?}");
-    assert!(took < Duration::from_millis(2500), "took {took:?} with a 1 s timeout");
+    assert!(
+        matches!(got, AuthReply::Unavailable(Unavailable::Timeout(_))),
+        "{got:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "took {took:?} with a 1 s timeout"
+    );
     assert!(took >= Duration::from_millis(900), "took {took:?}");
 }
 
@@ -205,11 +273,21 @@ fn dropped_connection_and_truncated_body_are_unavailable() {
     let c = client();
     let t = target(&d, "example.org");
     d.set_fault(Fault::Drop);
-    assert!(matches!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::Transport(_))));
+    assert!(matches!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(Unavailable::Transport(_))
+    ));
     d.set_fault(Fault::CloseAfterHeaders);
-    assert!(matches!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(_)));
+    assert!(matches!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(_)
+    ));
     d.set_fault(Fault::None);
-    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted, "recovers");
+    assert_eq!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Accepted,
+        "recovers"
+    );
 }
 
 #[test]
@@ -232,7 +310,10 @@ fn connection_refused_and_tls_failure_are_unavailable() {
         secret: Secret::new(SECRET),
         authdomain: "e".into(),
     };
-    assert!(matches!(c.auth(&t, "a", &pw("b")), AuthReply::Unavailable(Unavailable::Connect(_))));
+    assert!(matches!(
+        c.auth(&t, "a", &pw("b")),
+        AuthReply::Unavailable(Unavailable::Connect(_))
+    ));
     // https:// against a server that answers the ClientHello in plain text
     // (a plain-HTTP port): the TLS handshake fails.
     let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -251,7 +332,10 @@ fn connection_refused_and_tls_failure_are_unavailable() {
         authdomain: "e".into(),
     };
     let got = c.auth(&t, "alice", &pw("secret"));
-    assert!(matches!(got, AuthReply::Unavailable(Unavailable::Tls(_))), "{got:?}");
+    assert!(
+        matches!(got, AuthReply::Unavailable(Unavailable::Tls(_))),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -274,25 +358,44 @@ fn no_thread_survives_a_dropped_client() {
     // Other tests run concurrently in this process: measure in a child process.
     if std::env::var_os("XCAUTH_THREAD_CHILD").is_none() {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "no_thread_survives_a_dropped_client", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "no_thread_survives_a_dropped_client",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("XCAUTH_THREAD_CHILD", "1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         return;
     }
     let d = double();
     let before = thread_count();
     {
         let c = client();
-        assert_eq!(c.auth(&target(&d, "example.org"), "alice", &pw("secret")), AuthReply::Accepted);
-        assert!(thread_count() > before, "reqwest's runtime thread runs while the client lives");
+        assert_eq!(
+            c.auth(&target(&d, "example.org"), "alice", &pw("secret")),
+            AuthReply::Accepted
+        );
+        assert!(
+            thread_count() > before,
+            "reqwest's runtime thread runs while the client lives"
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     while thread_count() > before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(thread_count(), before, "no thread left after the client is dropped");
+    assert_eq!(
+        thread_count(),
+        before,
+        "no thread left after the client is dropped"
+    );
 }
 
 #[test]
@@ -307,19 +410,32 @@ fn circuit_breaker_skips_calls_then_probes() {
     .unwrap();
     let t = target(&d, "example.org");
     for _ in 0..2 {
-        assert!(matches!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::Transport(_))));
+        assert!(matches!(
+            c.auth(&t, "alice", &pw("secret")),
+            AuthReply::Unavailable(Unavailable::Transport(_))
+        ));
     }
     let calls = d.total();
-    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Unavailable(Unavailable::CircuitOpen));
+    assert_eq!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(Unavailable::CircuitOpen)
+    );
     assert_eq!(d.total(), calls, "no request while open");
     d.set_fault(Fault::None);
     std::thread::sleep(Duration::from_millis(350));
-    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted, "probe after cool-down");
+    assert_eq!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Accepted,
+        "probe after cool-down"
+    );
 }
 
 fn engine(d: &BackendDouble, clock: Arc<ManualClock>) -> Engine {
     Engine::new(
-        GlobalBackend { url: d.url(), secret: Secret::new(SECRET) },
+        GlobalBackend {
+            url: d.url(),
+            secret: Secret::new(SECRET),
+        },
         Arc::new(client()),
         clock,
     )
@@ -330,19 +446,41 @@ fn engine_without_cache_token_then_backend() {
     let d = double();
     let clock = Arc::new(ManualClock::at(1_000_000));
     let e = engine(&d, clock.clone());
-    let token = xcauth_core::token::generate("alice", "example.org", &Secret::new(SECRET), 1_000_060);
-    assert_eq!(e.auth("alice", "example.org", &pw(&token)), AuthDecision::Accepted(Via::Token));
+    let token =
+        xcauth_core::token::generate("alice", "example.org", &Secret::new(SECRET), 1_000_060);
+    assert_eq!(
+        e.auth("alice", "example.org", &pw(&token)),
+        AuthDecision::Accepted(Via::Token)
+    );
     assert_eq!(d.count("auth"), 0, "a token never reaches the backend");
     clock.set(1_000_061);
     // Expired: falls through to the backend, which rejects it as a password.
-    assert_eq!(e.auth("alice", "example.org", &pw(&token)), AuthDecision::Rejected);
+    assert_eq!(
+        e.auth("alice", "example.org", &pw(&token)),
+        AuthDecision::Rejected
+    );
     assert_eq!(d.count("auth"), 1);
-    assert_eq!(e.auth("alice", "example.org", &pw("secret")), AuthDecision::Accepted(Via::Backend));
+    assert_eq!(
+        e.auth("alice", "example.org", &pw("secret")),
+        AuthDecision::Accepted(Via::Backend)
+    );
     d.set_fault(Fault::Drop);
-    assert!(matches!(e.auth("alice", "example.org", &pw("secret")), AuthDecision::Unavailable(_)));
-    assert!(matches!(e.isuser("alice", "example.org"), UserExists::Unknown(_)));
+    assert!(matches!(
+        e.auth("alice", "example.org", &pw("secret")),
+        AuthDecision::Unavailable(_)
+    ));
+    assert!(matches!(
+        e.isuser("alice", "example.org"),
+        UserExists::Unknown(_)
+    ));
     d.set_fault(Fault::None);
     assert_eq!(e.isuser("alice", "example.org"), UserExists::Yes);
-    assert_eq!(e.groups_of("alice", "example.org").unwrap(), vec!["The Team".to_owned()]);
-    assert_eq!(e.groups_of("carol", "example.org").unwrap(), Vec::<String>::new());
+    assert_eq!(
+        e.groups_of("alice", "example.org").unwrap(),
+        vec!["The Team".to_owned()]
+    );
+    assert_eq!(
+        e.groups_of("carol", "example.org").unwrap(),
+        Vec::<String>::new()
+    );
 }

@@ -1,6 +1,8 @@
 //! No password, token or API secret reaches a log line or a `Debug` string of
 //! the core, on any decision path, at any level (including DEBUG).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +23,10 @@ impl log::Log for Capture {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        self.0.lock().unwrap().push(format!("{} {}", record.level(), record.args()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", record.level(), record.args()));
     }
     fn flush(&self) {}
 }
@@ -49,22 +54,45 @@ fn no_secret_in_logs_or_debug_on_any_path() {
     .unwrap();
     let clock = Arc::new(ManualClock::at(1_000));
     let e = Engine::new(
-        GlobalBackend { url: d.url(), secret: Secret::new(SECRET) },
+        GlobalBackend {
+            url: d.url(),
+            secret: Secret::new(SECRET),
+        },
         Arc::new(client),
         clock.clone(),
     );
     let token = xcauth_core::token::generate("alice", "example.org", &Secret::new(SECRET), 2_000);
-    let wrong_token = xcauth_core::token::generate("mallory", "example.org", &Secret::new(SECRET), 2_000);
+    let wrong_token =
+        xcauth_core::token::generate("mallory", "example.org", &Secret::new(SECRET), 2_000);
 
     let mut debug = Vec::new();
-    for pw in [PASSWORD, "wrong-MARKER", token.as_str(), wrong_token.as_str()] {
-        debug.push(format!("{:?}", e.auth("alice", "example.org", &Password::new(pw))));
+    for pw in [
+        PASSWORD,
+        "wrong-MARKER",
+        token.as_str(),
+        wrong_token.as_str(),
+    ] {
+        debug.push(format!(
+            "{:?}",
+            e.auth("alice", "example.org", &Password::new(pw))
+        ));
     }
     clock.set(3_000); // expired token
-    debug.push(format!("{:?}", e.auth("alice", "example.org", &Password::new(&token))));
-    for fault in [Fault::Garbage, Fault::Drop, Fault::Status(500, "x".into()), Fault::WrongSignature] {
+    debug.push(format!(
+        "{:?}",
+        e.auth("alice", "example.org", &Password::new(&token))
+    ));
+    for fault in [
+        Fault::Garbage,
+        Fault::Drop,
+        Fault::Status(500, "x".into()),
+        Fault::WrongSignature,
+    ] {
         d.set_fault(fault);
-        debug.push(format!("{:?}", e.auth("alice", "example.org", &Password::new(PASSWORD))));
+        debug.push(format!(
+            "{:?}",
+            e.auth("alice", "example.org", &Password::new(PASSWORD))
+        ));
         debug.push(format!("{:?}", e.isuser("alice", "example.org")));
     }
     debug.push(format!("{e:?}"));
@@ -90,8 +118,13 @@ fn no_secret_in_logs_or_debug_on_any_path() {
     }
     let lines = CAPTURE.0.lock().unwrap().clone();
     assert!(lines.len() >= 10, "the paths above do log: {lines:?}");
-    assert!(lines.iter().any(|l| l.contains("invalid signature")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains("auth alice@example.org: accepted via token")));
+    assert!(
+        lines.iter().any(|l| l.contains("invalid signature")),
+        "{lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("auth alice@example.org: accepted via token")));
     for line in &lines {
         assert_clean("log line", line, &token);
     }

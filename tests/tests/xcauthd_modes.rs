@@ -2,6 +2,8 @@
 //! listeners, systemd socket activation (real `systemd-socket-activate`),
 //! inetd mode, one-shots, signals, limits, and the bad-input suite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -22,7 +24,10 @@ fn double() -> BackendDouble {
 }
 
 fn conf(s: &Scratch, d: &BackendDouble, extra: &str) -> PathBuf {
-    s.write("xcauth.conf", &support::xcauth_conf(&d.url(), SECRET, extra))
+    s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(&d.url(), SECRET, extra),
+    )
 }
 
 /// Runs `xcauthd -t TYPE` with `input` on stdin; returns (stdout, stderr, exit code).
@@ -41,7 +46,11 @@ fn stdin_run(conf: &Path, ty: &str, input: &[u8]) -> (Vec<u8>, String, Option<i3
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code())
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
 }
 
 fn frame(text: &[u8]) -> Vec<u8> {
@@ -77,9 +86,16 @@ auth:alice:example.org:secret\n\
 quit\n\
 auth:alice:example.org:secret\n";
     let (out, err, code) = stdin_run(&c, "generic", input);
-    assert_eq!(String::from_utf8_lossy(&out), "1\n0\n1\n0\n1\n0\n0\n0\n0\n0\nNone\n1\n", "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "1\n0\n1\n0\n1\n0\n0\n0\n0\n0\nNone\n1\n",
+        "{err}"
+    );
     assert_eq!(code, Some(0));
-    assert!(!err.contains("secret\n") && !err.contains("app-pw"), "{err}");
+    assert!(
+        !err.contains("secret\n") && !err.contains("app-pw"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,7 +146,10 @@ fn stdin_saslauthd_and_postfix() {
     input.extend(sasl([b"", b"", b"", b""]));
     let (out, err, _) = stdin_run(&c, "saslauthd", &input);
     assert_eq!(out, [SASL_OK, SASL_NO, SASL_NO, SASL_NO].concat(), "{err}");
-    assert!(!err.contains("wrong"), "saslauthd passwords never logged: {err}");
+    assert!(
+        !err.contains("wrong"),
+        "saslauthd passwords never logged: {err}"
+    );
 
     let (out, err, code) = stdin_run(
         &c,
@@ -145,7 +164,10 @@ fn stdin_saslauthd_and_postfix() {
     assert_eq!(code, Some(0));
     d.set_fault(Fault::Drop);
     let (out, _, _) = stdin_run(&c, "postfix", b"get alice@example.org\n");
-    assert_eq!(String::from_utf8_lossy(&out), "400 Trouble connecting to backend\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "400 Trouble connecting to backend\n"
+    );
 }
 
 #[test]
@@ -155,12 +177,27 @@ fn one_shots_print_and_exit_meaningfully() {
     let c = conf(&s, &d, "");
     let run = |args: &[&str]| {
         let out = support::xcauthd(&c).args(args).output().unwrap();
-        (String::from_utf8_lossy(&out.stdout).trim().to_owned(), out.status.code())
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            out.status.code(),
+        )
     };
-    assert_eq!(run(&["-A", "alice", "example.org", "secret"]), ("True".into(), Some(0)));
-    assert_eq!(run(&["-A", "alice", "example.org", "nope"]), ("False".into(), Some(1)));
-    assert_eq!(run(&["-I", "alice", "example.org"]), ("True".into(), Some(0)));
-    assert_eq!(run(&["-I", "zed", "example.org"]), ("False".into(), Some(1)));
+    assert_eq!(
+        run(&["-A", "alice", "example.org", "secret"]),
+        ("True".into(), Some(0))
+    );
+    assert_eq!(
+        run(&["-A", "alice", "example.org", "nope"]),
+        ("False".into(), Some(1))
+    );
+    assert_eq!(
+        run(&["-I", "alice", "example.org"]),
+        ("True".into(), Some(0))
+    );
+    assert_eq!(
+        run(&["-I", "zed", "example.org"]),
+        ("False".into(), Some(1))
+    );
     let (roster, code) = run(&["-R", "alice", "example.org"]);
     assert_eq!(code, Some(0));
     assert!(roster.contains(r#""sharedRoster":{"alice""#), "{roster}");
@@ -171,20 +208,35 @@ fn one_shots_print_and_exit_meaningfully() {
         u32::MAX,
     );
     let before = d.count("auth");
-    assert_eq!(run(&["-A", "alice", "example.org", &token]), ("True".into(), Some(0)));
+    assert_eq!(
+        run(&["-A", "alice", "example.org", &token]),
+        ("True".into(), Some(0))
+    );
     assert_eq!(d.count("auth"), before, "token checked locally");
     d.set_fault(Fault::Drop);
-    assert_eq!(run(&["-A", "alice", "example.org", "secret"]), ("False".into(), Some(3)));
-    assert_eq!(run(&["-I", "alice", "example.org"]), ("None".into(), Some(3)));
+    assert_eq!(
+        run(&["-A", "alice", "example.org", "secret"]),
+        ("False".into(), Some(3))
+    );
+    assert_eq!(
+        run(&["-I", "alice", "example.org"]),
+        ("None".into(), Some(3))
+    );
     // No mode: help on stderr, exit 1. Bad option value: exit 2 naming the key.
     let out = support::xcauthd(&c).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
     let bad = s.write("bad.conf", "url=http://x/\nsecret=s\ncache-query-ttl=2x\n");
-    let out = support::xcauthd(&bad).args(["-t", "generic"]).output().unwrap();
+    let out = support::xcauthd(&bad)
+        .args(["-t", "generic"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.conf:3") && err.contains("cache-query-ttl"), "{err}");
+    assert!(
+        err.contains("bad.conf:3") && err.contains("cache-query-ttl"),
+        "{err}"
+    );
 }
 
 fn tcp(addr: SocketAddr) -> TcpStream {
@@ -242,7 +294,15 @@ fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
     let log = s.join("daemon.log");
     let proc = support::start_daemon(&c, &log, &[generic, ejabberd, postfix, saslauthd]);
     support::wait_for_unix(&mux, Duration::from_secs(5));
-    Daemon { proc, generic, ejabberd, postfix, saslauthd, mux, log }
+    Daemon {
+        proc,
+        generic,
+        ejabberd,
+        postfix,
+        saslauthd,
+        mux,
+        log,
+    }
 }
 
 #[test]
@@ -251,22 +311,42 @@ fn daemon_serves_every_framing_on_tcp_and_unix() {
     let s = Scratch::new("daemon");
     let dm = daemon(&s, &d, "");
     let mut g = tcp(dm.generic);
-    g.write_all(b"auth:alice:example.org:secret\nisuser:x:example.org\r\n").unwrap();
+    g.write_all(b"auth:alice:example.org:secret\nisuser:x:example.org\r\n")
+        .unwrap();
     assert_eq!(read_line(&mut g), "1\n");
     assert_eq!(read_line(&mut g), "0\n");
     let mut e = tcp(dm.ejabberd);
-    assert_eq!(exchange(&mut e, &frame(b"auth:alice:example.org:secret"), 4), [0, 2, 0, 1]);
+    assert_eq!(
+        exchange(&mut e, &frame(b"auth:alice:example.org:secret"), 4),
+        [0, 2, 0, 1]
+    );
     let mut p = tcp(dm.postfix);
     p.write_all(b"get alice@example.org\n").unwrap();
     assert_eq!(read_line(&mut p), "200 OK\n");
     let mut sa = tcp(dm.saslauthd);
-    assert_eq!(exchange(&mut sa, &sasl([b"alice", b"secret", b"imap", b"example.org"]), 12), SASL_OK);
+    assert_eq!(
+        exchange(
+            &mut sa,
+            &sasl([b"alice", b"secret", b"imap", b"example.org"]),
+            12
+        ),
+        SASL_OK
+    );
     let mut u = UnixStream::connect(&dm.mux).unwrap();
-    assert_eq!(exchange(&mut u, &sasl([b"alice", b"bad", b"imap", b""]), 34), SASL_NO);
+    assert_eq!(
+        exchange(&mut u, &sasl([b"alice", b"bad", b"imap", b""]), 34),
+        SASL_NO
+    );
     // The daemon log has one INFO decision line per auth, and no password.
     let log = std::fs::read_to_string(&dm.log).unwrap();
-    assert!(log.contains("auth alice@example.org: accepted via backend"), "{log}");
-    assert!(!log.contains(":secret") && !log.contains("\"secret\""), "{log}");
+    assert!(
+        log.contains("auth alice@example.org: accepted via backend"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(":secret") && !log.contains("\"secret\""),
+        "{log}"
+    );
 }
 
 #[test]
@@ -279,7 +359,8 @@ fn bad_input_suite_keeps_the_daemon_serving() {
 
     // generic: NUL bytes, non-UTF-8, empty fields, then a 10 MB line (closed with 0).
     let mut g = tcp(dm.generic);
-    g.write_all(b"auth:al\0ice:example.org:secret\nauth:\xc3\x28:example.org:x\nauth:::\n").unwrap();
+    g.write_all(b"auth:al\0ice:example.org:secret\nauth:\xc3\x28:example.org:x\nauth:::\n")
+        .unwrap();
     assert_eq!(read_line(&mut g), "0\n");
     assert_eq!(read_line(&mut g), "0\n");
     assert_eq!(read_line(&mut g), "0\n");
@@ -290,7 +371,11 @@ fn bad_input_suite_keeps_the_daemon_serving() {
         g2
     });
     let mut g2r = writer.join().unwrap();
-    assert_eq!(read_line(&mut g2r), "0\n", "oversize line gets the failure reply");
+    assert_eq!(
+        read_line(&mut g2r),
+        "0\n",
+        "oversize line gets the failure reply"
+    );
     assert!(closed(&mut g2r), "then the connection closes");
 
     // 1000 pipelined requests on one connection, answered in order.
@@ -321,14 +406,18 @@ fn bad_input_suite_keeps_the_daemon_serving() {
     // saslauthd: empty fields → NO; oversize declared length with short data → closed.
     let mut sa = tcp(dm.saslauthd);
     assert_eq!(exchange(&mut sa, &sasl([b"", b"", b"", b""]), 34), SASL_NO);
-    assert_eq!(exchange(&mut sa, &sasl([b"alice", b"\xff\xfe", b"smtp", b"x"]), 34), SASL_NO);
+    assert_eq!(
+        exchange(&mut sa, &sasl([b"alice", b"\xff\xfe", b"smtp", b"x"]), 34),
+        SASL_NO
+    );
     sa.write_all(&[0xff, 0xff, b'x']).unwrap();
     sa.shutdown(std::net::Shutdown::Write).unwrap();
     assert!(closed(&mut sa));
 
     // postfix: garbage lines get 500 and the connection goes on.
     let mut p = tcp(dm.postfix);
-    p.write_all(b"get \xff@x\nget %zz@x\nput a@b\nget alice@example.org\n").unwrap();
+    p.write_all(b"get \xff@x\nget %zz@x\nput a@b\nget alice@example.org\n")
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(read_line(&mut p), "500 Illegal request format\n");
     }
@@ -355,9 +444,13 @@ fn max_connections_queues_excess_clients_visibly() {
     std::thread::sleep(Duration::from_millis(300));
     let mut c = tcp(dm.generic); // waits in the backlog
     c.write_all(b"isuser:alice:example.org\n").unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
     let mut buf = [0u8; 2];
-    assert!(c.read(&mut buf).is_err(), "not served while both slots are taken");
+    assert!(
+        c.read(&mut buf).is_err(),
+        "not served while both slots are taken"
+    );
     drop(a);
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(read_line(&mut c), "1\n", "served once a slot frees");
@@ -376,9 +469,16 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
     g.write_all(b"auth:alice:example.org:secret\n").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     dm.proc.signal("TERM");
-    assert_eq!(read_line(&mut g), "1\n", "the in-flight request is answered");
+    assert_eq!(
+        read_line(&mut g),
+        "1\n",
+        "the in-flight request is answered"
+    );
     assert_eq!(dm.proc.wait_exit(Duration::from_secs(10)), Some(Some(0)));
-    assert!(TcpStream::connect(dm.generic).is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(dm.generic).is_err(),
+        "no longer accepting"
+    );
     assert!(!dm.mux.exists(), "unix socket removed");
 }
 
@@ -392,7 +492,10 @@ fn sighup_reopens_the_log_file() {
     let c = conf(
         &s,
         &d,
-        &format!("log={}\nlisten=generic@tcp:127.0.0.1:{port}", logdir.display()),
+        &format!(
+            "log={}\nlisten=generic@tcp:127.0.0.1:{port}",
+            logdir.display()
+        ),
     );
     let mut cmd = support::xcauthd(&c);
     cmd.arg("--daemon").stdin(Stdio::null());
@@ -409,7 +512,9 @@ fn sighup_reopens_the_log_file() {
     assert_eq!(read_line(&mut g), "1\n");
     let new = std::fs::read_to_string(&live).expect("reopened after SIGHUP");
     assert!(new.contains("isuser alice@example.org: exists"), "{new}");
-    assert!(std::fs::read_to_string(&rotated).unwrap().contains("listening on"));
+    assert!(std::fs::read_to_string(&rotated)
+        .unwrap()
+        .contains("listening on"));
     assert!(p.alive());
 }
 
@@ -418,7 +523,11 @@ fn socket_activation_by_fd_name_single_and_multi() {
     let d = double();
     let s = Scratch::new("sockact");
     let c = conf(&s, &d, "");
-    let (pg, pp, pe) = (support::free_port(), support::free_port(), support::free_port());
+    let (pg, pp, pe) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
     let sock = s.join("sasl.sock");
     let log = std::fs::File::create(s.join("act.log")).unwrap();
     let mut cmd = Command::new(support::require_program("systemd-socket-activate"));
@@ -442,9 +551,19 @@ fn socket_activation_by_fd_name_single_and_multi() {
     p.write_all(b"get nobody@example.org\n").unwrap();
     assert_eq!(read_line(&mut p), "500 No such user\n");
     let mut e = tcp(addr(pe));
-    assert_eq!(exchange(&mut e, &frame(b"isuser:alice:example.org"), 4), [0, 2, 0, 1]);
+    assert_eq!(
+        exchange(&mut e, &frame(b"isuser:alice:example.org"), 4),
+        [0, 2, 0, 1]
+    );
     let mut u = UnixStream::connect(&sock).unwrap();
-    assert_eq!(exchange(&mut u, &sasl([b"alice", b"secret", b"smtp", b"example.org"]), 12), SASL_OK);
+    assert_eq!(
+        exchange(
+            &mut u,
+            &sasl([b"alice", b"secret", b"smtp", b"example.org"]),
+            12
+        ),
+        SASL_OK
+    );
 
     // A single unnamed socket takes the protocol from -t.
     let p1 = support::free_port();
@@ -476,8 +595,12 @@ fn inetd_connected_and_listening_socket_on_fd0() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut p = Proc::spawn("xcauthd", &mut cmd);
-    ours.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    assert_eq!(exchange(&mut ours, &frame(b"auth:alice:example.org:secret"), 4), [0, 2, 0, 1]);
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        exchange(&mut ours, &frame(b"auth:alice:example.org:secret"), 4),
+        [0, 2, 0, 1]
+    );
     ours.write_all(&frame(b"quit")).unwrap();
     assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(Some(0)));
 

@@ -136,14 +136,20 @@ impl Civil {
 
     /// Whole Unix seconds of this civil time (ignores `micros`).
     pub fn to_unix(&self) -> i64 {
-        let (y, m) = (self.year - i64::from(self.month <= 2), i64::from(self.month));
+        let (y, m) = (
+            self.year - i64::from(self.month <= 2),
+            i64::from(self.month),
+        );
         let era = y.div_euclid(400);
         let yoe = y.rem_euclid(400);
         let mp = if m > 2 { m - 3 } else { m + 9 };
         let doy = (153 * mp + 2) / 5 + i64::from(self.day) - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         let days = era * 146_097 + doe - 719_468;
-        days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
+        days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
     }
 }
 
@@ -180,14 +186,23 @@ mod tests {
     #[test]
     fn civil_round_trips_known_dates() {
         assert_eq!(Civil::from_unix(0).to_string(), "1970-01-01 00:00:00");
-        assert_eq!(Civil::from_unix(1_700_000_000).to_string(), "2023-11-14 22:13:20");
-        assert_eq!(Civil::from_unix(951_782_400).to_string(), "2000-02-29 00:00:00");
+        assert_eq!(
+            Civil::from_unix(1_700_000_000).to_string(),
+            "2023-11-14 22:13:20"
+        );
+        assert_eq!(
+            Civil::from_unix(951_782_400).to_string(),
+            "2000-02-29 00:00:00"
+        );
         assert_eq!(Civil::from_unix(-1).to_string(), "1969-12-31 23:59:59");
         for s in [-86_401, 0, 59, 951_782_400, 4_102_444_800, 1_700_000_000] {
             assert_eq!(Civil::from_unix(s).to_unix(), s);
         }
         let t = UNIX_EPOCH + Duration::from_micros(1_500_000);
-        assert_eq!(Civil::from_system_time(t).to_string(), "1970-01-01 00:00:01.500000");
+        assert_eq!(
+            Civil::from_system_time(t).to_string(),
+            "1970-01-01 00:00:01.500000"
+        );
     }
 
     #[test]

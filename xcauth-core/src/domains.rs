@@ -66,7 +66,11 @@ impl fmt::Debug for GlobalBackend {
 /// Resolves the target for `xmppdomain`: a row wins whole (no per-field
 /// fallback to the global pair), except that a NULL `authdomain` means the
 /// XMPP domain. A row with NULL secret or URL is a configuration error.
-pub fn resolve(global: &GlobalBackend, row: Option<DomainRow>, xmppdomain: &str) -> Result<Target, Unavailable> {
+pub fn resolve(
+    global: &GlobalBackend,
+    row: Option<DomainRow>,
+    xmppdomain: &str,
+) -> Result<Target, Unavailable> {
     let Some(row) = row else {
         return Ok(Target {
             url: global.url.clone(),
@@ -92,7 +96,10 @@ mod tests {
     use super::*;
 
     fn global() -> GlobalBackend {
-        GlobalBackend { url: "https://g/".into(), secret: Secret::new("gs") }
+        GlobalBackend {
+            url: "https://g/".into(),
+            secret: Secret::new("gs"),
+        }
     }
 
     #[test]
@@ -105,18 +112,46 @@ mod tests {
 
     #[test]
     fn row_wins_whole_and_null_authdomain_means_xmpp_domain() {
-        let row = DomainRow { secret: Some(Secret::new("rs")), url: Some("https://r/".into()), authdomain: None };
+        let row = DomainRow {
+            secret: Some(Secret::new("rs")),
+            url: Some("https://r/".into()),
+            authdomain: None,
+        };
         let t = resolve(&global(), Some(row), "x.org").unwrap();
-        assert_eq!((t.url.as_str(), t.secret.expose(), t.authdomain.as_str()), ("https://r/", "rs", "x.org"));
-        let row = DomainRow { secret: Some(Secret::new("rs")), url: Some("https://r/".into()), authdomain: Some(String::new()) };
-        assert_eq!(resolve(&global(), Some(row), "x.org").unwrap().authdomain, "");
+        assert_eq!(
+            (t.url.as_str(), t.secret.expose(), t.authdomain.as_str()),
+            ("https://r/", "rs", "x.org")
+        );
+        let row = DomainRow {
+            secret: Some(Secret::new("rs")),
+            url: Some("https://r/".into()),
+            authdomain: Some(String::new()),
+        };
+        assert_eq!(
+            resolve(&global(), Some(row), "x.org").unwrap().authdomain,
+            ""
+        );
     }
 
     #[test]
     fn null_secret_or_url_is_misconfigured() {
-        let row = DomainRow { secret: None, url: Some("https://r/".into()), authdomain: None };
-        assert!(matches!(resolve(&global(), Some(row), "x"), Err(Unavailable::Misconfigured(_))));
-        let row = DomainRow { secret: Some(Secret::new("s")), url: None, authdomain: None };
-        assert!(matches!(resolve(&global(), Some(row), "x"), Err(Unavailable::Misconfigured(_))));
+        let row = DomainRow {
+            secret: None,
+            url: Some("https://r/".into()),
+            authdomain: None,
+        };
+        assert!(matches!(
+            resolve(&global(), Some(row), "x"),
+            Err(Unavailable::Misconfigured(_))
+        ));
+        let row = DomainRow {
+            secret: Some(Secret::new("s")),
+            url: None,
+            authdomain: None,
+        };
+        assert!(matches!(
+            resolve(&global(), Some(row), "x"),
+            Err(Unavailable::Misconfigured(_))
+        ));
     }
 }

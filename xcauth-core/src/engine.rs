@@ -176,17 +176,22 @@ impl Engine {
             debug!("auth {jid}: empty user or password");
             return AuthDecision::Rejected;
         }
-        let cache_key = format!("{user}@{domain}");
         let cacheable = password.len() <= BCRYPT_MAX_PASSWORD;
-        if !cacheable {
-            debug!("auth {jid}: password longer than {BCRYPT_MAX_PASSWORD} bytes, cache bypassed");
-        }
         let target = match self.target(domain) {
             Ok(t) => t,
-            Err(why) => return self.unreachable_path(&cache_key, password, cacheable, why),
+            Err(why) => {
+                let cache_key = format!("{user}@{domain}");
+                return self.unreachable_path(&cache_key, password, cacheable, why);
+            }
         };
 
-        match token::verify(password, user, domain, &target.secret, self.clock.unix_seconds()) {
+        match token::verify(
+            password,
+            user,
+            domain,
+            &target.secret,
+            self.clock.unix_seconds(),
+        ) {
             TokenCheck::Valid => {
                 self.run_after_login(&target, user, domain);
                 return AuthDecision::Accepted(Via::Token);
@@ -197,7 +202,16 @@ impl Engine {
             other => debug!("auth {jid}: {}", other.describe()),
         }
 
-        if cacheable && self.cache.check(&cache_key, password, self.clock.now(), Lookup::Normal) {
+        let cache_key = format!("{user}@{domain}");
+        if !cacheable {
+            debug!("auth {jid}: password longer than {BCRYPT_MAX_PASSWORD} bytes, cache bypassed");
+        }
+
+        if cacheable
+            && self
+                .cache
+                .check(&cache_key, password, self.clock.now(), Lookup::Normal)
+        {
             self.run_after_login(&target, user, domain);
             return AuthDecision::Accepted(Via::Cache);
         }
@@ -230,7 +244,11 @@ impl Engine {
         cacheable: bool,
         why: Unavailable,
     ) -> AuthDecision {
-        if cacheable && self.cache.check(cache_key, password, self.clock.now(), Lookup::Unreachable) {
+        if cacheable
+            && self
+                .cache
+                .check(cache_key, password, self.clock.now(), Lookup::Unreachable)
+        {
             AuthDecision::Accepted(Via::UnreachableCache)
         } else {
             AuthDecision::Unavailable(why)
@@ -276,7 +294,10 @@ impl Engine {
         };
         let full = format!("{user}@{domain}");
         let find = |name: &str| {
-            roster.entries.iter().find(|e| e.uid.to_lowercase() == name.to_lowercase())
+            roster
+                .entries
+                .iter()
+                .find(|e| e.uid.to_lowercase() == name.to_lowercase())
         };
         Ok(find(&full)
             .or_else(|| find(user))

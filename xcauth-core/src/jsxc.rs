@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::error::Error as _;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -74,41 +74,59 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// The JSXC backend over HTTPS.
+///
+/// The HTTP client (with its TLS trust store) is built on first use, so a
+/// login decided by a time-limited token never pays for loading CA
+/// certificates; a client that is never used never starts reqwest's thread.
 pub struct JsxcClient {
-    http: reqwest::blocking::Client,
+    opts: ClientOptions,
+    extra_roots: Vec<reqwest::Certificate>,
+    http: OnceLock<Result<reqwest::blocking::Client, String>>,
     breaker: Breaker,
 }
 
 impl fmt::Debug for JsxcClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsxcClient").finish_non_exhaustive()
+        f.debug_struct("JsxcClient")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
     }
 }
 
 impl JsxcClient {
-    /// Builds a client. Fails only on a bad `ca_file` or TLS set-up failure.
+    /// Prepares a client. Fails only on an unreadable or invalid `ca_file`.
     pub fn new(opts: &ClientOptions) -> Result<Self, BuildError> {
-        let mut builder = reqwest::blocking::Client::builder()
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.read_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("xcauth-rs/", env!("CARGO_PKG_VERSION")))
-            .https_only(false)
-            .pool_idle_timeout(Duration::from_secs(60));
+        let mut extra_roots = Vec::new();
         if let Some(path) = &opts.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| BuildError(format!("cannot read ca-file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            extra_roots = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| BuildError(format!("ca-file {}: {e}", path.display())))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
         }
-        let http = builder.build().map_err(|e| BuildError(e.to_string()))?;
         Ok(Self {
-            http,
+            opts: opts.clone(),
+            extra_roots,
+            http: OnceLock::new(),
             breaker: Breaker::new(opts.breaker_failures, opts.breaker_cooldown),
         })
+    }
+
+    fn http(&self) -> Result<&reqwest::blocking::Client, Unavailable> {
+        let built = self.http.get_or_init(|| {
+            let mut builder = reqwest::blocking::Client::builder()
+                .connect_timeout(self.opts.connect_timeout)
+                .timeout(self.opts.read_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("xcauth-rs/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(Duration::from_secs(60));
+            for cert in &self.extra_roots {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+            builder
+                .build()
+                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+        });
+        built.as_ref().map_err(|e| Unavailable::Tls(e.clone()))
     }
 
     /// POSTs a signed form body and returns the status and body, or why not.
@@ -131,7 +149,7 @@ impl JsxcClient {
     fn post_once(&self, target: &Target, body: String) -> Result<(u16, Vec<u8>), Unavailable> {
         let signature = signature(&target.secret, body.as_bytes());
         let response = self
-            .http
+            .http()?
             .post(&target.url)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "*/*")
@@ -233,7 +251,10 @@ fn is_rustls(mut err: &(dyn std::error::Error + 'static)) -> bool {
         if err.is::<rustls::Error>() {
             return true;
         }
-        match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
             Some(inner) => err = inner,
             None => return false,
         }
@@ -256,7 +277,9 @@ fn truthy(v: &Value) -> bool {
 /// xcauth-behaviour.md 2.3, auth table.
 fn map_auth(json: &Value) -> AuthReply {
     let Value::Object(obj) = json else {
-        return AuthReply::Unavailable(Unavailable::Malformed("response is not a JSON object".into()));
+        return AuthReply::Unavailable(Unavailable::Malformed(
+            "response is not a JSON object".into(),
+        ));
     };
     match obj.get("result") {
         None => AuthReply::Unavailable(Unavailable::Malformed("no result in response".into())),
@@ -308,9 +331,11 @@ fn map_roster(json: &Value, body: String) -> RosterReply {
     let entries = match roster {
         Some(Value::Object(map)) => map.iter().map(|(k, v)| entry(k.clone(), v)).collect(),
         // PHP's empty array, or a list when every UID is 0..n-1.
-        Some(Value::Array(list)) => {
-            list.iter().enumerate().map(|(i, v)| entry(i.to_string(), v)).collect()
-        }
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| entry(i.to_string(), v))
+            .collect(),
         _ => {
             warn!("weird sharedroster response (no data.sharedRoster)");
             return RosterReply::Unavailable(Unavailable::Malformed(
@@ -328,7 +353,12 @@ fn entry(uid: String, v: &Value) -> RosterEntry {
         groups: v
             .get("groups")
             .and_then(Value::as_array)
-            .map(|g| g.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|g| {
+                g.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -400,14 +430,21 @@ struct BreakerState {
 
 impl Breaker {
     fn new(threshold: u32, cooldown: Duration) -> Self {
-        Self { threshold, cooldown, state: Mutex::new(HashMap::new()) }
+        Self {
+            threshold,
+            cooldown,
+            state: Mutex::new(HashMap::new()),
+        }
     }
 
     fn allow(&self, url: &str) -> bool {
         if self.threshold == 0 {
             return true;
         }
-        let mut map = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(st) = map.get_mut(url) else {
             return true;
         };
@@ -427,7 +464,10 @@ impl Breaker {
         if self.threshold == 0 {
             return;
         }
-        let mut map = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let st = map.entry(url.to_owned()).or_default();
         if ok {
             if st.failures >= self.threshold {
@@ -464,7 +504,10 @@ mod tests {
             ("testsecret", "operation=auth&username=good&domain=example.org&password=pw", "80a4ff986d4e07fca3d3f6b91305c197553f7628"),
         ];
         for (secret, body, hex) in vectors {
-            assert_eq!(signature(&Secret::new(secret), body.as_bytes()), format!("sha1={hex}"));
+            assert_eq!(
+                signature(&Secret::new(secret), body.as_bytes()),
+                format!("sha1={hex}")
+            );
         }
     }
 
@@ -475,7 +518,11 @@ mod tests {
             "operation=auth&username=jane.doe&domain=example.com&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A"
         );
         assert_eq!(
-            form(&[("operation", "sharedroster"), ("username", "jörg"), ("domain", "exämple.de")]),
+            form(&[
+                ("operation", "sharedroster"),
+                ("username", "jörg"),
+                ("domain", "exämple.de")
+            ]),
             "operation=sharedroster&username=j%C3%B6rg&domain=ex%C3%A4mple.de"
         );
         assert_eq!(form(&[("a", "@")]), "a=%40");
@@ -487,21 +534,40 @@ mod tests {
 
     #[test]
     fn auth_mapping_table() {
-        assert_eq!(map_auth(&j(r#"{"result":"success","data":{"uid":"a"}}"#)), AuthReply::Accepted);
+        assert_eq!(
+            map_auth(&j(r#"{"result":"success","data":{"uid":"a"}}"#)),
+            AuthReply::Accepted
+        );
         assert_eq!(map_auth(&j(r#"{"result":"noauth"}"#)), AuthReply::Rejected);
         assert_eq!(map_auth(&j(r#"{"result":"bar"}"#)), AuthReply::Rejected);
         assert_eq!(map_auth(&j(r#"{"result":1}"#)), AuthReply::Rejected);
         for unavailable in [
-            r#"{"result":"error"}"#, r#"{"result":""}"#, r#"{"result":null}"#, r#"{"result":false}"#,
-            "{}", "[]", "null", "0", r#"{"foo":"bar"}"#, r#"["result"]"#, r#""result""#,
+            r#"{"result":"error"}"#,
+            r#"{"result":""}"#,
+            r#"{"result":null}"#,
+            r#"{"result":false}"#,
+            "{}",
+            "[]",
+            "null",
+            "0",
+            r#"{"foo":"bar"}"#,
+            r#"["result"]"#,
+            r#""result""#,
         ] {
-            assert!(matches!(map_auth(&j(unavailable)), AuthReply::Unavailable(_)), "{unavailable}");
+            assert!(
+                matches!(map_auth(&j(unavailable)), AuthReply::Unavailable(_)),
+                "{unavailable}"
+            );
         }
     }
 
     #[test]
     fn isuser_mapping_table() {
-        let ok = |v: &str| map_isuser(&j(&format!(r#"{{"result":"success","data":{{"isUser":{v}}}}}"#)));
+        let ok = |v: &str| {
+            map_isuser(&j(&format!(
+                r#"{{"result":"success","data":{{"isUser":{v}}}}}"#
+            )))
+        };
         assert_eq!(ok("true"), UserExists::Yes);
         assert_eq!(ok("1"), UserExists::Yes);
         assert_eq!(ok(r#""1""#), UserExists::Yes);
@@ -511,21 +577,44 @@ mod tests {
         for odd in [r#""yes""#, "2", "[]", "{}"] {
             assert!(matches!(ok(odd), UserExists::Unknown(_)), "{odd}");
         }
-        for bad in [r#"{"result":"success"}"#, r#"{"result":"success","data":[]}"#, r#"{"result":"error"}"#, "[]", r#""x""#] {
-            assert!(matches!(map_isuser(&j(bad)), UserExists::Unknown(_)), "{bad}");
+        for bad in [
+            r#"{"result":"success"}"#,
+            r#"{"result":"success","data":[]}"#,
+            r#"{"result":"error"}"#,
+            "[]",
+            r#""x""#,
+        ] {
+            assert!(
+                matches!(map_isuser(&j(bad)), UserExists::Unknown(_)),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn roster_mapping() {
         let body = r#"{"result":"success","data":{"sharedRoster":{"alice":{"name":"Alice","groups":["T"]}}}}"#;
-        let RosterReply::Roster(r) = map_roster(&j(body), body.into()) else { panic!() };
-        assert_eq!(r.entries, vec![RosterEntry { uid: "alice".into(), name: Some("Alice".into()), groups: vec!["T".into()] }]);
+        let RosterReply::Roster(r) = map_roster(&j(body), body.into()) else {
+            panic!()
+        };
+        assert_eq!(
+            r.entries,
+            vec![RosterEntry {
+                uid: "alice".into(),
+                name: Some("Alice".into()),
+                groups: vec!["T".into()]
+            }]
+        );
         assert_eq!(r.body, body);
         let empty = r#"{"result":"success","data":{"sharedRoster":[]}}"#;
-        let RosterReply::Roster(r) = map_roster(&j(empty), empty.into()) else { panic!() };
+        let RosterReply::Roster(r) = map_roster(&j(empty), empty.into()) else {
+            panic!()
+        };
         assert!(r.entries.is_empty());
-        assert!(matches!(map_roster(&j(r#"{"result":"error"}"#), String::new()), RosterReply::Unavailable(_)));
+        assert!(matches!(
+            map_roster(&j(r#"{"result":"error"}"#), String::new()),
+            RosterReply::Unavailable(_)
+        ));
     }
 
     #[test]

@@ -56,7 +56,13 @@ impl TokenCheck {
 ///
 /// `domain` is the XMPP domain (not the backend's authdomain) and `secret` the
 /// per-domain secret. `expiry == now` is still valid; there is no not-before.
-pub fn verify(password: &Password, user: &str, domain: &str, secret: &Secret, now: i64) -> TokenCheck {
+pub fn verify(
+    password: &Password,
+    user: &str,
+    domain: &str,
+    secret: &Secret,
+    now: i64,
+) -> TokenCheck {
     let Some(raw) = decode(password.expose()) else {
         return TokenCheck::NotAToken;
     };
@@ -256,7 +262,13 @@ mod tests {
     }
 
     fn check(v: &Vector, pw: &str, now: i64) -> TokenCheck {
-        verify(&Password::new(pw), v.user, v.domain, &Secret::new(v.secret), now)
+        verify(
+            &Password::new(pw),
+            v.user,
+            v.domain,
+            &Secret::new(v.secret),
+            now,
+        )
     }
 
     #[test]
@@ -273,7 +285,12 @@ mod tests {
     fn vectors_valid_until_expiry_inclusive() {
         for v in &VECTORS {
             let e = i64::from(v.expiry);
-            assert_eq!(check(v, v.token, e), TokenCheck::Valid, "{} at expiry", v.user);
+            assert_eq!(
+                check(v, v.token, e),
+                TokenCheck::Valid,
+                "{} at expiry",
+                v.user
+            );
             assert_eq!(
                 check(v, v.token, e + 1),
                 TokenCheck::Expired { expiry: v.expiry },
@@ -321,7 +338,13 @@ mod tests {
     #[test]
     fn wrong_secret_is_bad_signature() {
         let v = &VECTORS[2];
-        let r = verify(&Password::new(v.token), v.user, v.domain, &Secret::new("other"), 0);
+        let r = verify(
+            &Password::new(v.token),
+            v.user,
+            v.domain,
+            &Secret::new("other"),
+            0,
+        );
         assert_eq!(r, TokenCheck::BadSignature);
     }
 

@@ -55,15 +55,18 @@ fn command() -> Command {
         }
         arg = match spec.kind {
             OptionKind::Flag => arg.action(ArgAction::SetTrue),
-            OptionKind::Value => {
-                arg.num_args(1).action(ArgAction::Set).value_names(spec.value_names.iter().copied())
-            }
-            OptionKind::Values(n) => {
-                arg.num_args(n).action(ArgAction::Set).value_names(spec.value_names.iter().copied())
-            }
-            OptionKind::List => {
-                arg.num_args(1).action(ArgAction::Append).value_names(spec.value_names.iter().copied())
-            }
+            OptionKind::Value => arg
+                .num_args(1)
+                .action(ArgAction::Set)
+                .value_names(spec.value_names.iter().copied()),
+            OptionKind::Values(n) => arg
+                .num_args(n)
+                .action(ArgAction::Set)
+                .value_names(spec.value_names.iter().copied()),
+            OptionKind::List => arg
+                .num_args(1)
+                .action(ArgAction::Append)
+                .value_names(spec.value_names.iter().copied()),
         };
         if let Some(d) = spec.default {
             arg = arg.help(format!("{} [default: {d}]", spec.help));
@@ -153,6 +156,12 @@ fn print_version() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Prints `--help` to stderr (no mode given: exit status 1, as xcauth 2).
+pub fn print_help_stderr() -> std::io::Result<()> {
+    let help = command().render_help();
+    write!(std::io::stderr(), "{help}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,19 +170,32 @@ mod tests {
     fn every_option_is_on_the_command_line() {
         command().debug_assert();
         let m = command()
-            .try_get_matches_from(["xcauthd", "-A", "u", "d", "p:w", "--timeout", "3", "-d", "--listen", "generic@tcp:127.0.0.1:1", "--listen", "postfix@tcp:127.0.0.1:2"])
+            .try_get_matches_from([
+                "xcauthd",
+                "-A",
+                "u",
+                "d",
+                "p:w",
+                "--timeout",
+                "3",
+                "-d",
+                "--listen",
+                "generic@tcp:127.0.0.1:1",
+                "--listen",
+                "postfix@tcp:127.0.0.1:2",
+            ])
             .unwrap();
         let raw = raw_from_matches(&m);
-        assert_eq!(raw.get("auth-test").unwrap().value, RawValue::Many(vec!["u".into(), "d".into(), "p:w".into()]));
+        assert_eq!(
+            raw.get("auth-test").unwrap().value,
+            RawValue::Many(vec!["u".into(), "d".into(), "p:w".into()])
+        );
         assert_eq!(raw.get("timeout").unwrap().value, RawValue::One("3".into()));
         assert_eq!(raw.get("debug").unwrap().value, RawValue::Flag);
         assert!(matches!(&raw.get("listen").unwrap().value, RawValue::Many(v) if v.len() == 2));
-        assert!(raw.get("url").is_none(), "defaults are not command-line values");
+        assert!(
+            raw.get("url").is_none(),
+            "defaults are not command-line values"
+        );
     }
-}
-
-/// Prints `--help` to stderr (no mode given: exit status 1, as xcauth 2).
-pub fn print_help_stderr() -> std::io::Result<()> {
-    let help = command().render_help();
-    write!(std::io::stderr(), "{help}")
 }

@@ -22,8 +22,10 @@ use crate::listen::{self, Endpoint, Service};
 use crate::setup::{fail, limits};
 
 /// Demo accounts: (user, password, display name).
-pub const ACCOUNTS: [(&str, &str, &str); 2] =
-    [("alice", "secret", "Alice (demo)"), ("bob", "builder", "Bob (demo)")];
+pub const ACCOUNTS: [(&str, &str, &str); 2] = [
+    ("alice", "secret", "Alice (demo)"),
+    ("bob", "builder", "Bob (demo)"),
+];
 /// An app password valid for `alice` only.
 pub const APP_PASSWORD: (&str, &str) = ("alice", "demo-app-password");
 /// The demo API secret (tokens below are signed with it).
@@ -36,7 +38,9 @@ pub struct DemoBackend;
 impl DemoBackend {
     fn find(user: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
         let bare = user.split('@').next().unwrap_or(user);
-        ACCOUNTS.iter().find(|(u, _, _)| u.eq_ignore_ascii_case(bare))
+        ACCOUNTS
+            .iter()
+            .find(|(u, _, _)| u.eq_ignore_ascii_case(bare))
     }
 }
 
@@ -94,7 +98,10 @@ fn banner(text: &str) {
 pub fn run(config: &Config) -> ExitCode {
     crate::sys::install_signal_handlers();
     let engine = Arc::new(Engine::new(
-        GlobalBackend { url: "demo:".into(), secret: Secret::new(DEMO_SECRET) },
+        GlobalBackend {
+            url: "demo:".into(),
+            secret: Secret::new(DEMO_SECRET),
+        },
         Arc::new(DemoBackend),
         Arc::new(SystemClock),
     ));
@@ -114,7 +121,10 @@ pub fn run(config: &Config) -> ExitCode {
         }
     }
     if let Err(e) = std::fs::create_dir_all(&sock_dir) {
-        return fail(1, &format!("demo: cannot create {}: {e}", sock_dir.display()));
+        return fail(
+            1,
+            &format!("demo: cannot create {}: {e}", sock_dir.display()),
+        );
     }
     match Endpoint::bind_unix(&mux, Service::Framing(Framing::Saslauthd), 0o666) {
         Ok(ep) => endpoints.push(ep),

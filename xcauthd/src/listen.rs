@@ -74,7 +74,11 @@ impl Endpoint {
     /// Binds a TCP listener.
     pub fn bind_tcp(addr: std::net::SocketAddr, service: Service) -> io::Result<Self> {
         let l = TcpListener::bind(addr)?;
-        Ok(Self { label: format!("tcp:{addr}"), listener: Listener::Tcp(l), service })
+        Ok(Self {
+            label: format!("tcp:{addr}"),
+            listener: Listener::Tcp(l),
+            service,
+        })
     }
 
     /// Binds a Unix listener, replacing a stale socket file, with `mode` permissions.
@@ -101,7 +105,11 @@ impl Endpoint {
             FdKind::UnixListener => Listener::Unix(UnixListener::from(fd), None),
             _ => return None,
         };
-        Some(Self { listener, service, label })
+        Some(Self {
+            listener,
+            service,
+            label,
+        })
     }
 }
 
@@ -114,7 +122,10 @@ struct Slots {
 
 impl Slots {
     fn release(&self) {
-        let mut n = self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut n = self
+            .active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *n = n.saturating_sub(1);
         self.freed.notify_all();
     }
@@ -147,9 +158,13 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     let mut saturated_since: Option<Instant> = None;
     while !sys::SHUTDOWN.load(Ordering::SeqCst) {
         crate::logging::reopen_if_requested();
+        log::logger().flush();
         // Wait for a free slot before accepting: excess clients wait in the backlog.
         {
-            let mut n = slots.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut n = slots
+                .active
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if *n >= limits.max_connections {
                 if saturated_since.is_none() {
                     warn!(
@@ -187,8 +202,10 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
             match accepted {
                 Ok((conn, peer)) => {
                     {
-                        let mut n =
-                            slots.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let mut n = slots
+                            .active
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         *n += 1;
                     }
                     spawn_worker(&engine, &slots, conn, ep.service, peer, limits);
@@ -205,7 +222,10 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     info!("shutting down: no new connections, finishing in-flight requests");
     drop_unix_paths(&endpoints);
     let deadline = Instant::now() + DRAIN;
-    let mut n = slots.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut n = slots
+        .active
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     while *n > 0 && Instant::now() < deadline {
         let (guard, _) = slots
             .freed
@@ -214,8 +234,12 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
         n = guard;
     }
     if *n > 0 {
-        warn!("{} connection(s) still open after {:?}; exiting anyway", *n, DRAIN);
+        warn!(
+            "{} connection(s) still open after {:?}; exiting anyway",
+            *n, DRAIN
+        );
     }
+    log::logger().flush();
     Ok(())
 }
 
@@ -266,7 +290,11 @@ fn spawn_worker(
 /// Serves one accepted (or inetd-inherited) connection to its end.
 pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, limits: Limits) {
     debug!("{} connection from {peer}", service.name());
-    let ctx = Ctx { engine, max_line: limits.max_line, shutdown: &sys::SHUTDOWN };
+    let ctx = Ctx {
+        engine,
+        max_line: limits.max_line,
+        shutdown: &sys::SHUTDOWN,
+    };
     let result = match (service, conn) {
         (Service::Framing(f), Conn::Tcp(s)) => {
             let _ = s.set_nonblocking(false);

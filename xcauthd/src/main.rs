@@ -18,5 +18,7 @@ mod sys;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::run()
+    let code = cli::run();
+    log::logger().flush();
+    code
 }

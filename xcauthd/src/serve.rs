@@ -75,14 +75,22 @@ pub fn serve<I: Input, W: Write>(
     };
     let mut waiting_since = Instant::now();
     let mut eof = false;
+    // Bytes before `start` are consumed; compacting once per read (not once per
+    // request) keeps pipelined input linear.
+    let mut start = 0usize;
     loop {
         // Take every complete request already buffered.
         loop {
-            let decoded = if eof { decoder.decode_eof(&buf) } else { decoder.decode(&buf) };
+            let pending = &buf[start..];
+            let decoded = if eof {
+                decoder.decode_eof(pending)
+            } else {
+                decoder.decode(pending)
+            };
             match decoded {
                 Decoded::NeedMore => break,
                 Decoded::Request { consumed, request } => {
-                    buf.drain(..consumed);
+                    start += consumed;
                     answer(ctx, framing, request, &mut out);
                     waiting_since = Instant::now();
                     if ctx.shutdown.load(Ordering::Relaxed) {
@@ -91,8 +99,13 @@ pub fn serve<I: Input, W: Write>(
                         return Ok(End::Shutdown);
                     }
                 }
-                Decoded::Reply { consumed, reply, close, why } => {
-                    buf.drain(..consumed);
+                Decoded::Reply {
+                    consumed,
+                    reply,
+                    close,
+                    why,
+                } => {
+                    start += consumed;
                     warn!("{} framing: bad request: {why}", framing.name());
                     out.extend_from_slice(&reply);
                     if close {
@@ -101,9 +114,9 @@ pub fn serve<I: Input, W: Write>(
                         return Ok(End::Closed("malformed request"));
                     }
                 }
-                Decoded::Close { consumed, why } => {
-                    buf.drain(..consumed);
+                Decoded::Close { consumed: _, why } => {
                     debug!("{} framing: closing: {why}", framing.name());
+                    log::logger().flush();
                     output.write_all(&out)?;
                     output.flush()?;
                     return Ok(End::Closed(why));
@@ -115,9 +128,13 @@ pub fn serve<I: Input, W: Write>(
             output.flush()?;
             out.clear();
         }
+        // About to wait for input: make this batch's log lines visible.
+        log::logger().flush();
         if eof {
             return Ok(End::Eof);
         }
+        buf.drain(..start);
+        start = 0;
         match input.read(&mut chunk) {
             Ok(0) => eof = true,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -146,7 +163,11 @@ pub fn serve<I: Input, W: Write>(
 /// Runs one request through the engine and encodes the reply.
 fn answer(ctx: &Ctx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) {
     match request {
-        Request::Auth { user, domain, password } => {
+        Request::Auth {
+            user,
+            domain,
+            password,
+        } => {
             debug!("{} framing: receive operation auth", framing.name());
             let ok = ctx.engine.auth(&user, &domain, &password).is_accepted();
             encode(framing, &Answer::Auth(ok), out);
@@ -161,7 +182,10 @@ fn answer(ctx: &Ctx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) 
             match ctx.engine.roster(&user, &domain) {
                 RosterReply::Roster(r) => encode(framing, &Answer::Roster(Some(&r.body)), out),
                 RosterReply::Unavailable(why) => {
-                    info!("roster {}: unavailable ({why})", xcauth_core::logsafe::jid(&user, &domain));
+                    info!(
+                        "roster {}: unavailable ({why})",
+                        xcauth_core::logsafe::jid(&user, &domain)
+                    );
                     encode(framing, &Answer::Roster(None), out);
                 }
             }

@@ -38,9 +38,14 @@ pub fn client_options(config: &Config) -> ClientOptions {
 
 /// Builds the engine for the configured backend, cache and domains.
 pub fn build_engine(config: &Config) -> Result<Engine, (u8, String)> {
-    let (url, secret) = config.require_backend().map_err(|e| (e.exit_code(), e.to_string()))?;
+    let (url, secret) = config
+        .require_backend()
+        .map_err(|e| (e.exit_code(), e.to_string()))?;
     let client = JsxcClient::new(&client_options(config)).map_err(|e| (1, e.to_string()))?;
-    let global = GlobalBackend { url: url.to_string(), secret: secret.clone() };
+    let global = GlobalBackend {
+        url: url.to_string(),
+        secret: secret.clone(),
+    };
     Ok(Engine::new(global, Arc::new(client), Arc::new(SystemClock)))
 }
 
@@ -48,7 +53,10 @@ pub fn build_engine(config: &Config) -> Result<Engine, (u8, String)> {
 pub fn limits(config: &Config) -> Limits {
     Limits {
         max_connections: config.max_connections,
-        timeouts: Timeouts { idle: config.idle_timeout, request: Duration::from_secs(30) },
+        timeouts: Timeouts {
+            idle: config.idle_timeout,
+            request: Duration::from_secs(30),
+        },
         max_line: config.max_line,
     }
 }
@@ -93,10 +101,16 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
     info!(
         "xcauthd {} starting, backend {}",
         xcauth_core::VERSION,
-        config.url.as_ref().map(ToString::to_string).unwrap_or_default()
+        config
+            .url
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     );
     let limits = limits(config);
-    let default_service = config.protocol.map_or(Service::Framing(Framing::Generic), service_of);
+    let default_service = config
+        .protocol
+        .map_or(Service::Framing(Framing::Generic), service_of);
 
     if !inherited.is_empty() {
         let mut endpoints = Vec::new();
@@ -116,7 +130,9 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
             let label = format!("systemd:{}", name.as_deref().unwrap_or("unknown"));
             match Endpoint::from_fd(fd, kind, service, label.clone()) {
                 Some(ep) => endpoints.push(ep),
-                None => warn!("{label}: inherited descriptor is not a listening stream socket; ignored"),
+                None => {
+                    warn!("{label}: inherited descriptor is not a listening stream socket; ignored")
+                }
             }
         }
         if endpoints.is_empty() {
@@ -173,7 +189,11 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
     let Service::Framing(framing) = default_service else {
         return fail(2, "the pam protocol cannot be served on stdin");
     };
-    let ctx = Ctx { engine: &engine, max_line: limits.max_line, shutdown: &sys::SHUTDOWN };
+    let ctx = Ctx {
+        engine: &engine,
+        max_line: limits.max_line,
+        shutdown: &sys::SHUTDOWN,
+    };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     match serve::serve(&ctx, framing, stdin.lock(), stdout.lock(), None) {
@@ -204,7 +224,9 @@ fn run_listeners(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) 
 
 /// Tells systemd (Type=notify) that the listeners are up.
 fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let sock = match std::os::unix::net::UnixDatagram::unbound() {
         Ok(s) => s,
         Err(e) => {

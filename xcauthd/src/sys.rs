@@ -53,7 +53,9 @@ pub fn classify(fd: BorrowedFd<'_>) -> FdKind {
     if ty != libc::SOCK_STREAM {
         return FdKind::NotASocket;
     }
-    let listening = sockopt_int(fd, libc::SO_ACCEPTCONN).map(|v| v != 0).unwrap_or(false);
+    let listening = sockopt_int(fd, libc::SO_ACCEPTCONN)
+        .map(|v| v != 0)
+        .unwrap_or(false);
     match (sockopt_int(fd, libc::SO_DOMAIN), listening) {
         (Ok(libc::AF_UNIX), true) => FdKind::UnixListener,
         (Ok(libc::AF_UNIX), false) => FdKind::UnixStream,
@@ -71,7 +73,9 @@ pub fn take_listen_fds() -> Vec<(OwnedFd, Option<String>)> {
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         .is_some_and(|p| p == std::process::id());
-    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<RawFd>().ok());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<RawFd>().ok());
     let (true, Some(count)) = (pid_ok, count) else {
         return Vec::new();
     };
@@ -87,7 +91,10 @@ pub fn take_listen_fds() -> Vec<(OwnedFd, Option<String>)> {
         // nothing else in this process owns them; we take each exactly once.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         set_cloexec(&fd);
-        let name = names.get(usize::try_from(i).unwrap_or(usize::MAX)).cloned().filter(|n| !n.is_empty());
+        let name = names
+            .get(usize::try_from(i).unwrap_or(usize::MAX))
+            .cloned()
+            .filter(|n| !n.is_empty());
         fds.push((fd, name));
     }
     fds
@@ -125,7 +132,11 @@ pub fn take_stdin_socket() -> Option<(OwnedFd, FdKind)> {
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<usize>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
         .collect();
     let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs

@@ -63,7 +63,11 @@ pub fn params(req: &Request) -> HashMap<Vec<u8>, Vec<u8>> {
 }
 
 /// `ExternalApiMiddleware::beforeController`: `Err` carries the error response.
-pub fn check_signature(req: &Request, secret: &str, php_version: PhpVersion) -> Result<(), Response> {
+pub fn check_signature(
+    req: &Request,
+    secret: &str,
+    php_version: PhpVersion,
+) -> Result<(), Response> {
     let header = req.header("x-jsxc-signature");
     if php::empty(header.as_deref()) {
         return Err(error("HTTP header \"X-JSXC-Signature\" is missing."));
@@ -221,7 +225,10 @@ fn shared_roster(username: Option<&[u8]>, domain: Option<&[u8]>, dir: &Directory
             .into_iter()
             .map(|(uid, name, groups)| {
                 let groups = Json::Arr(groups.into_iter().map(Json::Str).collect());
-                (uid, Json::obj([("name", Json::Str(name)), ("groups", groups)]))
+                (
+                    uid,
+                    Json::obj([("name", Json::Str(name)), ("groups", groups)]),
+                )
             })
             .collect(),
     );

@@ -67,7 +67,10 @@ pub struct Client {
 }
 
 fn eof() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a full response")
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "connection closed before a full response",
+    )
 }
 
 fn bad(what: &str) -> io::Error {

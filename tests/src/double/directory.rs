@@ -162,8 +162,11 @@ impl Directory {
             .iter()
             .filter(|g| g.members.iter().any(|m| same_uid(uid, m.as_bytes())))
             .map(|g| {
-                let mut members: Vec<&User> =
-                    g.members.iter().filter_map(|m| self.get(m.as_bytes())).collect();
+                let mut members: Vec<&User> = g
+                    .members
+                    .iter()
+                    .filter_map(|m| self.get(m.as_bytes()))
+                    .collect();
                 members.sort_by(|a, b| a.uid.as_bytes().cmp(b.uid.as_bytes()));
                 members.dedup_by(|a, b| a.uid == b.uid);
                 (g, members)

@@ -151,7 +151,10 @@ impl Conn {
             if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
                 return Err(ReadError::Bad(400)); // obsolete line folding
             }
-            let colon = line.iter().position(|b| *b == b':').ok_or(ReadError::Bad(400))?;
+            let colon = line
+                .iter()
+                .position(|b| *b == b':')
+                .ok_or(ReadError::Bad(400))?;
             let name = std::str::from_utf8(&line[..colon]).map_err(|_| ReadError::Bad(400))?;
             if name.is_empty() || name.contains(|c: char| c.is_whitespace()) {
                 return Err(ReadError::Bad(400));
@@ -227,7 +230,8 @@ impl Conn {
         loop {
             let line = self.read_line()?;
             let size_text = line.split(|b| *b == b';').next().unwrap_or(&[]);
-            let size_text = std::str::from_utf8(trim_ows(size_text)).map_err(|_| ReadError::Bad(400))?;
+            let size_text =
+                std::str::from_utf8(trim_ows(size_text)).map_err(|_| ReadError::Bad(400))?;
             let size = usize::from_str_radix(size_text, 16).map_err(|_| ReadError::Bad(400))?;
             if size == 0 {
                 // Trailer section up to the empty line.
@@ -265,8 +269,14 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| *b != b' ' && *b != b'\t').unwrap_or(v.len());
-    let end = v.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 

@@ -534,7 +534,8 @@ fn respond(
         );
     }
     if req.method != "POST" {
-        return api::html(405, "Method Not Allowed", "Method not allowed").with_header("Allow", "POST");
+        return api::html(405, "Method Not Allowed", "Method not allowed")
+            .with_header("Allow", "POST");
     }
     let mut secret = lock(&shared.secret).clone();
     if wrong_secret && !php::empty(Some(secret.as_bytes())) {

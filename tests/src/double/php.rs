@@ -60,7 +60,10 @@ impl Json {
                 out.push(']');
             }
             Json::Obj(pairs) => {
-                let is_list = pairs.iter().enumerate().all(|(i, (k, _))| *k == i.to_string());
+                let is_list = pairs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, (k, _))| *k == i.to_string());
                 if is_list {
                     out.push('[');
                     for (i, (_, v)) in pairs.iter().enumerate() {

@@ -256,7 +256,9 @@ impl FromStr for ListenSpec {
         let protocol: Protocol = protocol.parse()?;
         let addr = if let Some(host) = addr.strip_prefix("tcp:") {
             if protocol == Protocol::Pam {
-                return Err("the pam protocol is served on unix sockets only: pam@unix:/path".into());
+                return Err(
+                    "the pam protocol is served on unix sockets only: pam@unix:/path".into(),
+                );
             }
             ListenAddr::Tcp(parse_tcp(host, protocol.default_port())?)
         } else if let Some(path) = addr.strip_prefix("unix:") {
