@@ -141,7 +141,7 @@ fn stdin_saslauthd_and_postfix() {
     let s = Scratch::new("stdin-sp");
     let c = conf(&s, &d, "");
     let mut input = sasl([b"alice", b"secret", b"smtp", b"example.org"]);
-    input.extend(sasl([b"alice", b"wrong", b"smtp", b"example.org"]));
+    input.extend(sasl([b"alice", b"Wr0ngPw-LEAK", b"smtp", b"example.org"]));
     input.extend(sasl([b"alice", b"\xff", b"smtp", b"example.org"]));
     input.extend(sasl([b"", b"", b"", b""]));
     let (out, err, _) = stdin_run(&c, "saslauthd", &input);
@@ -617,5 +617,64 @@ fn inetd_connected_and_listening_socket_on_fd0() {
         let mut g = tcp(addr);
         g.write_all(b"isuser:alice:example.org\n").unwrap();
         assert_eq!(read_line(&mut g), "1\n");
+    }
+}
+
+#[test]
+fn demo_mode_serves_every_framing_on_loopback() {
+    let mut cmd = std::process::Command::new(support::bin("xcauthd"));
+    cmd.arg("--demo")
+        .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut p = Proc::spawn("xcauthd --demo", &mut cmd);
+    let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    for port in [23662, 23663, 23665, 23666] {
+        support::wait_for_tcp(addr(port), Duration::from_secs(10));
+    }
+    let mut banner = String::new();
+    let mut out = std::io::BufReader::new(p.child.stdout.take().unwrap());
+    while !banner.contains("For the real thing") {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "{banner}");
+        banner.push_str(&line);
+    }
+    assert!(banner.contains("DEMO") && banner.contains("NOT Nextcloud"), "{banner}");
+    let token = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Token for alice@example.org (valid 1 h): "))
+        .unwrap()
+        .to_owned();
+    let mut g = tcp(addr(23663));
+    g.write_all(format!("auth:alice:example.org:secret\nauth:alice:example.org:{token}\nauth:alice:example.org:nope\n").as_bytes())
+        .unwrap();
+    assert_eq!(read_line(&mut g), "1\n");
+    assert_eq!(read_line(&mut g), "1\n");
+    assert_eq!(read_line(&mut g), "0\n");
+    let mut e = tcp(addr(23662));
+    assert_eq!(exchange(&mut e, &frame(b"isuser:bob:example.org"), 4), [0, 2, 0, 1]);
+    let mut pf = tcp(addr(23665));
+    pf.write_all(b"get carol@example.org\n").unwrap();
+    assert_eq!(read_line(&mut pf), "500 No such user\n");
+    let mux = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("saslauthd:          testsaslauthd -u alice -p secret -f "))
+        .unwrap();
+    let mut u = UnixStream::connect(mux.trim()).unwrap();
+    assert_eq!(exchange(&mut u, &sasl([b"bob", b"builder", b"smtp", b""]), 12), SASL_OK);
+    p.signal("INT");
+    assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(Some(0)));
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(support::bin("xcauthd")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("xcauthd "));
+    let out = Command::new(support::bin("xcauthd")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in ["--demo", "--daemon", "-A, --auth-test", "--cache-storage", "listen", "Modes:"] {
+        assert!(help.contains(needle), "help lacks {needle}");
     }
 }

@@ -74,7 +74,7 @@ impl fmt::Display for AuthDecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthDecision::Accepted(via) => write!(f, "accepted via {}", via.as_str()),
-            AuthDecision::Rejected => f.write_str("rejected"),
+            AuthDecision::Rejected => f.write_str("rejected (wrong password or unknown user)"),
             AuthDecision::Unavailable(why) => write!(f, "unavailable ({why})"),
         }
     }
