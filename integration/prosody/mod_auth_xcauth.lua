@@ -5,6 +5,12 @@
 -- spawning a process. One short TCP connection per request; the reply is
 -- exactly "1" or "0".
 --
+-- Prosody runs every client session on one event loop. Inside a session's
+-- async runner (where SASL authentication happens) the request is made with
+-- Prosody's own non-blocking network API, so a slow backend delays only the
+-- client that is logging in. Elsewhere (prosodyctl, other callers outside a
+-- runner) it falls back to a blocking LuaSocket call bounded by xcauth_timeout.
+--
 -- Prosody configuration:
 --   authentication = "xcauth"
 --   xcauth_host = "127.0.0.1"    -- where xcauthd listens (generic framing)
@@ -14,6 +20,9 @@
 -- Licence: MIT OR Apache-2.0 (part of xcauth-rs).
 
 local socket = require "socket";
+local async = require "util.async";
+local connect = require "net.connect".connect;
+local basic_resolver = require "net.resolvers.basic";
 local new_sasl = require "util.sasl".new;
 
 local host = module.host;
@@ -23,8 +32,11 @@ local xc_timeout = module:get_option_number("xcauth_timeout", 5);
 
 local log = module._log;
 
--- Sends one request line, returns the reply line or nil.
-local function query(line)
+-- A reply longer than this is not an xcauthd reply.
+local max_reply = 1024;
+
+-- Blocking variant: one request line, returns the reply line or nil.
+local function query_blocking(line)
 	local conn = socket.tcp();
 	conn:settimeout(xc_timeout);
 	local ok, err = conn:connect(xc_host, xc_port);
@@ -46,6 +58,63 @@ local function query(line)
 		return nil;
 	end
 	return reply;
+end
+
+-- Non-blocking variant, for use inside an async runner: suspends only the
+-- calling session until the reply, a failure or the timeout.
+local function query_async(line)
+	local wait, done = async.waiter();
+	local finished, reply, failure = false, nil, nil;
+	local current;
+	local buffer = "";
+
+	local function finish(r, why)
+		if finished then return; end
+		finished, reply, failure = true, r, why;
+		if current then current:close(); end
+		done();
+	end
+
+	local listeners = {};
+	function listeners.onconnect(conn)
+		current = conn;
+		if finished then conn:close(); return; end
+		conn:write(line .. "\n");
+	end
+	function listeners.onincoming(_, data)
+		buffer = buffer .. data;
+		local l = buffer:match("^([^\n]*)\n");
+		if l then
+			finish((l:gsub("\r$", "")));
+		elseif #buffer > max_reply then
+			finish(nil, "reply too long");
+		end
+	end
+	function listeners.ondisconnect(_, err)
+		current = nil;
+		finish(nil, err or "connection closed without a reply");
+	end
+	function listeners.onfail(_, err)
+		finish(nil, "cannot connect: " .. tostring(err));
+	end
+
+	local timer = module:add_timer(xc_timeout, function ()
+		finish(nil, "timed out after " .. tostring(xc_timeout) .. " s");
+	end);
+	connect(basic_resolver.new(xc_host, xc_port, "tcp"), listeners, { pattern = "*a" });
+	wait();
+	timer:stop();
+	if not reply then
+		log("error", "cannot reach xcauthd at %s:%d: %s", xc_host, xc_port, tostring(failure));
+	end
+	return reply;
+end
+
+local function query(line)
+	if async.ready() then
+		return query_async(line);
+	end
+	return query_blocking(line);
 end
 
 -- The generic framing separates fields with ':' and requests with '\n':

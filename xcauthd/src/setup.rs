@@ -89,7 +89,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
         let _ = crate::cli::print_help_stderr();
         return ExitCode::from(1);
     }
-    logging::init(&daemon_sink(config), config.debug);
+    logging::init(&daemon_sink(config), config.debug || config.interactive);
     sys::install_signal_handlers();
     let engine = match build_engine(config) {
         Ok(e) => Arc::new(e),

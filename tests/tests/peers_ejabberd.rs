@@ -1,0 +1,317 @@
+//! Real ejabberd 23.01 with `auth_method: external` spawning `xcauthd -t ejabberd`
+//! (the length-prefixed extauth framing on stdin/stdout), driven by a real XMPP
+//! client (slixmpp, `tests/scripts/xmpp_login.py`): a login succeeds with the
+//! Nextcloud password and with an app password and fails with a wrong one, and
+//! each attempt reaches the JSXC backend (the test double) exactly once.
+//!
+//! See `shared/spec/test-peers.md` §5.2. ejabberd runs the extauth program as
+//! user `ejabberd`, so the binary, its configuration and its log directory live
+//! in a 0755 scratch directory under /tmp.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::support::{bin, free_port, require_program, wait_for_tcp, Scratch};
+
+const SECRET: &str = "ejabberd-e2e-secret";
+
+/// Outcome of one XMPP login through `xmpp_login.py`: exit code and output.
+fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/xmpp_login.py");
+    // `timeout` bounds the client even if it ignores its own deadline.
+    let out = Command::new("timeout")
+        .args(["-k", "2", "25", "/usr/bin/python3"])
+        .arg(&script)
+        .args([jid, password, &port.to_string(), "15"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run xmpp_login.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn chown_ejabberd(path: &Path) {
+    let st = Command::new("chown")
+        .args(["-R", "ejabberd:ejabberd"])
+        .arg(path)
+        .status()
+        .expect("chown");
+    assert!(st.success(), "chown -R ejabberd: {}", path.display());
+}
+
+fn read_or_empty(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn kill(sig: &str, target: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), "--", target])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !read_or_empty(Path::new(&format!("/proc/{pid}/stat"))).contains(") Z ")
+}
+
+/// A running `ejabberdctl … foreground`, stopped with `ejabberdctl … stop` on
+/// drop, killed by PID (its own process group, then the Erlang VM from the pid
+/// file) as a fallback. Dumps its logs when the test is failing.
+struct Ejabberd {
+    child: Child,
+    /// `--config-dir … --node …`, shared by `foreground` and `stop`.
+    args: Vec<OsString>,
+    dir: PathBuf,
+    pid_file: PathBuf,
+    /// The Erlang VM's PID (beam.smp runs as user ejabberd in its own session).
+    beam_pid: Option<u32>,
+    /// xcauthd's log directory, dumped too.
+    xcauth_log: PathBuf,
+}
+
+impl Ejabberd {
+    fn ctl(&self, action: &str) -> Command {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-k", "3", "20", "ejabberdctl"])
+            .args(&self.args)
+            .arg(action)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Stops ejabberd the normal way; true when `ejabberdctl foreground` exited.
+    fn stop(&mut self) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return true;
+        }
+        let _ = self
+            .ctl("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    #[allow(clippy::print_stderr)] // the logs are the failure report
+    fn dump_logs(&self) {
+        for (what, path) in [
+            ("ejabberd console", self.dir.join("console.log")),
+            ("ejabberd.log", self.dir.join("logs/ejabberd.log")),
+            ("ejabberd error.log", self.dir.join("logs/error.log")),
+            ("xcauth.log", self.xcauth_log.join("xcauth.log")),
+            ("xcauth.err", self.xcauth_log.join("xcauth.err")),
+        ] {
+            eprintln!(
+                "----- {what} ({}) -----\n{}",
+                path.display(),
+                read_or_empty(&path)
+            );
+        }
+    }
+}
+
+impl Drop for Ejabberd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        let stopped = self.stop();
+        let beam = self
+            .beam_pid
+            .or_else(|| read_or_empty(&self.pid_file).trim().parse().ok());
+        if let Some(pid) = beam.filter(|p| pid_alive(*p)) {
+            kill("TERM", &pid.to_string());
+            let end = Instant::now() + Duration::from_secs(3);
+            while pid_alive(pid) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if pid_alive(pid) {
+                kill("KILL", &pid.to_string());
+            }
+        }
+        if !stopped {
+            // ejabberdctl and su: the process group we created for them.
+            kill("KILL", &format!("-{}", self.child.id()));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ejabberd_extauth_logins_through_xcauthd() {
+    require_program("ejabberdctl");
+    require_program("timeout");
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "/usr/bin/python3 missing: run scripts/install-test-deps.sh"
+    );
+
+    let backend = BackendDouble::start(SECRET);
+    backend.add_user(User::new("alice", "secret").app_password("alice", "app-pw-1"));
+
+    let w = Scratch::new("ejabberd");
+    // xcauthd runs as user ejabberd: everything it touches lives in the 0755 scratch dir.
+    let xcauthd = w.join("xcauthd");
+    std::fs::copy(bin("xcauthd"), &xcauthd).unwrap();
+    std::fs::set_permissions(&xcauthd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log_dir = w.join("xcauth-log");
+    std::fs::create_dir(&log_dir).unwrap();
+    chown_ejabberd(&log_dir);
+    let conf = w.write(
+        "xcauth.conf",
+        &format!(
+            "url={}\nsecret={SECRET}\ntimeout=2,3\nlog={}\ndebug\n",
+            backend.url(),
+            log_dir.display()
+        ),
+    );
+    let wrapper = w.write(
+        "extauth-program",
+        &format!(
+            "#!/bin/sh\nXCAUTH_SYSTEM_CONFIG=/nonexistent/xcauth.conf exec {} -c {} -t ejabberd\n",
+            xcauthd.display(),
+            conf.display()
+        ),
+    );
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let c2s_port = free_port();
+    let dist_port = free_port();
+    let ej = w.join("ejabberd");
+    std::fs::create_dir_all(ej.join("spool")).unwrap();
+    std::fs::create_dir_all(ej.join("logs")).unwrap();
+    let pid_file = ej.join("ejabberd.pid");
+    w.write(
+        "ejabberd/ejabberdctl.cfg",
+        &format!(
+            "ERL_OPTIONS=\"-env ERL_CRASH_DUMP_BYTES 0\"\n\
+             INET_DIST_INTERFACE=127.0.0.1\n\
+             ERL_DIST_PORT={dist_port}\n\
+             EJABBERD_PID_PATH={}\n",
+            pid_file.display()
+        ),
+    );
+    w.write(
+        "ejabberd/ejabberd.yml",
+        &format!(
+            "hosts: [example.org]\n\
+             loglevel: info\n\
+             acme: {{auto: false}}\n\
+             certfiles: []\n\
+             listen:\n  - {{port: {c2s_port}, ip: \"127.0.0.1\", module: ejabberd_c2s, starttls: false}}\n\
+             auth_method: [external]\n\
+             extauth_program: \"{}\"\n\
+             extauth_pool_size: 1\n\
+             auth_use_cache: false\n\
+             modules: {{mod_disco: {{}}, mod_ping: {{}}}}\n",
+            wrapper.display()
+        ),
+    );
+    if Path::new("/etc/ejabberd/inetrc").exists() {
+        std::fs::copy("/etc/ejabberd/inetrc", ej.join("inetrc")).unwrap();
+    }
+    chown_ejabberd(&ej);
+
+    let node = format!("xcauthtest{}x{c2s_port}@localhost", std::process::id());
+    let args: Vec<OsString> = vec![
+        "--config-dir".into(),
+        ej.clone().into(),
+        "--ctl-config".into(),
+        ej.join("ejabberdctl.cfg").into(),
+        "--config".into(),
+        ej.join("ejabberd.yml").into(),
+        "--spool".into(),
+        ej.join("spool").into(),
+        "--logs".into(),
+        ej.join("logs").into(),
+        "--node".into(),
+        node.into(),
+    ];
+    let console = std::fs::File::create(ej.join("console.log")).unwrap();
+    let child = Command::new("ejabberdctl")
+        .args(&args)
+        .arg("foreground")
+        .stdin(Stdio::null())
+        .stdout(console.try_clone().unwrap())
+        .stderr(console)
+        .process_group(0)
+        .spawn()
+        .expect("start ejabberdctl foreground");
+    let mut server = Ejabberd {
+        child,
+        args,
+        dir: ej.clone(),
+        pid_file: pid_file.clone(),
+        beam_pid: None,
+        xcauth_log: log_dir.clone(),
+    };
+    wait_for_tcp(
+        format!("127.0.0.1:{c2s_port}").parse().unwrap(),
+        Duration::from_secs(30),
+    );
+    server.beam_pid = read_or_empty(&pid_file).trim().parse().ok();
+
+    // 1. The Nextcloud login password.
+    let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
+    assert_eq!(rc, Some(0), "good password must log in:\n{out}");
+    assert_eq!(backend.count("auth"), 1, "one backend auth per login");
+    let body = backend.last_request().unwrap().body_str();
+    assert_eq!(
+        body, "operation=auth&username=alice&domain=example.org&password=secret",
+        "what xcauthd sent for ejabberd's auth:alice:example.org:secret"
+    );
+
+    // 2. An app password (device token) of the same account.
+    let (rc, out) = xmpp_login("alice@example.org", "app-pw-1", c2s_port);
+    assert_eq!(rc, Some(0), "app password must log in:\n{out}");
+    assert_eq!(backend.count("auth"), 2);
+
+    // 3. A wrong password is refused (by xcauthd's 00 02 00 00 reply).
+    let (rc, out) = xmpp_login("alice@example.org", "Wrong-PW-77", c2s_port);
+    assert_eq!(rc, Some(1), "wrong password must be refused:\n{out}");
+    assert_eq!(
+        backend.count("auth"),
+        3,
+        "the refusal came from the backend"
+    );
+    let body = backend.last_request().unwrap().body_str();
+    assert!(body.ends_with("&password=Wrong-PW-77"), "{body}");
+
+    // The extauth program was xcauthd running as user ejabberd: it could write its
+    // log in the ejabberd-owned directory, and the log names the user but no secret.
+    let xclog = read_or_empty(&log_dir.join("xcauth.log"));
+    assert!(
+        xclog.contains("alice@example.org"),
+        "xcauthd's log:\n{xclog}"
+    );
+    for leak in ["app-pw-1", "Wrong-PW-77", SECRET] {
+        assert!(
+            !xclog.contains(leak),
+            "xcauthd's log shows {leak:?}:\n{xclog}"
+        );
+    }
+
+    // A clean stop through ejabberdctl, within the bound.
+    assert!(
+        server.stop(),
+        "ejabberdctl stop did not end ejabberd within 10 s"
+    );
+}

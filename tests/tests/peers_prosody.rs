@@ -1,0 +1,246 @@
+//! Real Prosody 0.12 (Lua 5.4) with the shipped auth provider
+//! `integration/prosody/mod_auth_xcauth.lua`, which talks to `xcauthd --daemon`
+//! over the generic (line) framing on TCP, driven by a real XMPP client
+//! (slixmpp, `tests/scripts/xmpp_login.py`): a login succeeds with the
+//! Nextcloud password and with an app password, fails with a wrong one, and
+//! fails (without hanging Prosody) when xcauthd is down.
+//!
+//! See `shared/spec/test-peers.md` §5.3 (route A).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xcauth_tests::double::{BackendDouble, Fault, User};
+use xcauth_tests::support::{
+    free_port, require_program, start_daemon, wait_for_tcp, xcauth_conf, Proc, Scratch,
+};
+
+const SECRET: &str = "prosody-e2e-secret";
+
+/// Outcome of one XMPP login through `xmpp_login.py`: exit code and output.
+fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/xmpp_login.py");
+    // `timeout` bounds the client even if it ignores its own deadline.
+    let out = Command::new("timeout")
+        .args(["-k", "2", "25", "/usr/bin/python3"])
+        .arg(&script)
+        .args([jid, password, &port.to_string(), "15"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run xmpp_login.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// Prints the logs of a failing run (the peer programs' own words).
+struct DumpOnPanic(Vec<(&'static str, PathBuf)>);
+
+impl Drop for DumpOnPanic {
+    #[allow(clippy::print_stderr)] // the logs are the failure report
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (what, path) in &self.0 {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                eprintln!("----- {what} ({}) -----\n{text}", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn prosody_logins_through_shipped_lua_module() {
+    require_program("prosody");
+    require_program("timeout");
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "/usr/bin/python3 missing: run scripts/install-test-deps.sh"
+    );
+
+    let backend = BackendDouble::start(SECRET);
+    backend.add_user(User::new("alice", "secret").app_password("alice", "app-pw-1"));
+
+    let w = Scratch::new("prosody");
+    let xc_port = free_port();
+    let xc_addr = format!("127.0.0.1:{xc_port}").parse().unwrap();
+    let conf = w.write(
+        "xcauth.conf",
+        &xcauth_conf(
+            &backend.url(),
+            SECRET,
+            &format!("listen=generic@tcp:127.0.0.1:{xc_port}"),
+        ),
+    );
+    let xc_log = w.join("xcauthd.log");
+
+    let p = w.join("prosody");
+    std::fs::create_dir_all(p.join("data")).unwrap();
+    std::fs::create_dir_all(p.join("modules")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/prosody/mod_auth_xcauth.lua"),
+        p.join("modules/mod_auth_xcauth.lua"),
+    )
+    .expect("copy the shipped mod_auth_xcauth.lua");
+    let c2s_port = free_port();
+    let cfg = w.write(
+        "prosody/test.cfg.lua",
+        &format!(
+            r#"run_as_root = true; daemonize = false
+pidfile = "{dir}/test.pid"
+data_path = "{dir}/data"
+plugin_paths = {{ "{dir}/modules" }}
+interfaces = {{ "127.0.0.1" }}; local_interfaces = {{ "127.0.0.1" }}; c2s_ports = {{ {c2s_port} }}
+s2s_ports = {{ }}; c2s_direct_tls_ports = {{ }}; http_ports = {{ }}; https_ports = {{ }}; component_ports = {{ }}
+modules_enabled = {{ "saslauth", "disco", "ping" }}; modules_disabled = {{ "s2s" }}
+c2s_require_encryption = false; allow_unencrypted_plain_auth = true
+authentication = "xcauth"
+xcauth_host = "127.0.0.1"
+xcauth_port = {xc_port}
+xcauth_timeout = 2
+log = {{ debug = "{dir}/test.log"; info = "*console" }}
+VirtualHost "example.org"
+"#,
+            dir = p.display()
+        ),
+    );
+    let _dump = DumpOnPanic(vec![
+        ("prosody console", p.join("console.log")),
+        ("prosody debug log", p.join("test.log")),
+        ("xcauthd", xc_log.clone()),
+    ]);
+
+    let mut daemon = start_daemon(&conf, &xc_log, &[xc_addr]);
+    let console = std::fs::File::create(p.join("console.log")).unwrap();
+    let mut prosody = Proc::spawn(
+        "prosody",
+        Command::new("prosody")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("-F")
+            .stdin(Stdio::null())
+            .stdout(console.try_clone().unwrap())
+            .stderr(console),
+    );
+    wait_for_tcp(
+        format!("127.0.0.1:{c2s_port}").parse().unwrap(),
+        Duration::from_secs(15),
+    );
+
+    // The provider was loaded for the host (not silently replaced by another one).
+    let debug_log = std::fs::read_to_string(p.join("test.log")).unwrap_or_default();
+    assert!(
+        debug_log.contains("use user provider 'xcauth'"),
+        "Prosody did not select the xcauth provider:\n{debug_log}"
+    );
+
+    // 1. The Nextcloud login password.
+    let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
+    assert_eq!(rc, Some(0), "good password must log in:\n{out}");
+    assert_eq!(backend.count("auth"), 1, "one backend auth per login");
+    assert_eq!(
+        backend.last_request().unwrap().body_str(),
+        "operation=auth&username=alice&domain=example.org&password=secret"
+    );
+
+    // 2. An app password (device token).
+    let (rc, out) = xmpp_login("alice@example.org", "app-pw-1", c2s_port);
+    assert_eq!(rc, Some(0), "app password must log in:\n{out}");
+    assert_eq!(backend.count("auth"), 2);
+
+    // 3. A wrong password, and a password holding ':' (the generic framing keeps it whole).
+    let (rc, out) = xmpp_login("alice@example.org", "Wrong-PW-77", c2s_port);
+    assert_eq!(rc, Some(1), "wrong password must be refused:\n{out}");
+    assert_eq!(
+        backend.count("auth"),
+        3,
+        "the refusal came from the backend"
+    );
+    let (rc, out) = xmpp_login("alice@example.org", "se:cr:et", c2s_port);
+    assert_eq!(
+        rc,
+        Some(1),
+        "wrong password with colons must be refused:\n{out}"
+    );
+    assert_eq!(backend.count("auth"), 4);
+    assert!(
+        backend
+            .last_request()
+            .unwrap()
+            .body_str()
+            .ends_with("&password=se%3Acr%3Aet"),
+        "{:?}",
+        backend.last_request()
+    );
+
+    // 4. A slow backend delays only the client that is logging in: three logins at
+    //    once overlap (the provider must not block Prosody's event loop).
+    backend.set_fault(Fault::Delay(Duration::from_millis(1000)));
+    let started = Instant::now();
+    let logins: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || xmpp_login("alice@example.org", "secret", c2s_port)))
+        .collect();
+    for login in logins {
+        let (rc, out) = login.join().unwrap();
+        assert_eq!(rc, Some(0), "login with a slow backend:\n{out}");
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(backend.count("auth"), 7);
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "three logins against a 1 s backend took {elapsed:?}: they were served one after \
+         the other, so Prosody was blocked while waiting for xcauthd"
+    );
+
+    // 5. xcauthd slower than xcauth_timeout (2 s): the provider gives up and refuses.
+    backend.set_fault(Fault::Delay(Duration::from_millis(2800)));
+    let started = Instant::now();
+    let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
+    let elapsed = started.elapsed();
+    assert_eq!(rc, Some(1), "login must fail after xcauth_timeout:\n{out}");
+    assert!(elapsed < Duration::from_millis(2700), "took {elapsed:?}");
+    backend.set_fault(Fault::None);
+    let debug_log = std::fs::read_to_string(p.join("test.log")).unwrap_or_default();
+    assert!(
+        debug_log.contains("timed out after 2 s"),
+        "the provider logs its timeout:\n{debug_log}"
+    );
+    assert_eq!(backend.count("auth"), 8);
+
+    // 6. xcauthd down: the provider reports failure promptly, Prosody stays up.
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(10)).is_some(),
+        "xcauthd ignored SIGTERM"
+    );
+    let started = Instant::now();
+    let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
+    assert_eq!(rc, Some(1), "login must fail while xcauthd is down:\n{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(backend.count("auth"), 8, "nothing reached the backend");
+    assert!(prosody.alive(), "Prosody died when xcauthd was unreachable");
+    let debug_log = std::fs::read_to_string(p.join("test.log")).unwrap_or_default();
+    assert!(
+        debug_log.contains("cannot reach xcauthd"),
+        "the provider logs why it failed:\n{debug_log}"
+    );
+
+    assert!(
+        !debug_log.contains("Traceback"),
+        "a Lua error in Prosody:\n{debug_log}"
+    );
+
+    prosody.signal("TERM");
+    assert!(
+        prosody.wait_exit(Duration::from_secs(10)).is_some(),
+        "Prosody did not stop on SIGTERM"
+    );
+}
