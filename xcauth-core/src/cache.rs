@@ -20,11 +20,31 @@ pub enum Lookup {
     Unreachable,
 }
 
+/// The result of a cache lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheCheck {
+    /// The cache vouches for this password.
+    Hit,
+    /// No usable entry (none, too old, storage failure, not cacheable).
+    Miss,
+    /// An entry was checked and this password does not match its hash. A
+    /// later `forget_if_matches` for the same password would do nothing, so
+    /// the engine skips that second bcrypt run.
+    Mismatch,
+}
+
+impl CacheCheck {
+    /// True for [`CacheCheck::Hit`].
+    pub fn is_hit(self) -> bool {
+        self == CacheCheck::Hit
+    }
+}
+
 /// Stores bcrypt hashes of passwords the backend accepted.
 pub trait CredentialCache: Send + Sync + fmt::Debug {
-    /// True when `password` matches the cached hash for `jid` under the TTL
+    /// Whether `password` matches the cached hash for `jid` under the TTL
     /// rule `lookup`. A hit records `now` as the last use (`anyauth`).
-    fn check(&self, jid: &str, password: &Password, now: SystemTime, lookup: Lookup) -> bool;
+    fn check(&self, jid: &str, password: &Password, now: SystemTime, lookup: Lookup) -> CacheCheck;
 
     /// Records a backend success for `jid` with this password at `now`.
     fn store(&self, jid: &str, password: &Password, now: SystemTime);
@@ -45,8 +65,14 @@ pub trait CredentialCache: Send + Sync + fmt::Debug {
 pub struct NoCache;
 
 impl CredentialCache for NoCache {
-    fn check(&self, _jid: &str, _password: &Password, _now: SystemTime, _lookup: Lookup) -> bool {
-        false
+    fn check(
+        &self,
+        _jid: &str,
+        _password: &Password,
+        _now: SystemTime,
+        _lookup: Lookup,
+    ) -> CacheCheck {
+        CacheCheck::Miss
     }
 
     fn store(&self, _jid: &str, _password: &Password, _now: SystemTime) {}

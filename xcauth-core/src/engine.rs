@@ -16,7 +16,7 @@ use std::sync::Arc;
 use log::{debug, info, warn};
 
 use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
-use crate::cache::{CredentialCache, Lookup, NoCache};
+use crate::cache::{CacheCheck, CredentialCache, Lookup, NoCache};
 use crate::clock::Clock;
 use crate::domains::{self, Domains, GlobalBackend, NoDomains};
 use crate::logsafe;
@@ -207,11 +207,13 @@ impl Engine {
             debug!("auth {jid}: password longer than {BCRYPT_MAX_PASSWORD} bytes, cache bypassed");
         }
 
-        if cacheable
-            && self
-                .cache
+        let cached = if cacheable {
+            self.cache
                 .check(&cache_key, password, self.clock.now(), Lookup::Normal)
-        {
+        } else {
+            CacheCheck::Miss
+        };
+        if cached.is_hit() {
             self.run_after_login(&target, user, domain);
             return AuthDecision::Accepted(Via::Cache);
         }
@@ -225,7 +227,9 @@ impl Engine {
                 AuthDecision::Accepted(Via::Backend)
             }
             AuthReply::Rejected => {
-                if cacheable {
+                // A password that just failed to match the entry cannot
+                // evict it; skip the second bcrypt run.
+                if cacheable && cached != CacheCheck::Mismatch {
                     self.cache.forget_if_matches(&cache_key, password);
                 }
                 AuthDecision::Rejected
@@ -248,6 +252,7 @@ impl Engine {
             && self
                 .cache
                 .check(cache_key, password, self.clock.now(), Lookup::Unreachable)
+                .is_hit()
         {
             AuthDecision::Accepted(Via::UnreachableCache)
         } else {
@@ -303,5 +308,155 @@ impl Engine {
             .or_else(|| find(user))
             .map(|e| e.groups.clone())
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::backend::RosterReply;
+    use crate::clock::ManualClock;
+    use crate::secret::Secret;
+
+    #[derive(Debug)]
+    struct Scripted(Mutex<Vec<AuthReply>>);
+
+    impl Backend for Scripted {
+        fn auth(&self, _: &Target, _: &str, _: &Password) -> AuthReply {
+            self.0.lock().unwrap().remove(0)
+        }
+        fn isuser(&self, _: &Target, _: &str) -> UserExists {
+            UserExists::Yes
+        }
+        fn sharedroster(&self, _: &Target, _: &str) -> RosterReply {
+            RosterReply::Unavailable(Unavailable::Status(500))
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeCache {
+        normal: CacheCheck,
+        unreachable: CacheCheck,
+        forgets: AtomicUsize,
+        stores: AtomicUsize,
+    }
+
+    impl CredentialCache for FakeCache {
+        fn check(&self, _: &str, _: &Password, _: SystemTime, lookup: Lookup) -> CacheCheck {
+            match lookup {
+                Lookup::Normal => self.normal,
+                Lookup::Unreachable => self.unreachable,
+            }
+        }
+        fn store(&self, _: &str, _: &Password, _: SystemTime) {
+            self.stores.fetch_add(1, Ordering::SeqCst);
+        }
+        fn forget_if_matches(&self, _: &str, _: &Password) {
+            self.forgets.fetch_add(1, Ordering::SeqCst);
+        }
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+    }
+
+    fn engine(
+        replies: Vec<AuthReply>,
+        normal: CacheCheck,
+        unreachable: CacheCheck,
+    ) -> (Engine, Arc<FakeCache>) {
+        let cache = Arc::new(FakeCache {
+            normal,
+            unreachable,
+            forgets: AtomicUsize::new(0),
+            stores: AtomicUsize::new(0),
+        });
+        let e = Engine::new(
+            GlobalBackend {
+                url: "http://x/".into(),
+                secret: Secret::new("s"),
+            },
+            Arc::new(Scripted(Mutex::new(replies))),
+            Arc::new(ManualClock::at(0)),
+        )
+        .with_cache(cache.clone());
+        (e, cache)
+    }
+
+    #[test]
+    fn rejected_password_that_mismatched_the_entry_skips_the_eviction_check() {
+        let (e, c) = engine(
+            vec![AuthReply::Rejected],
+            CacheCheck::Mismatch,
+            CacheCheck::Miss,
+        );
+        assert_eq!(
+            e.auth("u", "d", &Password::new("pw")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(c.forgets.load(Ordering::SeqCst), 0);
+        let (e, c) = engine(
+            vec![AuthReply::Rejected],
+            CacheCheck::Miss,
+            CacheCheck::Miss,
+        );
+        assert_eq!(
+            e.auth("u", "d", &Password::new("pw")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(
+            c.forgets.load(Ordering::SeqCst),
+            1,
+            "an expired entry may still match"
+        );
+    }
+
+    #[test]
+    fn decision_order() {
+        let (e, c) = engine(vec![], CacheCheck::Hit, CacheCheck::Miss);
+        assert_eq!(
+            e.auth("u", "d", &Password::new("pw")),
+            AuthDecision::Accepted(Via::Cache)
+        );
+        let (e, c2) = engine(
+            vec![AuthReply::Accepted],
+            CacheCheck::Miss,
+            CacheCheck::Miss,
+        );
+        assert_eq!(
+            e.auth("u", "d", &Password::new("pw")),
+            AuthDecision::Accepted(Via::Backend)
+        );
+        assert_eq!(c2.stores.load(Ordering::SeqCst), 1);
+        let down = || AuthReply::Unavailable(Unavailable::Status(503));
+        let (e, _) = engine(vec![down()], CacheCheck::Miss, CacheCheck::Hit);
+        assert_eq!(
+            e.auth("u", "d", &Password::new("pw")),
+            AuthDecision::Accepted(Via::UnreachableCache)
+        );
+        let (e, _) = engine(vec![down()], CacheCheck::Miss, CacheCheck::Miss);
+        assert_eq!(
+            e.auth("u", "d", &Password::new("pw")),
+            AuthDecision::Unavailable(Unavailable::Status(503))
+        );
+        // Over 72 bytes: the cache is never consulted or filled.
+        let long = "x".repeat(73);
+        let (e, c3) = engine(vec![AuthReply::Accepted], CacheCheck::Hit, CacheCheck::Hit);
+        assert_eq!(
+            e.auth("u", "d", &Password::new(long)),
+            AuthDecision::Accepted(Via::Backend)
+        );
+        assert_eq!(c3.stores.load(Ordering::SeqCst), 0);
+        // Empty user or password: rejected without a backend call.
+        let (e, _) = engine(vec![], CacheCheck::Miss, CacheCheck::Miss);
+        assert_eq!(
+            e.auth("", "d", &Password::new("pw")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(e.auth("u", "d", &Password::new("")), AuthDecision::Rejected);
+        assert_eq!(c.forgets.load(Ordering::SeqCst), 0);
     }
 }

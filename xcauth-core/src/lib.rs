@@ -8,11 +8,13 @@
 //! - [`codec`]: sans-I/O decoders/encoders for the four wire framings.
 #![forbid(unsafe_code)]
 
+pub mod assemble;
 pub mod backend;
 pub mod cache;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod db;
 pub mod domains;
 pub mod engine;
 pub mod jsxc;

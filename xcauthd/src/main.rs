@@ -5,6 +5,7 @@
 //! with `listen=` addresses; inetd (fd 0 is a socket); stdin/stdout as
 //! spawned by ejabberd or Prosody.
 
+mod admin;
 mod cli;
 mod demo;
 mod listen;

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use clap::{ArgMatches, Command};
 use log::{error, info, warn};
+use xcauth_core::assemble::{self, Host};
 use xcauth_core::codec::Framing;
 use xcauth_core::config::{Config, ListenAddr, Protocol};
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{Engine, SystemClock};
+use xcauth_core::Engine;
 
 use crate::listen::{self, Conn, Endpoint, Limits, Service};
 use crate::logging::{self, Sink};
@@ -25,28 +24,12 @@ pub fn fail(code: u8, msg: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The HTTP client options of a config.
-pub fn client_options(config: &Config) -> ClientOptions {
-    ClientOptions {
-        connect_timeout: config.timeout.connect,
-        read_timeout: config.timeout.read,
-        ca_file: config.ca_file.clone(),
-        breaker_failures: config.breaker_failures,
-        breaker_cooldown: config.breaker_cooldown,
-    }
-}
-
 /// Builds the engine for the configured backend, cache and domains.
 pub fn build_engine(config: &Config) -> Result<Engine, (u8, String)> {
-    let (url, secret) = config
-        .require_backend()
-        .map_err(|e| (e.exit_code(), e.to_string()))?;
-    let client = JsxcClient::new(&client_options(config)).map_err(|e| (1, e.to_string()))?;
-    let global = GlobalBackend {
-        url: url.to_string(),
-        secret: secret.clone(),
-    };
-    Ok(Engine::new(global, Arc::new(client), Arc::new(SystemClock)))
+    let built =
+        assemble::engine(config, Host::Daemon).map_err(|e| (e.exit_code(), e.to_string()))?;
+    log::debug!("credential cache: {}", built.cache);
+    Ok(built.engine)
 }
 
 /// Connection limits from the config.
@@ -247,12 +230,12 @@ fn notify_ready() {
     }
 }
 
-/// Adds the admin subcommands (filled in with the database issue).
+/// Adds the admin subcommands.
 pub fn admin_subcommands(cmd: Command) -> Command {
-    cmd
+    crate::admin::subcommands(cmd)
 }
 
 /// Runs an admin subcommand.
-pub fn run_admin(_config: &Config, name: &str, _sub: &ArgMatches) -> ExitCode {
-    fail(2, &format!("unknown command {name}"))
+pub fn run_admin(config: &Config, name: &str, sub: &ArgMatches) -> ExitCode {
+    crate::admin::run(config, name, sub)
 }

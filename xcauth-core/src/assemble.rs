@@ -1,0 +1,122 @@
+//! Building a ready [`Engine`] from a validated [`Config`]: the HTTP client
+//! options, the credential cache (`cache-storage`) and the per-domain table
+//! of the shared database. Used by xcauthd and by the PAM module, so both
+//! read `xcauth.conf` the same way.
+
+use std::sync::Arc;
+
+use log::warn;
+
+use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
+use crate::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache, SqliteDomains};
+use crate::domains::GlobalBackend;
+use crate::engine::Engine;
+use crate::jsxc::{ClientOptions, JsxcClient};
+use crate::SystemClock;
+
+/// Where the engine will live; it decides what is worth keeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// A long-running process (xcauthd, one-shots): memory cache and circuit
+    /// breaker make sense.
+    Daemon,
+    /// One PAM call: nothing outlives the call, so a memory cache or a breaker
+    /// would only cost time. `cache-storage=memory` acts as `none` here.
+    PerCall,
+}
+
+/// A built engine and what it was built with (for a start-up log line).
+#[derive(Debug)]
+pub struct Assembly {
+    /// The engine.
+    pub engine: Engine,
+    /// The cache in use: `none`, `memory` or `db`.
+    pub cache: &'static str,
+    /// The shared database, when one is open (admin commands, roster state).
+    pub db: Option<Arc<Db>>,
+}
+
+/// HTTP client options from the configuration.
+pub fn client_options(config: &Config, host: Host) -> ClientOptions {
+    ClientOptions {
+        connect_timeout: config.timeout.connect,
+        read_timeout: config.timeout.read,
+        ca_file: config.ca_file.clone(),
+        breaker_failures: match host {
+            Host::Daemon => config.breaker_failures,
+            Host::PerCall => 0,
+        },
+        breaker_cooldown: config.breaker_cooldown,
+    }
+}
+
+fn cache_settings(config: &Config, cost: u32) -> CacheSettings {
+    CacheSettings {
+        query_ttl: config.cache_query_ttl,
+        verification_ttl: config.cache_verification_ttl,
+        unreachable_ttl: config.cache_unreachable_ttl,
+        bcrypt_cost: cost,
+    }
+}
+
+/// Opens the shared database when it is needed: always for `cache-storage=db`,
+/// otherwise only if the file exists (its `domains` table may hold per-domain
+/// settings). A database that cannot be opened is logged once and left out:
+/// logins still go to the backend.
+pub fn open_db(config: &Config, need: bool) -> Option<Arc<Db>> {
+    let opts = DbOptions {
+        mode: config.db_mode,
+        ..DbOptions::default()
+    };
+    let opened = match &config.db {
+        DbLocation::Memory if need => Db::open_memory(),
+        DbLocation::Memory => return None,
+        DbLocation::Path(path) if need || path.exists() => Db::open(path, &opts),
+        DbLocation::Path(_) => return None,
+    };
+    match opened {
+        Ok(db) => Some(Arc::new(db)),
+        Err(e) => {
+            warn!("{e}; continuing without the database (no cache, no per-domain settings)");
+            None
+        }
+    }
+}
+
+/// Builds the engine `config` describes. Errors are configuration errors
+/// (missing url/secret, unreadable ca-file).
+pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
+    let (url, secret) = config.require_backend()?;
+    let client =
+        JsxcClient::new(&client_options(config, host)).map_err(|e| ConfigError::Invalid {
+            origin: crate::config::Origin::Default,
+            key: "ca-file".into(),
+            problem: e.to_string(),
+        })?;
+    let global = GlobalBackend {
+        url: url.to_string(),
+        secret: secret.clone(),
+    };
+    let mut engine = Engine::new(global, Arc::new(client), Arc::new(SystemClock));
+    let wants_db = config.cache_storage == CacheStorage::Db;
+    let db = open_db(config, wants_db);
+    let cache = match (config.cache_storage, host, &db) {
+        (CacheStorage::Db, _, Some(db)) => {
+            let settings = cache_settings(config, config.bcrypt_rounds.persistent);
+            engine = engine.with_cache(Arc::new(DbCache::new(db.clone(), settings)));
+            "db"
+        }
+        (CacheStorage::Db, _, None) => "none (database unavailable)",
+        (CacheStorage::Memory, Host::Daemon, _) => {
+            let settings = cache_settings(config, config.bcrypt_rounds.memory);
+            engine = engine.with_cache(Arc::new(MemoryCache::new(settings)));
+            "memory"
+        }
+        (CacheStorage::Memory, Host::PerCall, _) => "none (a memory cache lasts one PAM call)",
+        (CacheStorage::None, _, _) => "none",
+    };
+    if let Some(db) = &db {
+        engine = engine.with_domains(Arc::new(SqliteDomains::new(db.clone())));
+    }
+    Ok(Assembly { engine, cache, db })
+}
