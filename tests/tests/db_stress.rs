@@ -175,12 +175,14 @@ fn stress_worker() {
             cache.forget_if_matches(&jid, &Password::new(good(user)));
             *tally.entry("revoked").or_default() += 1;
         } else {
-            let hit = cache.check(
-                &jid,
-                &Password::new(good(user)),
-                SystemTime::now(),
-                Lookup::Unreachable,
-            );
+            let hit = cache
+                .check(
+                    &jid,
+                    &Password::new(good(user)),
+                    SystemTime::now(),
+                    Lookup::Unreachable,
+                )
+                .is_hit();
             *tally
                 .entry(if hit { "probe: hit" } else { "probe: miss" })
                 .or_default() += 1;
@@ -317,11 +319,15 @@ fn eight_processes_share_one_database() {
             None => "own".to_owned(),
         };
         assert!(
-            cache.check(jid, &Password::new(password), now, Lookup::Unreachable),
+            cache
+                .check(jid, &Password::new(password), now, Lookup::Unreachable)
+                .is_hit(),
             "{jid}: hash does not match"
         );
         assert!(
-            !cache.check(jid, &Password::new("bad"), now, Lookup::Unreachable),
+            !cache
+                .check(jid, &Password::new("bad"), now, Lookup::Unreachable)
+                .is_hit(),
             "{jid}"
         );
     }

@@ -18,7 +18,12 @@ fn run(conf: &Path, args: &[&str], stdin: &str) -> (String, String, Option<i32>)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -44,24 +49,45 @@ fn domains_route_logins_and_admin_commands_never_print_secrets() {
         ),
     );
 
-    let (out, err, code) =
-        run(&conf, &["domain", "add", "xmpp.example", &other.url(), "--authdomain", "tenant.example"], "Other-SECRET-123\n");
+    let (out, err, code) = run(
+        &conf,
+        &[
+            "domain",
+            "add",
+            "xmpp.example",
+            &other.url(),
+            "--authdomain",
+            "tenant.example",
+        ],
+        "Other-SECRET-123\n",
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("xmpp.example"), "{out}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "database created 0600");
 
     let (out, _, code) = run(&conf, &["domain", "list"], "");
     assert_eq!(code, Some(0));
-    assert!(out.contains("xmpp.example") && out.contains("tenant.example"), "{out}");
-    assert!(!out.contains("Other-SECRET-123"), "list never shows secrets: {out}");
+    assert!(
+        out.contains("xmpp.example") && out.contains("tenant.example"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Other-SECRET-123"),
+        "list never shows secrets: {out}"
+    );
 
     // bob logs in on xmpp.example: routed to the other backend with authdomain.
     let (out, err, code) = run(&conf, &["-A", "bob", "xmpp.example", "pw-other"], "");
     assert_eq!((out.trim(), code), ("True", Some(0)), "{err}");
     assert_eq!(other.count("auth"), 1);
     assert_eq!(global.count("auth"), 0);
-    assert!(other.last_request().unwrap().body_str().contains("domain=tenant.example"));
+    assert!(other
+        .last_request()
+        .unwrap()
+        .body_str()
+        .contains("domain=tenant.example"));
     // alice on another domain uses the global pair.
     let (out, _, _) = run(&conf, &["-A", "alice", "example.org", "pw-global"], "");
     assert_eq!(out.trim(), "True");
@@ -69,24 +95,53 @@ fn domains_route_logins_and_admin_commands_never_print_secrets() {
     // The db cache now vouches for alice even with the backend down.
     global.set_fault(Fault::Drop);
     let (out, _, code) = run(&conf, &["-A", "alice", "example.org", "pw-global"], "");
-    assert_eq!((out.trim(), code), ("True", Some(0)), "served from the db cache");
+    assert_eq!(
+        (out.trim(), code),
+        ("True", Some(0)),
+        "served from the db cache"
+    );
     let (out, _, code) = run(&conf, &["cache", "show", "alice@example.org"], "");
     assert_eq!(code, Some(0));
-    assert!(out.contains("alice@example.org") && !out.contains("$2b$"), "{out}");
+    assert!(
+        out.contains("alice@example.org") && !out.contains("$2b$"),
+        "{out}"
+    );
     let (out, _, code) = run(&conf, &["cache", "purge", "alice@example.org"], "");
     assert_eq!(code, Some(0), "{out}");
     let (out, _, code) = run(&conf, &["-A", "alice", "example.org", "pw-global"], "");
-    assert_eq!((out.trim(), code), ("False", Some(3)), "purged: the backend is down again");
+    assert_eq!(
+        (out.trim(), code),
+        ("False", Some(3)),
+        "purged: the backend is down again"
+    );
     let (_, _, code) = run(&conf, &["cache", "show", "alice@example.org"], "");
     assert_eq!(code, Some(1));
 
     // Change the domain's URL to the global backend: bob is now unknown there.
     global.set_fault(Fault::None);
-    let (out, err, code) = run(&conf, &["domain", "change", "xmpp.example", "--url", &global.url(), "--secret-stdin"], "global-secret\n");
+    let (out, err, code) = run(
+        &conf,
+        &[
+            "domain",
+            "change",
+            "xmpp.example",
+            "--url",
+            &global.url(),
+            "--secret-stdin",
+        ],
+        "global-secret\n",
+    );
     assert_eq!(code, Some(0), "{out}{err}");
     let (out, _, code) = run(&conf, &["-I", "bob", "xmpp.example"], "");
-    assert_eq!((out.trim(), code), ("False", Some(1)), "now asked at the global backend");
-    assert_eq!(global.last_request().unwrap().body_str(), "operation=isuser&username=bob&domain=tenant.example");
+    assert_eq!(
+        (out.trim(), code),
+        ("False", Some(1)),
+        "now asked at the global backend"
+    );
+    assert_eq!(
+        global.last_request().unwrap().body_str(),
+        "operation=isuser&username=bob&domain=tenant.example"
+    );
 
     // Ambiguous or malformed input is refused with exit 2 and a reason.
     for args in [
@@ -110,7 +165,10 @@ fn domains_route_logins_and_admin_commands_never_print_secrets() {
     assert_eq!(code, Some(0));
     assert!(out.contains("xmpp.example"), "{out}");
     let (out, _, _) = run(&conf, &["domain", "list"], "");
-    assert!(!out.contains("xmpp.example"), "host deleted with its settings: {out}");
+    assert!(
+        !out.contains("xmpp.example"),
+        "host deleted with its settings: {out}"
+    );
     let (out, _, code) = run(&conf, &["refresh-roster"], "");
     assert_eq!(code, Some(0), "{out}");
 }
@@ -118,7 +176,10 @@ fn domains_route_logins_and_admin_commands_never_print_secrets() {
 #[test]
 fn admin_commands_need_an_existing_database() {
     let s = Scratch::new("admin-nodb");
-    let conf = s.write("xcauth.conf", &format!("db={}\n", s.join("missing.sqlite3").display()));
+    let conf = s.write(
+        "xcauth.conf",
+        &format!("db={}\n", s.join("missing.sqlite3").display()),
+    );
     let out = Command::new(support::bin("xcauthd"))
         .args(["-c", conf.to_str().unwrap(), "domain", "list"])
         .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent")
@@ -126,5 +187,8 @@ fn admin_commands_need_an_existing_database() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
-    assert!(!s.join("missing.sqlite3").exists(), "not created by a read command");
+    assert!(
+        !s.join("missing.sqlite3").exists(),
+        "not created by a read command"
+    );
 }

@@ -146,7 +146,10 @@ fn stdin_saslauthd_and_postfix() {
     input.extend(sasl([b"", b"", b"", b""]));
     let (out, err, _) = stdin_run(&c, "saslauthd", &input);
     assert_eq!(out, [SASL_OK, SASL_NO, SASL_NO, SASL_NO].concat(), "{err}");
-    assert!(!err.contains("Wr0ngPw-LEAK"), "saslauthd passwords never logged: {err}");
+    assert!(
+        !err.contains("Wr0ngPw-LEAK"),
+        "saslauthd passwords never logged: {err}"
+    );
     assert!(err.contains("saslauthd: request login=alice"), "{err}");
 
     let (out, err, code) = stdin_run(
@@ -635,10 +638,16 @@ fn demo_mode_serves_every_framing_on_loopback() {
     let mut out = std::io::BufReader::new(p.child.stdout.take().unwrap());
     while !banner.contains("For the real thing") {
         let mut line = String::new();
-        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "{banner}");
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "{banner}"
+        );
         banner.push_str(&line);
     }
-    assert!(banner.contains("DEMO") && banner.contains("NOT Nextcloud"), "{banner}");
+    assert!(
+        banner.contains("DEMO") && banner.contains("NOT Nextcloud"),
+        "{banner}"
+    );
     let token = banner
         .lines()
         .find_map(|l| l.strip_prefix("Token for alice@example.org (valid 1 h): "))
@@ -651,28 +660,50 @@ fn demo_mode_serves_every_framing_on_loopback() {
     assert_eq!(read_line(&mut g), "1\n");
     assert_eq!(read_line(&mut g), "0\n");
     let mut e = tcp(addr(23662));
-    assert_eq!(exchange(&mut e, &frame(b"isuser:bob:example.org"), 4), [0, 2, 0, 1]);
+    assert_eq!(
+        exchange(&mut e, &frame(b"isuser:bob:example.org"), 4),
+        [0, 2, 0, 1]
+    );
     let mut pf = tcp(addr(23665));
     pf.write_all(b"get carol@example.org\n").unwrap();
     assert_eq!(read_line(&mut pf), "500 No such user\n");
     let mux = banner
         .lines()
-        .find_map(|l| l.trim().strip_prefix("saslauthd:          testsaslauthd -u alice -p secret -f "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("saslauthd:          testsaslauthd -u alice -p secret -f ")
+        })
         .unwrap();
     let mut u = UnixStream::connect(mux.trim()).unwrap();
-    assert_eq!(exchange(&mut u, &sasl([b"bob", b"builder", b"smtp", b""]), 12), SASL_OK);
+    assert_eq!(
+        exchange(&mut u, &sasl([b"bob", b"builder", b"smtp", b""]), 12),
+        SASL_OK
+    );
     p.signal("INT");
     assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(Some(0)));
 }
 
 #[test]
 fn version_and_help() {
-    let out = Command::new(support::bin("xcauthd")).arg("--version").output().unwrap();
+    let out = Command::new(support::bin("xcauthd"))
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("xcauthd "));
-    let out = Command::new(support::bin("xcauthd")).arg("--help").output().unwrap();
+    let out = Command::new(support::bin("xcauthd"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--demo", "--daemon", "-A, --auth-test", "--cache-storage", "listen", "Modes:"] {
+    for needle in [
+        "--demo",
+        "--daemon",
+        "-A, --auth-test",
+        "--cache-storage",
+        "listen",
+        "Modes:",
+    ] {
         assert!(help.contains(needle), "help lacks {needle}");
     }
 }

@@ -19,6 +19,7 @@ pub mod domains;
 pub mod engine;
 pub mod jsxc;
 pub mod logsafe;
+pub mod pamsock;
 pub mod secret;
 pub mod token;
 

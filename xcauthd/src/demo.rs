@@ -126,7 +126,7 @@ pub fn run(config: &Config) -> ExitCode {
             &format!("demo: cannot create {}: {e}", sock_dir.display()),
         );
     }
-    match Endpoint::bind_unix(&mux, Service::Framing(Framing::Saslauthd), 0o666) {
+    match Endpoint::bind_unix(&mux, Service::Framing(Framing::Saslauthd), 0o666, None) {
         Ok(ep) => endpoints.push(ep),
         Err(e) => return fail(1, &format!("demo: cannot listen on {}: {e}", mux.display())),
     }

@@ -81,8 +81,14 @@ impl Endpoint {
         })
     }
 
-    /// Binds a Unix listener, replacing a stale socket file, with `mode` permissions.
-    pub fn bind_unix(path: &Path, service: Service, mode: u32) -> io::Result<Self> {
+    /// Binds a Unix listener, replacing a stale socket file, with `mode`
+    /// permissions and, if given, owned by `group` (a name or a number).
+    pub fn bind_unix(
+        path: &Path,
+        service: Service,
+        mode: u32,
+        group: Option<&str>,
+    ) -> io::Result<Self> {
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;
             if meta.file_type().is_socket() && UnixStream::connect(path).is_err() {
@@ -91,6 +97,9 @@ impl Endpoint {
         }
         let l = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        if let Some(group) = group {
+            std::os::unix::fs::chown(path, None, Some(group_id(group)?))?;
+        }
         Ok(Self {
             label: format!("unix:{}", path.display()),
             listener: Listener::Unix(l, Some(path.to_owned())),
@@ -111,6 +120,23 @@ impl Endpoint {
             label,
         })
     }
+}
+
+/// The numeric id of a group given by name (looked up in /etc/group) or number.
+fn group_id(group: &str) -> io::Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let text = std::fs::read_to_string("/etc/group")?;
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split(':');
+            let name = f.next()?;
+            let gid = f.nth(1)?.parse().ok()?;
+            (name == group).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no group named {group:?}")))
 }
 
 /// Connection accounting shared by the accept loop and the workers.

@@ -133,7 +133,12 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
             let service = service_of(spec.protocol);
             let bound = match &spec.addr {
                 ListenAddr::Tcp(addr) => Endpoint::bind_tcp(*addr, service),
-                ListenAddr::Unix(path) => Endpoint::bind_unix(path, service, 0o660),
+                ListenAddr::Unix(path) => Endpoint::bind_unix(
+                    path,
+                    service,
+                    config.socket_mode,
+                    config.socket_group.as_deref(),
+                ),
             };
             match bound {
                 Ok(ep) => endpoints.push(ep),

@@ -93,6 +93,10 @@ pub struct Config {
     pub syslog: bool,
     /// `--db-mode` (extension): permissions of a newly created database (≤ 0o777, owner rw).
     pub db_mode: u32,
+    /// `--socket-mode` (extension): permissions of Unix listener sockets.
+    pub socket_mode: u32,
+    /// `--socket-group` (extension): group of Unix listener sockets.
+    pub socket_group: Option<String>,
     /// `--breaker-failures` (extension): failures in a row that open the breaker; 0 = off.
     pub breaker_failures: u32,
     /// `--breaker-cooldown` (extension), at least 1s.
@@ -141,6 +145,8 @@ impl Config {
             max_line: 8192,
             syslog: false,
             db_mode: 0o600,
+            socket_mode: 0o660,
+            socket_group: None,
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             ca_file: None,
@@ -265,6 +271,8 @@ impl Config {
             "max-line" => self.max_line = field.parse(|t| bounded(t, 1024, Some(1_048_576)))?,
             "syslog" => self.syslog = field.flag()?,
             "db-mode" => self.db_mode = field.parse(values::parse_file_mode)?,
+            "socket-mode" => self.socket_mode = field.parse(values::parse_file_mode)?,
+            "socket-group" => self.socket_group = Some(field.one()?.to_owned()),
             "breaker-failures" => {
                 self.breaker_failures = field.parse(|t| {
                     bounded(t, 0, None).map_err(|e| format!("{e} (0 disables the breaker)"))

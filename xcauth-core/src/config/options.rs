@@ -317,6 +317,24 @@ pub static OPTIONS: &[OptionSpec] = &[
          to read and write it",
     ),
     opt(
+        "socket-mode",
+        None,
+        Value,
+        &["MODE"],
+        Some("0660"),
+        "Extension: octal permissions of the Unix sockets xcauthd --daemon creates for listen= \
+         (systemd socket units set their own with SocketMode=)",
+    ),
+    opt(
+        "socket-group",
+        None,
+        Value,
+        &["GROUP"],
+        None,
+        "Extension: group that owns the Unix sockets xcauthd --daemon creates, e.g. sasl for a \
+         saslauthd socket or www-data for pam_xcauth.so socket= under Apache",
+    ),
+    opt(
         "breaker-failures",
         None,
         Value,

@@ -106,6 +106,8 @@ fn everything_expected() -> Config {
         max_line: 4096,
         syslog: true,
         db_mode: 0o640,
+        socket_mode: 0o600,
+        socket_group: Some("sasl".into()),
         breaker_failures: 0,
         breaker_cooldown: secs(120),
         ca_file: Some("/etc/ssl/private-ca.pem".into()),
@@ -182,6 +184,8 @@ fn every_option_from_a_file() {
          max-line=4096\n\
          syslog=on\n\
          db-mode=0640\n\
+         socket-mode=600\n\
+         socket-group=sasl\n\
          breaker-failures=0\n\
          breaker-cooldown=2m\n\
          ca-file=/etc/ssl/private-ca.pem\n"
@@ -229,6 +233,8 @@ fn every_option_from_the_command_line() {
         ("max-line", one("4096")),
         ("syslog", RawValue::Flag),
         ("db-mode", one("640")),
+        ("socket-mode", one("0600")),
+        ("socket-group", one("sasl")),
         ("breaker-failures", one("0")),
         ("breaker-cooldown", one("120")),
         ("ca-file", one("/etc/ssl/private-ca.pem")),
@@ -262,6 +268,7 @@ fn every_table_option_is_applied() {
             "timeout" | "cache-bcrypt-rounds" | "max-connections" | "breaker-failures" => one("7"),
             "max-line" => one("2048"),
             "db-mode" => one("0660"),
+            "socket-mode" => one("0600"),
             "cache-query-ttl"
             | "cache-verification-ttl"
             | "cache-unreachable-ttl"

@@ -1,0 +1,142 @@
+//! The C boundary: the six `pam_sm_*` symbols libpam looks up, and raw `syslog(3)`.
+//!
+//! This is the only module allowed `unsafe`. pamsm's `pam_module!` macro is deliberately not
+//! used: it converts `argv` outside of any panic guard and silently returns `PAM_SERVICE_ERR`
+//! for a non-UTF-8 argument. Here every entry point does all its work, argument conversion
+//! included, inside [`std::panic::catch_unwind`]; a panic (which would otherwise abort the
+//! host, Rust ≥ 1.81) becomes `PAM_SERVICE_ERR` plus a log line. The panic hook installed by
+//! [`crate::install_process_hooks`] sends the panic location to syslog, never to stderr.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pamsm::{Pam, PamError, PamFlags};
+
+use crate::logging::{Level, LOG_AUTHPRIV};
+use crate::Entry;
+
+/// Runs `f`; if it panics, runs `on_panic` (itself guarded) and returns `PAM_SERVICE_ERR`.
+pub(crate) fn guarded(f: impl FnOnce() -> PamError, on_panic: impl FnOnce()) -> PamError {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(code) => code,
+        Err(_) => {
+            let _ = catch_unwind(AssertUnwindSafe(on_panic));
+            PamError::SERVICE_ERR
+        }
+    }
+}
+
+/// Copies the module arguments. `Err(i)` when argument `i` is not UTF-8.
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings (or `argc` must be 0), as libpam
+/// guarantees for the duration of a `pam_sm_*` call.
+unsafe fn collect_args(argc: c_int, argv: *const *const c_char) -> Result<Vec<String>, usize> {
+    let count = usize::try_from(argc).unwrap_or(0);
+    if argv.is_null() {
+        return Ok(Vec::new());
+    }
+    let mut args = Vec::with_capacity(count);
+    for i in 0..count {
+        // SAFETY: `i < argc`, and the caller guarantees `argv[0..argc]` is readable.
+        let ptr = unsafe { *argv.add(i) };
+        if ptr.is_null() {
+            return Err(i);
+        }
+        // SAFETY: libpam's argv entries are NUL-terminated strings alive for this call.
+        let arg = unsafe { CStr::from_ptr(ptr) };
+        args.push(arg.to_str().map_err(|_| i)?.to_owned());
+    }
+    Ok(args)
+}
+
+/// The body of every entry point.
+///
+/// # Safety
+/// As for [`collect_args`]; `pamh` is the handle libpam passed in.
+unsafe fn run(
+    entry: Entry,
+    pamh: Pam,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    crate::install_process_hooks();
+    let flags = PamFlags::from_bits_truncate(flags);
+    let code = guarded(
+        || {
+            // SAFETY: forwarded from the caller's contract.
+            let args = unsafe { collect_args(argc, argv) };
+            crate::dispatch(entry, &pamh, flags, args)
+        },
+        || {
+            // SAFETY: forwarded from the caller's contract.
+            let args = unsafe { collect_args(argc, argv) };
+            crate::report_panic(entry, &pamh, args);
+        },
+    );
+    code as c_int
+}
+
+macro_rules! entry_point {
+    ($(#[$doc:meta])* $name:ident => $entry:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by libpam with a valid handle and `argc` valid argument strings.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            pamh: Pam,
+            flags: c_int,
+            argc: c_int,
+            argv: *const *const c_char,
+        ) -> c_int {
+            // SAFETY: libpam passes its handle and the module's argv for this call.
+            unsafe { run($entry, pamh, flags, argc, argv) }
+        }
+    };
+}
+
+entry_point!(
+    /// `pam_authenticate`: checks the password or token of `user@domain`.
+    pam_sm_authenticate => Entry::Authenticate
+);
+entry_point!(
+    /// `pam_setcred`: always `PAM_SUCCESS`.
+    pam_sm_setcred => Entry::SetCred
+);
+entry_point!(
+    /// `pam_acct_mgmt`: success for a user we authenticated, else an isuser check.
+    pam_sm_acct_mgmt => Entry::AcctMgmt
+);
+entry_point!(
+    /// `pam_open_session`: `PAM_IGNORE`.
+    pam_sm_open_session => Entry::OpenSession
+);
+entry_point!(
+    /// `pam_close_session`: `PAM_IGNORE`.
+    pam_sm_close_session => Entry::CloseSession
+);
+entry_point!(
+    /// `pam_chauthtok`: `PAM_IGNORE` (passwords are changed in Nextcloud).
+    pam_sm_chauthtok => Entry::ChAuthTok
+);
+
+/// `syslog(LOG_AUTHPRIV | level, "%s", msg)` without `openlog`: the host keeps its ident.
+/// Used for the core library's log records and the panic hook, where no PAM handle is at hand.
+pub(crate) fn raw_syslog(level: Level, msg: &str) {
+    let Ok(text) = CString::new(msg.replace('\0', "?")) else {
+        return;
+    };
+    // SAFETY: the format is a static "%s" and its one argument a valid NUL-terminated string
+    // that outlives the call; syslog(3) is thread-safe in glibc.
+    unsafe {
+        libc::syslog(
+            LOG_AUTHPRIV | level.severity(),
+            c"%s".as_ptr(),
+            text.as_ptr(),
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The module's arguments (`auth sufficient pam_xcauth.so quiet domain=example.org`), parsed
+//! once into [`Options`].
+//!
+//! Parsing never fails outright: it returns the best-effort [`Options`] plus every problem, so
+//! the caller can first set up logging (which `syslog_socket=` changes) and then log each
+//! problem before refusing with `PAM_SERVICE_ERR`. An unknown option is an error, not a
+//! warning: a misspelt `group=` must not silently let every user in.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the module reads `url`, `secret`, timeouts and cache settings by default.
+pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
+/// How long a `socket=` exchange (connect, request, reply) may take by default, in seconds.
+/// Longer than xcauthd's default backend budget (5 s connect + 10 s read).
+pub const DEFAULT_SOCKET_TIMEOUT: u64 = 20;
+/// Upper bound for `socket_timeout=`, in seconds.
+pub const MAX_SOCKET_TIMEOUT: u64 = 300;
+
+/// The parsed arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `use_first_pass`: only a token stacked by an earlier module; never prompt. libpam's
+    /// `pam_get_authtok` reads this option itself from the module's arguments.
+    pub use_first_pass: bool,
+    /// `try_first_pass`: a stacked token if there is one, else prompt. This is what
+    /// `pam_get_authtok` always does, so the flag is accepted for compatibility only.
+    pub try_first_pass: bool,
+    /// `quiet`: no log line for expected failures (wrong password, unknown user).
+    pub quiet: bool,
+    /// `debug`: decision detail at LOG_DEBUG (never a password, token or secret).
+    pub debug: bool,
+    /// `config=PATH`: the xcauth configuration file (in-process mode only).
+    pub config: PathBuf,
+    /// `domain=DOMAIN`: the domain for user names without `@` (lower-cased).
+    pub domain: Option<String>,
+    /// `group=A[,B…]`: only members of one of these Nextcloud groups (display names, exact
+    /// match) are let in. Empty: no group restriction.
+    pub groups: Vec<String>,
+    /// `socket=PATH`: ask the xcauthd listening on this Unix socket instead of Nextcloud.
+    pub socket: Option<PathBuf>,
+    /// `socket_timeout=SECONDS`: budget of one `socket=` exchange.
+    pub socket_timeout: Duration,
+    /// `syslog_socket=PATH` (for tests): send the log lines as syslog datagrams to this Unix
+    /// socket instead of calling `pam_syslog`.
+    pub syslog_socket: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            use_first_pass: false,
+            try_first_pass: false,
+            quiet: false,
+            debug: false,
+            config: PathBuf::from(DEFAULT_CONFIG),
+            domain: None,
+            groups: Vec::new(),
+            socket: None,
+            socket_timeout: Duration::from_secs(DEFAULT_SOCKET_TIMEOUT),
+            syslog_socket: None,
+        }
+    }
+}
+
+/// A problem with one argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionError {
+    /// An option this module does not know. Only the name is kept: the value might be a
+    /// credential someone put on the wrong line.
+    Unknown(String),
+    /// A known option with an unusable value.
+    BadValue {
+        /// The option name.
+        name: &'static str,
+        /// What is wrong, in words.
+        problem: String,
+    },
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionError::Unknown(name) => write!(f, "unknown option '{name}'"),
+            OptionError::BadValue { name, problem } => write!(f, "option {name}=: {problem}"),
+        }
+    }
+}
+
+/// Parses the module arguments. Later occurrences of an option win.
+pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
+    let mut opts = Options::default();
+    let mut errors = Vec::new();
+    for arg in args {
+        let (name, value) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (arg.as_str(), None),
+        };
+        let result = match (name, value) {
+            ("use_first_pass", None) => {
+                opts.use_first_pass = true;
+                Ok(())
+            }
+            ("try_first_pass", None) => {
+                opts.try_first_pass = true;
+                Ok(())
+            }
+            ("quiet", None) => {
+                opts.quiet = true;
+                Ok(())
+            }
+            ("debug", None) => {
+                opts.debug = true;
+                Ok(())
+            }
+            ("config", Some(v)) => absolute("config", v).map(|p| opts.config = p),
+            ("domain", Some(v)) => domain(v).map(|d| opts.domain = Some(d)),
+            ("group", Some(v)) => groups(v).map(|g| opts.groups = g),
+            ("socket", Some(v)) => absolute("socket", v).map(|p| opts.socket = Some(p)),
+            ("socket_timeout", Some(v)) => timeout(v).map(|t| opts.socket_timeout = t),
+            ("syslog_socket", Some(v)) => {
+                absolute("syslog_socket", v).map(|p| opts.syslog_socket = Some(p))
+            }
+            ("use_first_pass" | "try_first_pass" | "quiet" | "debug", Some(_)) => {
+                Err(OptionError::BadValue {
+                    name: flag_name(name),
+                    problem: "takes no value".into(),
+                })
+            }
+            (
+                "config" | "domain" | "group" | "socket" | "socket_timeout" | "syslog_socket",
+                None,
+            ) => Err(OptionError::BadValue {
+                name: value_name(name),
+                problem: "needs a value (NAME=VALUE)".into(),
+            }),
+            _ => Err(OptionError::Unknown(
+                xcauth_core::logsafe::clean(name, 64).into_owned(),
+            )),
+        };
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    (opts, errors)
+}
+
+fn flag_name(name: &str) -> &'static str {
+    match name {
+        "use_first_pass" => "use_first_pass",
+        "try_first_pass" => "try_first_pass",
+        "quiet" => "quiet",
+        _ => "debug",
+    }
+}
+
+fn value_name(name: &str) -> &'static str {
+    match name {
+        "config" => "config",
+        "domain" => "domain",
+        "group" => "group",
+        "socket" => "socket",
+        "socket_timeout" => "socket_timeout",
+        _ => "syslog_socket",
+    }
+}
+
+fn absolute(name: &'static str, value: &str) -> Result<PathBuf, OptionError> {
+    let path = Path::new(value);
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(OptionError::BadValue {
+            name,
+            problem: "must be an absolute path".into(),
+        })
+    }
+}
+
+fn domain(value: &str) -> Result<String, OptionError> {
+    let bad = |problem: &str| OptionError::BadValue {
+        name: "domain",
+        problem: problem.into(),
+    };
+    if value.is_empty() {
+        return Err(bad("must not be empty"));
+    }
+    if value.contains('@') {
+        return Err(bad("must be a domain, without '@'"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("must not contain spaces or control characters"));
+    }
+    if value.len() > xcauth_core::pamsock::MAX_NAME {
+        return Err(bad("too long"));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+fn groups(value: &str) -> Result<Vec<String>, OptionError> {
+    let list: Vec<String> = value.split(',').map(|g| g.trim().to_owned()).collect();
+    if list.iter().any(String::is_empty) {
+        return Err(OptionError::BadValue {
+            name: "group",
+            problem: "expected a comma-separated list of group names, without empty entries".into(),
+        });
+    }
+    Ok(list)
+}
+
+fn timeout(value: &str) -> Result<Duration, OptionError> {
+    match value.parse::<u64>() {
+        Ok(secs) if (1..=MAX_SOCKET_TIMEOUT).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(OptionError::BadValue {
+            name: "socket_timeout",
+            problem: format!("expected whole seconds from 1 to {MAX_SOCKET_TIMEOUT}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let (o, e) = parse(&[]);
+        assert!(e.is_empty());
+        assert_eq!(o, Options::default());
+        assert_eq!(o.config, Path::new("/etc/xcauth.conf"));
+        assert_eq!(o.socket_timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn every_option() {
+        let (o, e) = parse(&args(&[
+            "use_first_pass",
+            "try_first_pass",
+            "quiet",
+            "debug",
+            "config=/etc/x.conf",
+            "domain=Example.ORG",
+            "group=Team A, admins",
+            "socket=/run/xcauth/pam.sock",
+            "socket_timeout=7",
+            "syslog_socket=/tmp/log.sock",
+        ]));
+        assert_eq!(e, vec![]);
+        assert!(o.use_first_pass && o.try_first_pass && o.quiet && o.debug);
+        assert_eq!(o.config, Path::new("/etc/x.conf"));
+        assert_eq!(o.domain.as_deref(), Some("example.org"));
+        assert_eq!(o.groups, vec!["Team A".to_owned(), "admins".to_owned()]);
+        assert_eq!(o.socket.as_deref(), Some(Path::new("/run/xcauth/pam.sock")));
+        assert_eq!(o.socket_timeout, Duration::from_secs(7));
+        assert_eq!(o.syslog_socket.as_deref(), Some(Path::new("/tmp/log.sock")));
+    }
+
+    #[test]
+    fn later_options_win() {
+        let (o, e) = parse(&args(&["domain=a.org", "domain=b.org"]));
+        assert!(e.is_empty());
+        assert_eq!(o.domain.as_deref(), Some("b.org"));
+    }
+
+    #[test]
+    fn unknown_options_keep_only_their_name() {
+        let (_, e) = parse(&args(&["secret=hunter2", "groups=admins", "nodelay"]));
+        assert_eq!(
+            e,
+            vec![
+                OptionError::Unknown("secret".into()),
+                OptionError::Unknown("groups".into()),
+                OptionError::Unknown("nodelay".into()),
+            ]
+        );
+        assert!(!e
+            .iter()
+            .map(ToString::to_string)
+            .any(|s| s.contains("hunter2")));
+    }
+
+    #[test]
+    fn bad_values() {
+        let cases = [
+            ("config=relative.conf", "config"),
+            ("config", "config"),
+            ("socket=run/x.sock", "socket"),
+            ("domain=", "domain"),
+            ("domain=a@b", "domain"),
+            ("domain=a b", "domain"),
+            ("group=", "group"),
+            ("group=a,,b", "group"),
+            ("socket_timeout=0", "socket_timeout"),
+            ("socket_timeout=301", "socket_timeout"),
+            ("socket_timeout=x", "socket_timeout"),
+            ("quiet=1", "quiet"),
+            ("syslog_socket=x", "syslog_socket"),
+        ];
+        for (arg, name) in cases {
+            let (_, e) = parse(&args(&[arg]));
+            assert!(
+                matches!(e.as_slice(), [OptionError::BadValue { name: n, .. }] if *n == name),
+                "{arg}: {e:?}"
+            );
+        }
+    }
+}

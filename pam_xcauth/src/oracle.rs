@@ -1,0 +1,215 @@
+//! Who answers the module's three questions (password, existence, groups): the core
+//! [`Engine`] built for this one call ("in-process"), or a running xcauthd over its Unix socket
+//! (`socket=`).
+//!
+//! In-process, everything is built inside the PAM call and dropped before it returns: the HTTP
+//! client (whose drop joins reqwest's runtime thread), the optional SQLite cache, the engine.
+//! Nothing is kept in a static, so nothing survives into a `fork()`ed child or past `pam_end`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use xcauth_core::assemble::{self, Host};
+use xcauth_core::backend::UserExists;
+use xcauth_core::config::{Config, RawConfig};
+use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
+use xcauth_core::{AuthDecision, Engine, Password, Via};
+
+/// The answer to a password check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthAnswer {
+    /// Let the user in; how it was vouched for.
+    Accepted(Via),
+    /// Wrong password or unknown user.
+    Rejected,
+    /// Nobody could say; log-safe reason.
+    Unavailable(String),
+}
+
+/// The answer to "does this user exist?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExistsAnswer {
+    /// Yes.
+    Yes,
+    /// No.
+    No,
+    /// Nobody could say; log-safe reason.
+    Unknown(String),
+}
+
+/// Answers the module's questions for one PAM call.
+pub trait Oracle {
+    /// A short description for debug lines (`in-process url=…`, `socket=…`).
+    fn describe(&self) -> String;
+    /// Checks `password` (or a token) for `user@domain`.
+    fn auth(&mut self, user: &str, domain: &str, password: &Password) -> AuthAnswer;
+    /// Does `user@domain` exist?
+    fn isuser(&mut self, user: &str, domain: &str) -> ExistsAnswer;
+    /// The Nextcloud group display names of `user@domain`, or why they are unknown.
+    fn groups(&mut self, user: &str, domain: &str) -> Result<Vec<String>, String>;
+}
+
+/// Lets the flow take either oracle chosen at run time.
+impl Oracle for Box<dyn Oracle> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn auth(&mut self, u: &str, d: &str, p: &Password) -> AuthAnswer {
+        (**self).auth(u, d, p)
+    }
+    fn isuser(&mut self, u: &str, d: &str) -> ExistsAnswer {
+        (**self).isuser(u, d)
+    }
+    fn groups(&mut self, u: &str, d: &str) -> Result<Vec<String>, String> {
+        (**self).groups(u, d)
+    }
+}
+
+/// Reads the configuration and builds the engine for one call, exactly as
+/// xcauthd would (cache, per-domain settings), minus what cannot outlive a
+/// call (memory cache, circuit breaker). Errors are configuration problems
+/// (→ `PAM_SERVICE_ERR`), with the path and what to fix.
+pub fn in_process(config_path: &Path) -> Result<InProcess, String> {
+    let raw = RawConfig::parse_file(config_path).map_err(|e| e.to_string())?;
+    let config = Config::resolve(&[raw]).map_err(|e| e.to_string())?;
+    let (url, _) = config
+        .require_backend()
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let url_host = url.host_str().unwrap_or("?").to_owned();
+    // Cheap: reqwest's client (TLS roots, runtime thread) is only built on the
+    // first backend call, so a token login never pays for it.
+    let built = assemble::engine(&config, Host::PerCall)
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    Ok(InProcess {
+        engine: built.engine,
+        summary: format!(
+            "in-process config={} url_host={url_host} timeout={}s,{}s cache={}",
+            config_path.display(),
+            config.timeout.connect.as_secs(),
+            config.timeout.read.as_secs(),
+            built.cache,
+        ),
+    })
+}
+
+/// The core engine, for one call.
+#[derive(Debug)]
+pub struct InProcess {
+    engine: Engine,
+    summary: String,
+}
+
+impl Oracle for InProcess {
+    fn describe(&self) -> String {
+        self.summary.clone()
+    }
+
+    fn auth(&mut self, user: &str, domain: &str, password: &Password) -> AuthAnswer {
+        match self.engine.auth(user, domain, password) {
+            AuthDecision::Accepted(via) => AuthAnswer::Accepted(via),
+            AuthDecision::Rejected => AuthAnswer::Rejected,
+            AuthDecision::Unavailable(why) => AuthAnswer::Unavailable(why.to_string()),
+        }
+    }
+
+    fn isuser(&mut self, user: &str, domain: &str) -> ExistsAnswer {
+        match self.engine.isuser(user, domain) {
+            UserExists::Yes => ExistsAnswer::Yes,
+            UserExists::No => ExistsAnswer::No,
+            UserExists::Unknown(why) => ExistsAnswer::Unknown(why.to_string()),
+        }
+    }
+
+    fn groups(&mut self, user: &str, domain: &str) -> Result<Vec<String>, String> {
+        self.engine
+            .groups_of(user, domain)
+            .map_err(|why| why.to_string())
+    }
+}
+
+/// A running xcauthd behind a Unix socket. One connection per PAM call, opened on first use
+/// and reused for follow-up questions; every exchange shares the call's timeout budget.
+#[derive(Debug)]
+pub struct Socket {
+    path: PathBuf,
+    timeout: Duration,
+    conn: Option<Connection>,
+}
+
+impl Socket {
+    /// Nothing is connected until the first question.
+    pub fn new(path: &Path, timeout: Duration) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            timeout,
+            conn: None,
+        }
+    }
+
+    fn ask(&mut self, req: &PamRequest) -> Result<PamReply, String> {
+        if self.conn.is_none() {
+            self.conn = Some(Connection::open(&self.path, self.timeout)?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err("not connected".into());
+        };
+        let reply = conn.ask(req);
+        if reply.is_err() {
+            // Whatever went wrong, the stream may be out of step: do not reuse it.
+            self.conn = None;
+        }
+        reply
+    }
+}
+
+impl Oracle for Socket {
+    fn describe(&self) -> String {
+        format!(
+            "socket={} timeout={}s",
+            self.path.display(),
+            self.timeout.as_secs()
+        )
+    }
+
+    fn auth(&mut self, user: &str, domain: &str, password: &Password) -> AuthAnswer {
+        let req = PamRequest::Auth {
+            user: user.to_owned(),
+            domain: domain.to_owned(),
+            password: password.clone(),
+        };
+        match self.ask(&req) {
+            Ok(PamReply::Accepted(via)) => AuthAnswer::Accepted(via),
+            Ok(PamReply::Rejected) => AuthAnswer::Rejected,
+            Ok(PamReply::Unavailable(why)) => AuthAnswer::Unavailable(format!("xcauthd: {why}")),
+            Ok(other) => AuthAnswer::Unavailable(format!("unexpected reply {other:?}")),
+            Err(e) => AuthAnswer::Unavailable(e),
+        }
+    }
+
+    fn isuser(&mut self, user: &str, domain: &str) -> ExistsAnswer {
+        let req = PamRequest::IsUser {
+            user: user.to_owned(),
+            domain: domain.to_owned(),
+        };
+        match self.ask(&req) {
+            Ok(PamReply::Exists) => ExistsAnswer::Yes,
+            Ok(PamReply::NoSuchUser) => ExistsAnswer::No,
+            Ok(PamReply::Unavailable(why)) => ExistsAnswer::Unknown(format!("xcauthd: {why}")),
+            Ok(other) => ExistsAnswer::Unknown(format!("unexpected reply {other:?}")),
+            Err(e) => ExistsAnswer::Unknown(e),
+        }
+    }
+
+    fn groups(&mut self, user: &str, domain: &str) -> Result<Vec<String>, String> {
+        let req = PamRequest::Groups {
+            user: user.to_owned(),
+            domain: domain.to_owned(),
+        };
+        match self.ask(&req) {
+            Ok(PamReply::Groups(groups)) => Ok(groups),
+            Ok(PamReply::Unavailable(why)) => Err(format!("xcauthd: {why}")),
+            Ok(other) => Err(format!("unexpected reply {other:?}")),
+            Err(e) => Err(e),
+        }
+    }
+}

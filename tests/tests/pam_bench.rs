@@ -1,0 +1,98 @@
+//! Benchmark (ignored by default): `pam_authenticate` latency through real libpam, for the
+//! token path and the backend path, in-process and over `socket=`.
+//!
+//! ```text
+//! cargo test --release -p xcauth-tests --test pam_bench -- --ignored --nocapture
+//! ```
+//!
+//! One `/usr/bin/python3` process (Debian's python3-pam, under pam_wrapper) runs
+//! `pam_start` → `pam_authenticate` → `pam_end` N times and times `pam_authenticate` alone, so
+//! process start-up is not measured; libpam still loads the module at every `pam_start`
+//! (a reference count after the first load, thanks to `-z nodelete`). The backend is the
+//! in-test JSXC double on loopback, so "backend" measures the module's own cost (config read,
+//! HTTP client set-up, one HTTP round trip), not Nextcloud's.
+// Helpers outside #[test] fns: a failed set-up step is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use xcauth_tests::pam_support::{wait_output, PamSockServer, World, ALICE_PW};
+
+const SCRIPT: &str = r#"
+import PAM, sys, time
+service, user, password, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def conv(auth, queries, data):
+    return [(password, 0) for q in queries]
+def once():
+    p = PAM.pam()
+    p.start(service)
+    p.set_item(PAM.PAM_USER, user)
+    p.set_item(PAM.PAM_CONV, conv)
+    t = time.perf_counter()
+    p.authenticate()
+    return time.perf_counter() - t
+for _ in range(5):
+    once()
+times = sorted(once() for _ in range(n))
+ms = lambda s: s * 1000
+print("n=%d mean=%.3f p50=%.3f p90=%.3f p99=%.3f max=%.3f" % (
+    n, ms(sum(times) / n), ms(times[n // 2]), ms(times[n * 9 // 10]),
+    ms(times[min(n - 1, n * 99 // 100)]), ms(times[-1])))
+"#;
+
+fn bench(w: &World, service: &str, password: &str, n: usize) -> String {
+    let script = w.scratch.write("bench.py", SCRIPT);
+    let child = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args([service, "alice@example.org", password, &n.to_string()])
+        .env("LD_PRELOAD", "libpam_wrapper.so")
+        .env("PAM_WRAPPER", "1")
+        .env("PAM_WRAPPER_SERVICE_DIR", w.scratch.join("pamwrap"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "/usr/bin/python3 (python3-pam) is needed: run scripts/install-test-deps.sh: {e}"
+            )
+        });
+    let out = wait_output(child, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "benchmark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture (see the file's doc comment)"]
+fn pam_authenticate_latency() {
+    let w = World::new("bench");
+    let server = PamSockServer::start(&w.scratch.join("pam.sock"), w.engine());
+    let so = w.so.display().to_string();
+    w.wrapper_service(
+        "inproc",
+        &format!("auth required {so} config={}\n", w.conf.display()),
+    );
+    w.wrapper_service(
+        "socket",
+        &format!("auth required {so} socket={}\n", server.path().display()),
+    );
+    let token = w.token("alice");
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!("pam_authenticate latency ({profile} build, ms per call)");
+    for (name, service, password, n) in [
+        ("in-process, token  ", "inproc", token.as_str(), 1000),
+        ("in-process, backend", "inproc", ALICE_PW, 300),
+        ("socket=,    token  ", "socket", token.as_str(), 1000),
+        ("socket=,    backend", "socket", ALICE_PW, 500),
+    ] {
+        println!("{name}: {}", bench(&w, service, password, n));
+    }
+}

@@ -1,0 +1,536 @@
+//! pam_xcauth.so through real libpam under pam_wrapper (no change under /etc): every option,
+//! every return code, stacked tokens, log contents. pamtester is the PAM application.
+// Helpers outside #[test] fns: a failed set-up step is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use xcauth_tests::double::Fault;
+use xcauth_tests::pam_support::{
+    assert_no_secrets, PamSockServer, Pamtester, World, ALICE_PW, BOB_PW, PAM_WRAPPER_MODULES,
+};
+
+const AUTH_ACCT: &[&str] = &["authenticate", "acct_mgmt"];
+
+fn outage() -> Fault {
+    Fault::Status(503, "<html>maintenance</html>".into())
+}
+
+/// `auth` + `account` lines for the module with `args`.
+fn service(module: &str, args: &str) -> String {
+    format!("auth required {module} {args}\naccount required {module} {args}\n")
+}
+
+#[test]
+fn in_process_return_codes_and_log_lines() {
+    let w = World::new("pamwrap-codes");
+    // With `debug`, so that the final no-secrets check also covers every debug line.
+    let dir = w.wrapper_service("xcauth-test", &service(&w.module(), "debug"));
+    let run = |user: &str, pw: &str| {
+        Pamtester::new("xcauth-test", user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    let r = Pamtester::new(
+        "xcauth-test",
+        "alice@example.org",
+        &["authenticate", "acct_mgmt", "setcred"],
+    )
+    .wrapped(&dir)
+    .item("rhost=192.0.2.9")
+    .password(ALICE_PW)
+    .run();
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    assert!(
+        r.output.contains("successfully authenticated"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output
+            .contains("credential info has successfully been set"),
+        "{}",
+        r.output
+    );
+    let line = w.log.wait_for("authentication success");
+    assert_eq!(
+        line,
+        "<86>pam_xcauth(xcauth-test:auth): authentication success; user=alice@example.org \
+         rhost=192.0.2.9 via=backend"
+    );
+
+    let r = run("alice@example.org", "wrong-password-1");
+    assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
+    w.log.wait_for("user=alice@example.org reason=bad_password");
+
+    let r = run("carol@example.org", "whatever-2");
+    assert_eq!(r.code, "USER_UNKNOWN", "{}", r.output);
+    w.log.wait_for("user=carol@example.org reason=unknown_user");
+
+    // A JSXC token is checked locally: no backend call.
+    let token = w.token("alice");
+    let before = w.double.count("auth");
+    let r = run("alice@example.org", &token);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    assert_eq!(w.double.count("auth"), before);
+    w.log.wait_for("via=token");
+
+    let r = run("alice@example.org", "");
+    assert_eq!(r.code, "CRED_INSUFFICIENT", "{}", r.output);
+
+    w.double.set_fault(outage());
+    let r = run("alice@example.org", ALICE_PW);
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    let line = w.log.wait_for("backend unavailable");
+    assert!(
+        line.starts_with(
+            "<83>pam_xcauth(xcauth-test:auth): backend unavailable; user=alice@example.org reason="
+        ),
+        "{line}"
+    );
+    assert!(line.contains("503"), "{line}");
+    w.double.set_fault(Fault::None);
+
+    let lines = w.log.lines();
+    assert!(lines.iter().filter(|l| l.contains("debug:")).count() > 20);
+    assert_no_secrets(
+        &lines,
+        &w.secrets(&[&token, "wrong-password-1", "whatever-2"]),
+    );
+}
+
+#[test]
+fn account_management_without_authentication_asks_isuser() {
+    let w = World::new("pamwrap-acct");
+    let dir = w.wrapper_service("xcauth-test", &service(&w.module(), ""));
+    let acct = |user: &str| {
+        Pamtester::new("xcauth-test", user, &["acct_mgmt"])
+            .wrapped(&dir)
+            .run()
+    };
+
+    assert_eq!(acct("bob@example.org").code, "SUCCESS");
+    assert_eq!(w.double.count("isuser"), 1);
+    let r = acct("carol@example.org");
+    assert_eq!(r.code, "USER_UNKNOWN", "{}", r.output);
+    w.log
+        .wait_for("account check failed; user=carol@example.org reason=unknown_user");
+    let r = acct("bob");
+    assert_eq!(r.code, "USER_UNKNOWN", "no domain: {}", r.output);
+    w.double.set_fault(outage());
+    let r = acct("bob@example.org");
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    w.double.set_fault(Fault::None);
+
+    // After our own successful authenticate, account needs no backend call (the marker).
+    let isuser_before = w.double.count("isuser");
+    let r = Pamtester::new("xcauth-test", "alice@example.org", AUTH_ACCT)
+        .wrapped(&dir)
+        .password(ALICE_PW)
+        .run();
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    assert_eq!(w.double.count("isuser"), isuser_before);
+}
+
+#[test]
+fn session_and_chauthtok_are_ignored_and_setcred_succeeds() {
+    let w = World::new("pamwrap-ignore");
+    let m = w.module();
+    // `[ignore=ignore default=bad]`: PAM_IGNORE is skipped (pam_permit decides), any other
+    // result, SUCCESS included, would fail the stack.
+    let text = format!(
+        "auth required {m}\n\
+         session [ignore=ignore default=bad] {m}\nsession required pam_permit.so\n\
+         password [ignore=ignore default=bad] {m}\npassword required pam_permit.so\n"
+    );
+    let dir = w.wrapper_service("xcauth-test", &text);
+    let r = Pamtester::new(
+        "xcauth-test",
+        "alice@example.org",
+        &[
+            "authenticate",
+            "setcred",
+            "open_session",
+            "close_session",
+            "chauthtok",
+        ],
+    )
+    .wrapped(&dir)
+    .password(ALICE_PW)
+    .run();
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    assert!(
+        r.output.contains("successfully opened a session"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output
+            .contains("authentication token altered successfully"),
+        "{}",
+        r.output
+    );
+}
+
+#[test]
+fn domain_and_group_options() {
+    let w = World::new("pamwrap-options");
+    let m = w.module();
+    let dir = w.wrapper_service("with-domain", &service(&m, "domain=Example.org"));
+    w.wrapper_service("no-domain", &service(&m, ""));
+    w.wrapper_service("team", &service(&m, "group=Team"));
+    w.wrapper_service("admins", &service(&m, "group=Admins,Other"));
+    let run = |svc: &str, user: &str, pw: &str| {
+        Pamtester::new(svc, user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    assert_eq!(run("with-domain", "alice", ALICE_PW).code, "SUCCESS");
+    w.log
+        .wait_for("authentication success; user=alice via=backend");
+    let last = w.double.last_request().unwrap().body_str();
+    assert!(last.contains("username=alice&domain=example.org"), "{last}");
+    // An explicit domain wins over domain=.
+    assert_eq!(
+        run("with-domain", "alice@example.org", ALICE_PW).code,
+        "SUCCESS"
+    );
+
+    let r = run("no-domain", "alice", ALICE_PW);
+    assert_eq!(r.code, "USER_UNKNOWN", "{}", r.output);
+    assert!(
+        !r.prompted(),
+        "no password prompt for a name we cannot serve: {}",
+        r.output
+    );
+    w.log
+        .wait_for("authentication failure; user=alice reason=no_domain");
+
+    assert_eq!(run("team", "alice@example.org", ALICE_PW).code, "SUCCESS");
+    let r = run("team", "bob@example.org", BOB_PW);
+    assert_eq!(r.code, "PERM_DENIED", "{}", r.output);
+    w.log
+        .wait_for("user=bob@example.org reason=not_in_group required=Team");
+    assert_eq!(
+        run("admins", "alice@example.org", ALICE_PW).code,
+        "PERM_DENIED"
+    );
+    // A wrong password is a wrong password, whatever the groups.
+    assert_eq!(run("team", "bob@example.org", "nope").code, "AUTH_ERR");
+    // account honours group= too.
+    let r = Pamtester::new("team", "bob@example.org", &["acct_mgmt"])
+        .wrapped(&dir)
+        .run();
+    assert_eq!(r.code, "PERM_DENIED", "{}", r.output);
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
+}
+
+#[test]
+fn configuration_errors_are_service_errors() {
+    let w = World::new("pamwrap-config");
+    let log = w.log.path().display().to_string();
+    let so = w.so.display().to_string();
+    let no_secret = w
+        .scratch
+        .write("nosecret.conf", &format!("url={}\n", w.double.url()));
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "missing-config",
+            format!("config=/nonexistent/xcauth.conf syslog_socket={log}"),
+            "/nonexistent/xcauth.conf",
+        ),
+        (
+            "no-secret",
+            format!("config={} syslog_socket={log}", no_secret.display()),
+            "secret is required",
+        ),
+        (
+            "unknown-option",
+            format!("{} secret=hunter2-in-argv", w.module().replace(&so, "")),
+            "unknown option 'secret'",
+        ),
+        (
+            "bad-value",
+            format!("{} socket_timeout=0", w.module().replace(&so, "")),
+            "socket_timeout",
+        ),
+        (
+            "relative",
+            format!("{} config=xcauth.conf", w.module().replace(&so, "")),
+            "absolute path",
+        ),
+    ];
+    for (name, args, expect) in &cases {
+        let dir = w.wrapper_service(name, &service(&so, args));
+        for ops in [&["authenticate"][..], &["acct_mgmt"][..]] {
+            let r = Pamtester::new(name, "alice@example.org", ops)
+                .wrapped(&dir)
+                .password(ALICE_PW)
+                .run();
+            assert_eq!(r.code, "SERVICE_ERR", "{name} {ops:?}: {}", r.output);
+            assert!(
+                !r.prompted(),
+                "{name}: no prompt before the configuration is usable"
+            );
+        }
+        let line = w.log.wait_for(expect);
+        assert!(
+            line.starts_with("<83>"),
+            "configuration errors are LOG_ERR: {line}"
+        );
+    }
+    assert_no_secrets(&w.log.lines(), &w.secrets(&["hunter2-in-argv"]));
+}
+
+#[test]
+fn use_first_pass_and_try_first_pass_with_a_stacked_token() {
+    let w = World::new("pamwrap-firstpass");
+    let m = w.module();
+    let set = format!("{PAM_WRAPPER_MODULES}/pam_set_items.so");
+    let dir = w.wrapper_service(
+        "use",
+        &format!("auth required {set}\nauth required {m} use_first_pass\n"),
+    );
+    w.wrapper_service(
+        "try",
+        &format!("auth required {set}\nauth required {m} try_first_pass\n"),
+    );
+    w.wrapper_service(
+        "plain",
+        &format!("auth required {set}\nauth required {m}\n"),
+    );
+    // The second instance only sees the password if the first stored what it prompted for.
+    w.wrapper_service(
+        "chain",
+        &format!("auth required {m}\nauth required {m} use_first_pass debug\n"),
+    );
+    let run = |svc: &str, stacked: Option<&str>, typed: &str| {
+        let mut p = Pamtester::new(svc, "alice@example.org", &["authenticate"])
+            .wrapped(&dir)
+            .password(typed);
+        if let Some(tok) = stacked {
+            p = p.env("PAM_AUTHTOK", tok);
+        }
+        p.run()
+    };
+
+    let r = run("use", Some(ALICE_PW), "");
+    assert_eq!((r.code, r.prompted()), ("SUCCESS", false), "{}", r.output);
+    let before = w.double.count("auth");
+    let r = run("use", None, ALICE_PW);
+    assert_eq!(
+        (r.code, r.prompted()),
+        ("AUTH_ERR", false),
+        "use_first_pass never prompts: {}",
+        r.output
+    );
+    assert_eq!(
+        w.double.count("auth"),
+        before,
+        "no backend call without a password"
+    );
+    let r = run("use", Some("wrong-stacked"), "");
+    assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
+
+    let r = run("try", Some(ALICE_PW), "");
+    assert_eq!((r.code, r.prompted()), ("SUCCESS", false), "{}", r.output);
+    let r = run("try", None, ALICE_PW);
+    assert_eq!(
+        (r.code, r.prompted()),
+        ("SUCCESS", true),
+        "try_first_pass prompts: {}",
+        r.output
+    );
+    let token = w.token("alice");
+    let r = run("try", Some(&token), "");
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    w.log.wait_for("via=token");
+
+    // Without either option a stacked token is used as well (pam_get_authtok semantics).
+    let r = run("plain", Some(ALICE_PW), "");
+    assert_eq!((r.code, r.prompted()), ("SUCCESS", false), "{}", r.output);
+
+    let before = w.double.count("auth");
+    let r = run("chain", None, ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    assert_eq!(r.output.matches("Password:").count(), 1, "{}", r.output);
+    assert_eq!(w.double.count("auth"), before + 2);
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[&token, "wrong-stacked"]));
+}
+
+#[test]
+fn quiet_drops_expected_failures_and_debug_adds_detail() {
+    let w = World::new("pamwrap-quiet");
+    let m = w.module();
+    let dir = w.wrapper_service("quiet", &service(&m, "quiet"));
+    w.wrapper_service("debug", &service(&m, "debug"));
+    let run = |svc: &str, user: &str, pw: &str| {
+        Pamtester::new(svc, user, &["authenticate"])
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    assert_eq!(run("quiet", "alice@example.org", "wrong").code, "AUTH_ERR");
+    assert_eq!(run("quiet", "carol@example.org", "x").code, "USER_UNKNOWN");
+    assert_eq!(run("quiet", "alice", "x").code, "USER_UNKNOWN");
+    assert_eq!(run("quiet", "alice@example.org", ALICE_PW).code, "SUCCESS");
+    w.log.wait_for("authentication success");
+    w.double.set_fault(outage());
+    assert_eq!(
+        run("quiet", "alice@example.org", ALICE_PW).code,
+        "AUTHINFO_UNAVAIL"
+    );
+    w.log.wait_for("backend unavailable");
+    w.double.set_fault(Fault::None);
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = w.log.take();
+    assert!(
+        !lines.iter().any(|l| l.contains("authentication failure")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("debug:")), "{lines:#?}");
+
+    assert_eq!(
+        run("debug", "alice@example.org", "wrong-pw-3").code,
+        "AUTH_ERR"
+    );
+    w.log.wait_for("debug: returning AUTH_ERR");
+    let lines = w.log.take();
+    for needle in [
+        "<87>pam_xcauth(debug:auth): debug: auth flags=",
+        "options: debug config=",
+        "debug: user=alice domain=example.org via in-process",
+        "url_host=127.0.0.1",
+        "debug: auth result=rejected elapsed_ms=",
+        "<85>pam_xcauth(debug:auth): authentication failure; user=alice@example.org reason=bad_password",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(needle)), "no {needle:?} in {lines:#?}");
+    }
+    assert_no_secrets(&lines, &w.secrets(&["wrong-pw-3"]));
+}
+
+#[test]
+fn socket_mode_asks_xcauthd_and_needs_no_secret() {
+    let w = World::new("pamwrap-socket");
+    let server = PamSockServer::start(&w.scratch.join("pam.sock"), w.engine());
+    let log = w.log.path().display().to_string();
+    let so = w.so.display().to_string();
+    // config= points nowhere: the module must not read it in socket mode.
+    let args = format!(
+        "socket={} config=/nonexistent syslog_socket={log} debug",
+        server.path().display()
+    );
+    let dir = w.wrapper_service("sock", &service(&so, &args));
+    w.wrapper_service("sock-team", &service(&so, &format!("{args} group=Team")));
+    w.wrapper_service(
+        "sock-missing",
+        &service(
+            &so,
+            &format!(
+                "socket={} syslog_socket={log}",
+                w.scratch.join("nothing.sock").display()
+            ),
+        ),
+    );
+    let run = |svc: &str, user: &str, pw: &str| {
+        Pamtester::new(svc, user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    assert_eq!(run("sock", "alice@example.org", ALICE_PW).code, "SUCCESS");
+    w.log.wait_for("via socket=");
+    assert_eq!(run("sock", "alice@example.org", "wrong-4").code, "AUTH_ERR");
+    assert_eq!(run("sock", "carol@example.org", "x").code, "USER_UNKNOWN");
+    let token = w.token("alice");
+    assert_eq!(run("sock", "alice@example.org", &token).code, "SUCCESS");
+    assert_eq!(
+        run("sock-team", "alice@example.org", ALICE_PW).code,
+        "SUCCESS"
+    );
+    assert_eq!(
+        run("sock-team", "bob@example.org", BOB_PW).code,
+        "PERM_DENIED"
+    );
+    let acct = Pamtester::new("sock", "bob@example.org", &["acct_mgmt"])
+        .wrapped(&dir)
+        .run();
+    assert_eq!(acct.code, "SUCCESS", "{}", acct.output);
+    assert!(server.connections() >= 7);
+
+    w.double.set_fault(outage());
+    let r = run("sock", "alice@example.org", ALICE_PW);
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    w.log.wait_for("reason=\"xcauthd: HTTP status 503\"");
+    w.double.set_fault(Fault::None);
+
+    let r = run("sock-missing", "alice@example.org", ALICE_PW);
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    w.log.wait_for("cannot connect to");
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[&token, "wrong-4"]));
+}
+
+#[test]
+fn socket_timeout_bounds_a_silent_daemon() {
+    let w = World::new("pamwrap-sockslow");
+    let path = w.scratch.join("silent.sock");
+    // Accepts connections (the kernel does, via the backlog) but never answers.
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let args = format!(
+        "socket={} socket_timeout=1 syslog_socket={}",
+        path.display(),
+        w.log.path().display()
+    );
+    let dir = w.wrapper_service("slow", &service(&w.so.display().to_string(), &args));
+    let start = Instant::now();
+    let r = Pamtester::new("slow", "alice@example.org", &["authenticate"])
+        .wrapped(&dir)
+        .password(ALICE_PW)
+        .run();
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    w.log.wait_for("in time");
+}
+
+#[test]
+fn the_cache_vouches_while_the_backend_is_down() {
+    let w = World::with_conf(
+        "pamwrap-cache",
+        "cache-storage=db\ncache-query-ttl=1s\ncache-bcrypt-rounds=4\ndb=DBPATH",
+    );
+    let db = w.scratch.join("cache.sqlite3");
+    let conf = std::fs::read_to_string(&w.conf)
+        .unwrap()
+        .replace("DBPATH", &db.display().to_string());
+    std::fs::write(&w.conf, conf).unwrap();
+    let dir = w.wrapper_service("cache", &service(&w.module(), ""));
+    let run = |pw: &str| {
+        Pamtester::new("cache", "alice@example.org", AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    assert_eq!(run(ALICE_PW).code, "SUCCESS");
+    w.log.wait_for("via=backend");
+    assert!(Path::new(&db).exists());
+    std::thread::sleep(Duration::from_millis(1100)); // past cache-query-ttl: normal hits end
+    w.double.set_fault(outage());
+    let r = run(ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    w.log.wait_for("via=cache_backend_unreachable");
+    let r = run("wrong-5");
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    assert_no_secrets(&w.log.lines(), &w.secrets(&["wrong-5"]));
+}
