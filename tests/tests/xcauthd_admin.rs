@@ -192,3 +192,76 @@ fn admin_commands_need_an_existing_database() {
         "not created by a read command"
     );
 }
+
+#[test]
+fn an_unreadable_domains_table_fails_closed_a_missing_one_does_not() {
+    let d = BackendDouble::start("s3");
+    d.add_user(User::new("alice", "pw"));
+    let s = Scratch::new("db-failclosed");
+    // A database path that exists but is not a database (a directory).
+    let not_a_db = s.join("db-is-a-dir");
+    std::fs::create_dir(&not_a_db).unwrap();
+    let broken = s.write(
+        "broken.conf",
+        &format!(
+            "url={}\nsecret=s3\ndb={}\ntimeout=2\n",
+            d.url(),
+            not_a_db.display()
+        ),
+    );
+    let (out, err, code) = run(&broken, &["-A", "alice", "example.org", "pw"], "");
+    assert_eq!((out.trim(), code), ("False", Some(3)), "{err}");
+    assert_eq!(d.count("auth"), 0, "never asks the global backend blindly");
+    assert!(err.contains("per-domain settings"), "{err}");
+    // No database at all (missing directory): no per-domain table, global backend.
+    let missing = s.write(
+        "missing.conf",
+        &format!(
+            "url={}\nsecret=s3\ndb={}\ntimeout=2\n",
+            d.url(),
+            s.join("nodir/x.sqlite3").display()
+        ),
+    );
+    let (out, err, code) = run(&missing, &["-A", "alice", "example.org", "pw"], "");
+    assert_eq!((out.trim(), code), ("True", Some(0)), "{err}");
+}
+
+#[test]
+fn a_disabled_account_is_refused_and_its_cache_entry_dropped() {
+    let d = BackendDouble::start("s4");
+    d.add_user(User::new("dave", "davepw"));
+    let s = Scratch::new("disabled");
+    // cache-query-ttl=0: every login asks the backend, the entry only serves
+    // the unreachable path — where xcauth 2 let a disabled user in for a week.
+    let conf = s.write(
+        "xcauth.conf",
+        &format!(
+            "url={}\nsecret=s4\ndb={}\ncache-storage=db\ncache-bcrypt-rounds=4\ncache-query-ttl=0\ntimeout=2\n",
+            d.url(),
+            s.join("x.sqlite3").display()
+        ),
+    );
+    assert_eq!(
+        run(&conf, &["-A", "dave", "example.org", "davepw"], "")
+            .0
+            .trim(),
+        "True"
+    );
+    assert_eq!(
+        run(&conf, &["cache", "show", "dave@example.org"], "").2,
+        Some(0)
+    );
+    d.set_disabled("dave", true);
+    let (out, _, code) = run(&conf, &["-A", "dave", "example.org", "davepw"], "");
+    assert_eq!(
+        (out.trim(), code),
+        ("False", Some(1)),
+        "HTTP 401 is a refusal"
+    );
+    assert_eq!(d.count("auth"), 2);
+    assert_eq!(
+        run(&conf, &["cache", "show", "dave@example.org"], "").2,
+        Some(1),
+        "the entry for the disabled account is gone"
+    );
+}

@@ -605,6 +605,32 @@ fn inetd_connected_and_listening_socket_on_fd0() {
     ours.write_all(&frame(b"quit")).unwrap();
     assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(Some(0)));
 
+    // inetd proper: the connection is fds 0, 1 and 2; with -i -d (stderr
+    // logging at DEBUG) no log line may reach the client.
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let fd = std::os::fd::OwnedFd::from(theirs);
+    let mut p = {
+        // The Command holds its copies of the socket until dropped.
+        let mut cmd = support::xcauthd(&c);
+        cmd.args(["-t", "generic", "-i", "-d"])
+            .stdin(Stdio::from(fd.try_clone().unwrap()))
+            .stdout(Stdio::from(fd.try_clone().unwrap()))
+            .stderr(Stdio::from(fd));
+        Proc::spawn("xcauthd", &mut cmd)
+    };
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    ours.write_all(b"auth:alice:example.org:secret\nisuser:nobody:example.org\nquit\n")
+        .unwrap();
+    let mut all = Vec::new();
+    ours.read_to_end(&mut all).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&all),
+        "1\n0\n",
+        "replies only, no log lines"
+    );
+    assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(Some(0)));
+
     // Listening socket on fd 0 ("wait"): accept clients on it.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();

@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
+use std::io::ErrorKind;
+
 use log::warn;
 
 use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
 use crate::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache, SqliteDomains};
-use crate::domains::GlobalBackend;
+use crate::domains::{DomainRow, Domains, GlobalBackend};
 use crate::engine::Engine;
 use crate::jsxc::{ClientOptions, JsxcClient};
 use crate::SystemClock;
@@ -59,27 +61,70 @@ fn cache_settings(config: &Config, cost: u32) -> CacheSettings {
     }
 }
 
+/// The shared database as far as this process could open it.
+#[derive(Debug)]
+pub enum DbState {
+    /// No database file (and none needed): no per-domain table exists.
+    Absent,
+    /// Open.
+    Open(Arc<Db>),
+    /// The file exists but cannot be used; the reason is log-safe.
+    Broken(String),
+}
+
 /// Opens the shared database when it is needed: always for `cache-storage=db`,
 /// otherwise only if the file exists (its `domains` table may hold per-domain
-/// settings). A database that cannot be opened is logged once and left out:
-/// logins still go to the backend.
-pub fn open_db(config: &Config, need: bool) -> Option<Arc<Db>> {
+/// settings). Failures are logged once.
+pub fn open_db(config: &Config, need: bool) -> DbState {
     let opts = DbOptions {
         mode: config.db_mode,
         ..DbOptions::default()
     };
-    let opened = match &config.db {
-        DbLocation::Memory if need => Db::open_memory(),
-        DbLocation::Memory => return None,
-        DbLocation::Path(path) if need || path.exists() => Db::open(path, &opts),
-        DbLocation::Path(_) => return None,
-    };
-    match opened {
-        Ok(db) => Some(Arc::new(db)),
-        Err(e) => {
-            warn!("{e}; continuing without the database (no cache, no per-domain settings)");
-            None
+    let path = match &config.db {
+        DbLocation::Memory if need => {
+            return match Db::open_memory() {
+                Ok(db) => DbState::Open(Arc::new(db)),
+                Err(e) => DbState::Broken(e.to_string()),
+            }
         }
+        DbLocation::Memory => return DbState::Absent,
+        DbLocation::Path(path) => path,
+    };
+    // "Does not exist" must be certain before per-domain settings are
+    // assumed absent: an unreadable directory is not an empty one.
+    let exists = match std::fs::metadata(path) {
+        Ok(_) => true,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => false,
+        Err(e) => {
+            let why = format!("cannot check database {}: {e}", path.display());
+            warn!("{why}; per-domain settings unknown: logins fail until this is fixed");
+            return DbState::Broken(why);
+        }
+    };
+    if !exists && !need {
+        return DbState::Absent;
+    }
+    match Db::open(path, &opts) {
+        Ok(db) => DbState::Open(Arc::new(db)),
+        Err(e) if !exists => {
+            warn!("{e}; continuing without the credential cache");
+            DbState::Absent
+        }
+        Err(e) => {
+            warn!("{e}; per-domain settings unknown: logins fail until this is fixed");
+            DbState::Broken(e.to_string())
+        }
+    }
+}
+
+/// Stands in for a `domains` table that exists but cannot be read: every
+/// lookup fails, so the engine fails closed instead of using the global URL.
+#[derive(Debug)]
+struct BrokenDomains(String);
+
+impl Domains for BrokenDomains {
+    fn lookup(&self, _xmppdomain: &str) -> Result<Option<DomainRow>, String> {
+        Err(self.0.clone())
     }
 }
 
@@ -87,6 +132,16 @@ pub fn open_db(config: &Config, need: bool) -> Option<Arc<Db>> {
 /// (missing url/secret, unreadable ca-file).
 pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     let (url, secret) = config.require_backend()?;
+    let url_host = url.host_str().unwrap_or_default();
+    let url_host = url_host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = url_host == "localhost"
+        || url_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if url.scheme() == "http" && !loopback {
+        // Replies are not signed: anyone on the path could answer "success".
+        warn!("backend url {url} is plain http: use https, anyone on the network path can forge answers");
+    }
     let client =
         JsxcClient::new(&client_options(config, host)).map_err(|e| ConfigError::Invalid {
             origin: crate::config::Origin::Default,
@@ -99,7 +154,14 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     };
     let mut engine = Engine::new(global, Arc::new(client), Arc::new(SystemClock));
     let wants_db = config.cache_storage == CacheStorage::Db;
-    let db = open_db(config, wants_db);
+    let state = open_db(config, wants_db);
+    if let DbState::Broken(why) = &state {
+        engine = engine.with_domains(Arc::new(BrokenDomains(why.clone())));
+    }
+    let db = match state {
+        DbState::Open(db) => Some(db),
+        DbState::Absent | DbState::Broken(_) => None,
+    };
     let cache = match (config.cache_storage, host, &db) {
         (CacheStorage::Db, _, Some(db)) => {
             let settings = cache_settings(config, config.bcrypt_rounds.persistent);

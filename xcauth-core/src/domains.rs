@@ -78,10 +78,16 @@ pub fn resolve(
             authdomain: xmppdomain.to_owned(),
         });
     };
-    let secret = row.secret.ok_or_else(|| {
-        Unavailable::Misconfigured(format!("domains row for {xmppdomain:?} has no authsecret"))
-    })?;
-    let url = row.url.ok_or_else(|| {
+    // An empty secret is a public HMAC key: anyone could mint tokens.
+    let secret = row
+        .secret
+        .filter(|s| !s.expose().trim().is_empty())
+        .ok_or_else(|| {
+            Unavailable::Misconfigured(format!(
+                "domains row for {xmppdomain:?} has no (or an empty) authsecret"
+            ))
+        })?;
+    let url = row.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
         Unavailable::Misconfigured(format!("domains row for {xmppdomain:?} has no authurl"))
     })?;
     Ok(Target {
@@ -131,6 +137,28 @@ mod tests {
             resolve(&global(), Some(row), "x.org").unwrap().authdomain,
             ""
         );
+    }
+
+    #[test]
+    fn empty_secret_or_url_is_misconfigured() {
+        let row = DomainRow {
+            secret: Some(Secret::new("")),
+            url: Some("https://r/".into()),
+            authdomain: None,
+        };
+        assert!(matches!(
+            resolve(&global(), Some(row), "x"),
+            Err(Unavailable::Misconfigured(_))
+        ));
+        let row = DomainRow {
+            secret: Some(Secret::new("s")),
+            url: Some(" ".into()),
+            authdomain: None,
+        };
+        assert!(matches!(
+            resolve(&global(), Some(row), "x"),
+            Err(Unavailable::Misconfigured(_))
+        ));
     }
 
     #[test]

@@ -146,14 +146,18 @@ impl Engine {
 
     /// The URL, secret and authdomain serving `domain`.
     pub fn target(&self, domain: &str) -> Result<Target, Unavailable> {
+        // Fail closed: without the per-domain table we cannot know whether
+        // this domain belongs to another Nextcloud, so asking the global one
+        // could let its users in under a foreign domain.
         let row = match self.domains.lookup(domain) {
             Ok(row) => row,
             Err(e) => {
-                warn!(
-                    "cannot read per-domain settings for {}: {e}; using the global url",
+                let why = format!(
+                    "cannot read the per-domain settings for {}: {e}",
                     logsafe::clean(domain, 128)
                 );
-                None
+                log::error!("{why}");
+                return Err(Unavailable::Misconfigured(why));
             }
         };
         let target = domains::resolve(&self.global, row, domain);
@@ -174,6 +178,11 @@ impl Engine {
     fn decide(&self, user: &str, domain: &str, password: &Password, jid: &str) -> AuthDecision {
         if user.is_empty() || password.is_empty() {
             debug!("auth {jid}: empty user or password");
+            return AuthDecision::Rejected;
+        }
+        if domain.contains('@') {
+            // `user@domain` must be unambiguous: it keys the cache and the token MAC.
+            debug!("auth {jid}: '@' in the domain");
             return AuthDecision::Rejected;
         }
         let cacheable = password.len() <= BCRYPT_MAX_PASSWORD;
@@ -411,6 +420,37 @@ mod tests {
             c.forgets.load(Ordering::SeqCst),
             1,
             "an expired entry may still match"
+        );
+    }
+
+    #[derive(Debug)]
+    struct UnreadableDomains;
+
+    impl Domains for UnreadableDomains {
+        fn lookup(&self, _: &str) -> Result<Option<crate::domains::DomainRow>, String> {
+            Err("database disk image is malformed".into())
+        }
+    }
+
+    #[test]
+    fn unreadable_domain_table_fails_closed() {
+        // The backend script is empty: a call would panic.
+        let (e, _) = engine(vec![], CacheCheck::Miss, CacheCheck::Miss);
+        let e = e.with_domains(Arc::new(UnreadableDomains));
+        let token = crate::token::generate("u", "d", &Secret::new("s"), u32::MAX);
+        assert!(matches!(
+            e.auth("u", "d", &Password::new(&token)),
+            AuthDecision::Unavailable(Unavailable::Misconfigured(_))
+        ));
+        assert!(matches!(e.isuser("u", "d"), UserExists::Unknown(_)));
+    }
+
+    #[test]
+    fn an_at_sign_in_the_domain_is_refused() {
+        let (e, _) = engine(vec![], CacheCheck::Hit, CacheCheck::Hit);
+        assert_eq!(
+            e.auth("a", "b@c", &Password::new("pw")),
+            AuthDecision::Rejected
         );
     }
 

@@ -147,6 +147,7 @@ impl JsxcClient {
     }
 
     fn post_once(&self, target: &Target, body: String) -> Result<(u16, Vec<u8>), Unavailable> {
+        let started = Instant::now();
         let signature = signature(&target.secret, body.as_bytes());
         let response = self
             .http()?
@@ -159,12 +160,23 @@ impl JsxcClient {
             .map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
         debug!("POST {} -> {status}", target.url);
+        // The read timeout bounds each read; this bounds the whole body, so a
+        // backend trickling bytes cannot hold a login for longer.
+        let deadline = started + self.opts.connect_timeout + self.opts.read_timeout;
         let mut bytes = Vec::new();
-        use std::io::Read as _;
-        response
-            .take(MAX_BODY)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Unavailable::Transport(format!("reading the response: {e}")))?;
+        let mut reader = std::io::Read::take(response, MAX_BODY);
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match std::io::Read::read(&mut reader, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Unavailable::Transport(format!("reading the response: {e}"))),
+            }
+            if Instant::now() > deadline {
+                return Err(Unavailable::Timeout("response body too slow".into()));
+            }
+        }
         Ok((status, bytes))
     }
 
@@ -190,6 +202,13 @@ impl Backend for JsxcClient {
         ]);
         match self.call_json(target, body) {
             Ok((json, _)) => map_auth(&json),
+            // Nextcloud answers 401 (older versions 403) to the right password
+            // of a disabled account. xcauth 2 took that as "unreachable" and
+            // let the cache vouch for a week; a disabled account is a refusal.
+            Err(Unavailable::Status(status @ (401 | 403))) => {
+                log::info!("backend refused the account with HTTP {status} (disabled user?)");
+                AuthReply::Rejected
+            }
             Err(why) => AuthReply::Unavailable(why),
         }
     }

@@ -324,6 +324,8 @@ pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, lim
     let result = match (service, conn) {
         (Service::Framing(f), Conn::Tcp(s)) => {
             let _ = s.set_nonblocking(false);
+            // A client that sends but never reads must not pin a worker.
+            let _ = s.set_write_timeout(Some(limits.timeouts.request));
             match s.try_clone() {
                 Ok(w) => serve::serve(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
                 Err(e) => Err(e),
@@ -331,6 +333,7 @@ pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, lim
         }
         (Service::Framing(f), Conn::Unix(s)) => {
             let _ = s.set_nonblocking(false);
+            let _ = s.set_write_timeout(Some(limits.timeouts.request));
             match s.try_clone() {
                 Ok(w) => serve::serve(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
                 Err(e) => Err(e),

@@ -33,6 +33,8 @@ pub enum Sink {
 }
 
 enum Out {
+    /// Nowhere safe to write (inetd with no log file and no syslog).
+    Discard,
     Stderr,
     File {
         path: PathBuf,
@@ -49,12 +51,19 @@ struct DaemonLogger {
 static LOGGER: std::sync::OnceLock<DaemonLogger> = std::sync::OnceLock::new();
 
 /// Installs the logger. Failing to open the file or syslog falls back to
-/// stderr with a warning, as xcauth 2 did.
+/// stderr with a warning, as xcauth 2 did — except when fd 2 is a socket
+/// (inetd passes the connection as fds 0, 1 and 2): log lines there would
+/// land in the protocol stream, so stderr is never used then.
 pub fn init(sink: &Sink, debug: bool) {
     let level = if debug {
         LevelFilter::Debug
     } else {
         LevelFilter::Info
+    };
+    let stderr_ok = !crate::sys::stderr_is_socket();
+    let sink = match sink {
+        Sink::Stderr if !stderr_ok => &Sink::Syslog,
+        other => other,
     };
     let mut warning = None;
     let out = match sink {
@@ -84,10 +93,11 @@ pub fn init(sink: &Sink, debug: bool) {
             };
             match syslog::unix(formatter) {
                 Ok(logger) => Out::Syslog(logger),
-                Err(e) => {
+                Err(e) if stderr_ok => {
                     warning = Some(format!("cannot connect to syslog: {e}; logging to stderr"));
                     Out::Stderr
                 }
+                Err(_) => Out::Discard,
             }
         }
     };
@@ -150,6 +160,7 @@ impl Log for DaemonLogger {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &mut *out {
+            Out::Discard => {}
             Out::Syslog(logger) => {
                 let msg = record.args().to_string();
                 let _ = match record.level() {

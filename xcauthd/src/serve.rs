@@ -41,6 +41,10 @@ pub trait Input: Read {
     fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
 }
 
+/// Replies collected before they are written even though more buffered
+/// requests are waiting.
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
 /// How often a waiting reader wakes to check the shutdown flag and deadlines.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -93,6 +97,11 @@ pub fn serve<I: Input, W: Write>(
                     start += consumed;
                     answer(ctx, framing, request, &mut out);
                     waiting_since = Instant::now();
+                    if out.len() >= MAX_PENDING_OUTPUT {
+                        // Pipelined rosters can be large: don't hold them all.
+                        output.write_all(&out)?;
+                        out.clear();
+                    }
                     if ctx.shutdown.load(Ordering::Relaxed) {
                         output.write_all(&out)?;
                         output.flush()?;

@@ -86,6 +86,11 @@ pub fn take_listen_fds() -> Vec<(OwnedFd, Option<String>)> {
     let mut fds = Vec::new();
     for i in 0..count.clamp(0, 1024) {
         let raw = SD_LISTEN_FDS_START + i;
+        // SAFETY: F_GETFD on any integer is harmless; it tells whether the
+        // descriptor is open before we claim it (LISTEN_FDS may overstate).
+        if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+            continue;
+        }
         // SAFETY: per the sd_listen_fds protocol, fds 3..3+LISTEN_FDS were
         // opened by the service manager for this PID (checked above) and
         // nothing else in this process owns them; we take each exactly once.
@@ -125,6 +130,15 @@ pub fn take_stdin_socket() -> Option<(OwnedFd, FdKind)> {
             Some((fd, kind))
         }
     }
+}
+
+/// True when fd 2 is a socket (inetd passes the connection as fds 0, 1 and
+/// 2): log lines written there would land in the protocol stream.
+pub fn stderr_is_socket() -> bool {
+    // SAFETY: fd 2 stays open for the life of the process (or getsockopt
+    // fails with EBADF and it is classified as not a socket).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(2) };
+    classify(borrowed) != FdKind::NotASocket
 }
 
 /// Waits until one of `fds` is readable or `timeout` passes. Returns the

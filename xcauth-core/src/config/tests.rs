@@ -554,6 +554,16 @@ fn url_validation() {
         "command line: --url: 'garbage' is not a valid URL: relative URL without a base"
     );
     assert!(cli_error("url", one("https://")).starts_with("command line: --url: 'https://'"));
+    let err = file_error("url=https://admin:Hunter2@cloud.example/x");
+    assert!(
+        err.contains("must not contain a user name or password"),
+        "{err}"
+    );
+    assert!(!err.contains("Hunter2"), "{err}");
+    assert!(
+        resolve_file("url=https://h/x?mail=a@b").is_ok(),
+        "'@' after the host is fine"
+    );
     assert_eq!(
         cli_error("url", many(&["https://a/", "https://b/"])),
         "command line: --url: takes a single value, not a list"

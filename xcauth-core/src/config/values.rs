@@ -331,6 +331,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A backend URL: absolute, `http` or `https`, with a host.
 pub(crate) fn parse_url(text: &str) -> Result<Url, String> {
+    // Credentials in the URL would be logged with it (and are not how the
+    // JSXC API authenticates); refuse them without echoing the text.
+    let authority = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("the URL must not contain a user name or password (user:pass@host)".into());
+    }
     let url = Url::parse(text).map_err(|e| format!("'{text}' is not a valid URL: {e}"))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!(

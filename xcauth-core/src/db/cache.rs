@@ -67,8 +67,12 @@ impl CacheSettings {
     /// Whether an entry with these times vouches at `now` under `lookup`.
     /// A missing (NULL or unreadable) time never satisfies a condition.
     fn allows(&self, lookup: Lookup, now: i64, remote: Option<i64>, any: Option<i64>) -> bool {
+        // A time in the future (clock stepped back, hand-edited row) would
+        // keep an entry valid for that much longer: beyond a little skew
+        // between hosts sharing the file, it vouches for nothing.
+        let latest = now.saturating_add(duration_micros(MAX_CLOCK_SKEW));
         let younger = |t: Option<i64>, ttl: Duration| {
-            t.is_some_and(|t| t.saturating_add(duration_micros(ttl)) > now)
+            t.is_some_and(|t| t <= latest && t.saturating_add(duration_micros(ttl)) > now)
         };
         let normal = younger(any, self.query_ttl) && younger(remote, self.verification_ttl);
         match lookup {
@@ -97,6 +101,9 @@ trait Storage: Send + Sync {
     fn delete(&self, jid: &str, pwhash: &str) -> Result<bool, DbError>;
     fn describe(&self) -> String;
 }
+
+/// How far in the future a stored time may lie and still count.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// The cache flow shared by both storages.
 struct Core<S> {
@@ -550,6 +557,10 @@ mod tests {
         assert!(!u(1000, 0, 0));
         assert!(!s.allows(Lookup::Unreachable, 0, None, Some(0)));
         assert!(!s.allows(Lookup::Normal, 0, Some(0), None));
+        // Times from the future vouch for nothing beyond a little skew.
+        assert!(n(1000, 1200, 1200), "within the allowed skew");
+        assert!(!n(1000, 1000 + 301, 1000), "remoteauth 301 s ahead");
+        assert!(!u(1000, 1_000_000, 1000), "a far-future remoteauth");
     }
 
     #[test]

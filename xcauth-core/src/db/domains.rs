@@ -1,8 +1,11 @@
 //! Per-domain settings from the `domains` table (xcauth-behaviour.md 6.1).
 //!
 //! Read on every lookup, so `xcauthd domains add/change` (or an admin's
-//! `sqlite3`) takes effect without a restart. The match is exact and
-//! case-sensitive, as in the original; NULL fields come back as `None` and
+//! `sqlite3`) takes effect without a restart. The match ignores ASCII case
+//! (domain names do; the PAM module lower-cases them, SASL realms may not be),
+//! an exact match winning over a case-folded one — the original compared
+//! case-sensitively, which silently sent `EXAMPLE.org` to the global backend.
+//! NULL fields come back as `None` and
 //! [`crate::domains::resolve`] decides what they mean.
 
 use std::fmt;
@@ -40,7 +43,9 @@ impl Domains for SqliteDomains {
         self.db
             .run(|c| {
                 c.prepare_cached(
-                    "SELECT authsecret, authurl, authdomain FROM domains WHERE xmppdomain = ?1 LIMIT 1",
+                    "SELECT authsecret, authurl, authdomain FROM domains \
+                     WHERE xmppdomain = ?1 COLLATE NOCASE \
+                     ORDER BY xmppdomain = ?1 DESC LIMIT 1",
                 )?
                 .query_row([xmppdomain], |r| {
                     Ok(DomainRow {
@@ -124,9 +129,10 @@ mod tests {
     }
 
     #[test]
-    fn lookup_is_exact_and_case_sensitive() {
+    fn lookup_ignores_case_but_nothing_else() {
         let d = SqliteDomains::new(db_with_rows());
-        assert_eq!(d.lookup("FULL.example").unwrap(), None);
+        let row = d.lookup("FULL.example").unwrap().unwrap();
+        assert_eq!(row.url.as_deref(), Some("https://one/"));
         assert_eq!(d.lookup("full.example.").unwrap(), None);
         assert_eq!(d.lookup("%").unwrap(), None);
         assert_eq!(d.lookup("").unwrap(), None);
