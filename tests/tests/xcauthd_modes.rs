@@ -733,3 +733,31 @@ fn version_and_help() {
         assert!(help.contains(needle), "help lacks {needle}");
     }
 }
+
+#[test]
+fn tells_systemd_when_ready() {
+    let d = double();
+    let s = Scratch::new("notify");
+    let notify = s.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = support::free_port();
+    let c = conf(&s, &d, &format!("listen=generic@tcp:127.0.0.1:{port}"));
+    let mut cmd = support::xcauthd(&c);
+    cmd.args(["--daemon", "-i"])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    let _p = Proc::spawn("xcauthd", &mut cmd);
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY=1 datagram");
+    assert_eq!(&buf[..n], b"READY=1");
+    let mut g = tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    g.write_all(b"isuser:alice:example.org\n").unwrap();
+    assert_eq!(
+        read_line(&mut g),
+        "1\n",
+        "listening by the time READY is sent"
+    );
+}
