@@ -194,18 +194,35 @@ impl Log for DaemonLogger {
 }
 
 fn write_line(out: &mut impl Write, record: &Record<'_>) -> std::io::Result<()> {
-    let c = Civil::from_system_time(SystemTime::now());
-    writeln!(
-        out,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}Z {}: {}",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        c.micros / 1000,
-        record.level(),
-        record.args()
-    )
+    let now = SystemTime::now();
+    let millis = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis());
+    STAMP.with(|stamp| {
+        let mut stamp = stamp.borrow_mut();
+        let second = xcauth_core::clock::unix_seconds(now);
+        if stamp.0 != second {
+            // The date part changes once a second: format it once a second.
+            let c = Civil::from_unix(second);
+            stamp.1 = format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                c.year, c.month, c.day, c.hour, c.minute, c.second
+            );
+            stamp.0 = second;
+        }
+        writeln!(
+            out,
+            "{},{millis:03}Z {}: {}",
+            stamp.1,
+            record.level(),
+            record.args()
+        )
+    })
+}
+
+thread_local! {
+    /// The last formatted second, per thread.
+    static STAMP: std::cell::RefCell<(i64, String)> = const {
+        std::cell::RefCell::new((i64::MIN, String::new()))
+    };
 }
