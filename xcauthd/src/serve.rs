@@ -132,13 +132,14 @@ pub fn serve<I: Input, W: Write>(
                 }
             }
         }
+        // About to wait for input: make this batch's log lines visible, before
+        // the replies, so a client that reacts to a reply finds them logged.
+        log::logger().flush();
         if !out.is_empty() {
             output.write_all(&out)?;
             output.flush()?;
             out.clear();
         }
-        // About to wait for input: make this batch's log lines visible.
-        log::logger().flush();
         if eof {
             return Ok(End::Eof);
         }
