@@ -8,7 +8,7 @@ use pamsm::{PamError, PamFlags};
 use xcauth_core::pamsock::{MAX_NAME, MAX_PASSWORD};
 use xcauth_core::{Password, Via};
 
-use crate::handle::{Handle, ItemError};
+use crate::handle::{Handle, ItemError, Marker};
 use crate::logging::{Level, Line, Logger};
 use crate::options::Options;
 use crate::oracle::{AuthAnswer, ExistsAnswer, Oracle};
@@ -18,7 +18,8 @@ use crate::oracle::{AuthAnswer, ExistsAnswer, Oracle};
 pub enum Outcome {
     /// auth: the password (or token) was accepted.
     Accepted(Via),
-    /// account: this handle was authenticated by pam_xcauth.
+    /// account: this handle was authenticated by pam_xcauth (and, with `group=`, the user is
+    /// in one of its groups).
     AccountAuthenticated,
     /// account: the user exists (and is in a required group).
     AccountExists,
@@ -87,6 +88,9 @@ pub struct Ctx {
     pub rhost: Option<String>,
     /// The `group=` list, for `not_in_group` lines.
     pub groups: Vec<String>,
+    /// auth: set exactly when the outcome is [`Outcome::Accepted`]; what to record on the
+    /// handle for `acct_mgmt`.
+    pub verified: Option<Marker>,
 }
 
 /// Logs the outcome once, pam_unix style. Expected failures respect `quiet`.
@@ -256,7 +260,26 @@ pub fn authenticate<H: Handle, O: Oracle>(
     if password.len() > MAX_PASSWORD {
         return Outcome::UnusablePassword("longer than 4096 bytes");
     }
-    decide(&mut oracle, user, &domain, &password, opts, log)
+    match decide(&mut oracle, user, &domain, &password, opts, log) {
+        Decision::Accepted { via, groups } => {
+            let user = user.to_owned();
+            ctx.verified = Some(Marker {
+                name,
+                user,
+                domain,
+                groups,
+            });
+            Outcome::Accepted(via)
+        }
+        Decision::Other(outcome) => outcome,
+    }
+}
+
+/// What [`decide`] found: an acceptance (with the `group=` groups the user was found in), or
+/// any other outcome.
+enum Decision {
+    Accepted { via: Via, groups: Vec<String> },
+    Other(Outcome),
 }
 
 fn decide<O: Oracle>(
@@ -266,7 +289,7 @@ fn decide<O: Oracle>(
     password: &Password,
     opts: &Options,
     log: &Logger<'_>,
-) -> Outcome {
+) -> Decision {
     let started = Instant::now();
     let answer = oracle.auth(user, domain, password);
     log.debug(|| {
@@ -280,10 +303,10 @@ fn decide<O: Oracle>(
             started.elapsed().as_millis()
         )
     });
-    match answer {
+    Decision::Other(match answer {
         AuthAnswer::Accepted(via) => match check_groups(oracle, user, domain, opts, log) {
-            None => Outcome::Accepted(via),
-            Some(denied) => denied,
+            Ok(groups) => return Decision::Accepted { via, groups },
+            Err(denied) => denied,
         },
         AuthAnswer::Rejected => match oracle.isuser(user, domain) {
             ExistsAnswer::Yes => Outcome::BadPassword,
@@ -291,34 +314,46 @@ fn decide<O: Oracle>(
             ExistsAnswer::Unknown(why) => Outcome::BadPasswordUserUnconfirmed(why),
         },
         AuthAnswer::Unavailable(why) => Outcome::Unavailable(why),
-    }
+    })
 }
 
-/// `None` when there is no `group=` or the user is in one of its groups.
+/// The groups of `group=` the user is in (empty when there is no `group=`), or the outcome
+/// that refuses the user: not in any of them, or the groups could not be read.
 fn check_groups<O: Oracle>(
     oracle: &mut O,
     user: &str,
     domain: &str,
     opts: &Options,
     log: &Logger<'_>,
-) -> Option<Outcome> {
+) -> Result<Vec<String>, Outcome> {
     if opts.groups.is_empty() {
-        return None;
+        return Ok(Vec::new());
     }
     match oracle.groups(user, domain) {
         Ok(member_of) => {
             log.debug(|| format!("groups of {user}@{domain}: [{}]", member_of.join(", ")));
-            if member_of.iter().any(|g| opts.groups.contains(g)) {
-                None
+            let matched: Vec<String> = opts
+                .groups
+                .iter()
+                .filter(|g| member_of.contains(g))
+                .cloned()
+                .collect();
+            if matched.is_empty() {
+                Err(Outcome::NotInGroup)
             } else {
-                Some(Outcome::NotInGroup)
+                Ok(matched)
             }
         }
-        Err(why) => Some(Outcome::Unavailable(format!("cannot read groups: {why}"))),
+        Err(why) => Err(Outcome::Unavailable(format!("cannot read groups: {why}"))),
     }
 }
 
 /// `pam_sm_acct_mgmt` after option parsing.
+///
+/// A user this handle's `pam_sm_authenticate` accepted passes without a backend call — unless
+/// this line has `group=` and none of its groups was verified at auth time (the auth line had
+/// no or other `group=`): then the groups of the account that was authenticated are checked
+/// here. Any other user needs an isuser check, plus the groups with `group=`.
 pub fn account<H: Handle, O: Oracle>(
     h: &H,
     opts: &Options,
@@ -331,12 +366,22 @@ pub fn account<H: Handle, O: Oracle>(
         Err(e) => return Outcome::UserItem(e),
     };
     ctx.user = Some(name.clone());
-    if h.marker().is_some_and(|m| m == name) {
-        return Outcome::AccountAuthenticated;
-    }
-    let (user, domain) = match split_user(&name, opts.domain.as_deref()) {
-        Ok(parts) => parts,
-        Err(outcome) => return outcome,
+    let marker = h.marker().filter(|m| m.name == name);
+    let (user, domain) = match &marker {
+        Some(m) => {
+            if let Some(g) = m.groups.iter().find(|g| opts.groups.contains(g)) {
+                log.debug(|| format!("account: group {g} was verified at authentication"));
+                return Outcome::AccountAuthenticated;
+            }
+            if opts.groups.is_empty() {
+                return Outcome::AccountAuthenticated;
+            }
+            (m.user.clone(), m.domain.clone())
+        }
+        None => match split_user(&name, opts.domain.as_deref()) {
+            Ok((user, domain)) => (user.to_owned(), domain),
+            Err(outcome) => return outcome,
+        },
     };
     let mut oracle = match open(opts) {
         Ok(o) => o,
@@ -344,14 +389,22 @@ pub fn account<H: Handle, O: Oracle>(
     };
     log.debug(|| {
         format!(
-            "account user={user} domain={domain} via {}",
+            "account user={user} domain={domain} authenticated_by_xcauth={} via {}",
+            marker.is_some(),
             oracle.describe()
         )
     });
-    match oracle.isuser(user, &domain) {
-        ExistsAnswer::Yes => match check_groups(&mut oracle, user, &domain, opts, log) {
-            None => Outcome::AccountExists,
-            Some(denied) => denied,
+    if marker.is_some() {
+        // We authenticated this account on this handle: it exists; only group= is left.
+        return match check_groups(&mut oracle, &user, &domain, opts, log) {
+            Ok(_) => Outcome::AccountAuthenticated,
+            Err(denied) => denied,
+        };
+    }
+    match oracle.isuser(&user, &domain) {
+        ExistsAnswer::Yes => match check_groups(&mut oracle, &user, &domain, opts, log) {
+            Ok(_) => Outcome::AccountExists,
+            Err(denied) => denied,
         },
         ExistsAnswer::No => Outcome::UnknownUser,
         ExistsAnswer::Unknown(why) => Outcome::Unavailable(why),
@@ -370,7 +423,8 @@ mod tests {
     struct FakeHandle {
         user: Result<String, ItemError>,
         authtok: RefCell<VecDeque<Result<Password, ItemError>>>,
-        marker: RefCell<Option<String>>,
+        /// Stored encoded, as libpam keeps it.
+        marker: RefCell<Option<Vec<u8>>>,
         lines: RefCell<Vec<(Level, String)>>,
     }
 
@@ -418,16 +472,17 @@ mod tests {
                 .pop_front()
                 .expect("unexpected password request")
         }
-        fn set_marker(&self, user: &str) -> Result<(), PamError> {
-            *self.marker.borrow_mut() = Some(user.to_owned());
+        fn set_marker(&self, marker: &Marker) -> Result<(), PamError> {
+            *self.marker.borrow_mut() = Some(marker.encode());
             Ok(())
         }
-        fn marker(&self) -> Option<String> {
-            self.marker.borrow().clone()
+        fn marker(&self) -> Option<Marker> {
+            Marker::decode(self.marker.borrow().as_deref()?)
         }
     }
 
-    /// alice@example.org / secret, in "Team"; bob exists; domain "down.org" is unreachable.
+    /// alice@example.org / secret, in "Team"; bob / bob-pw, in no group; domain "down.org" is
+    /// unreachable.
     #[derive(Default)]
     struct FakeOracle {
         calls: Vec<String>,
@@ -442,7 +497,9 @@ mod tests {
             self.calls.push(format!("auth {user}@{domain}"));
             if domain == "down.org" {
                 AuthAnswer::Unavailable("cannot connect: refused".into())
-            } else if user == "alice" && password.expose() == "secret" {
+            } else if (user == "alice" && password.expose() == "secret")
+                || (user == "bob" && password.expose() == "bob-pw")
+            {
                 AuthAnswer::Accepted(Via::Backend)
             } else {
                 AuthAnswer::Rejected
@@ -660,13 +717,15 @@ mod tests {
             )
         };
         let h = FakeHandle::new("alice@example.org", None);
-        h.set_marker("alice@example.org").unwrap();
+        h.set_marker(&marker("alice@example.org", &[])).unwrap();
         assert_eq!(
             run(&h, FakeOracle::default()),
             Outcome::AccountAuthenticated
         );
-        // A marker for someone else does not count.
-        h.set_marker("bob@example.org").unwrap();
+        // A marker for someone else does not count, nor does a cleared one.
+        h.set_marker(&marker("bob@example.org", &[])).unwrap();
+        assert_eq!(run(&h, FakeOracle::default()), Outcome::AccountExists);
+        h.set_marker(&Marker::default()).unwrap();
         assert_eq!(run(&h, FakeOracle::default()), Outcome::AccountExists);
         let h = FakeHandle::new("carol@example.org", None);
         assert_eq!(
@@ -683,6 +742,167 @@ mod tests {
             pam_code(&run(&h, FakeOracle::default())),
             PamError::USER_UNKNOWN
         );
+    }
+
+    fn marker(name: &str, groups: &[&str]) -> Marker {
+        let (user, domain) = split_user(name, Some("example.org")).unwrap();
+        Marker {
+            name: name.to_owned(),
+            user: user.to_owned(),
+            domain,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    fn groups(names: &[&str]) -> Options {
+        Options {
+            groups: names.iter().map(|g| (*g).to_owned()).collect(),
+            ..Options::default()
+        }
+    }
+
+    /// authenticate with `auth_opts` (recording the marker as `dispatch` does), then account
+    /// with `acct_opts`: the account outcome and the oracle calls account made.
+    fn auth_then_account(
+        name: &str,
+        password: &str,
+        auth_opts: &Options,
+        acct_opts: &Options,
+    ) -> (Outcome, Vec<String>) {
+        let h = FakeHandle::new(name, Some(password));
+        let log = Logger::new(&h, "test", "auth", None);
+        let mut ctx = Ctx::default();
+        let outcome = authenticate(
+            &h,
+            PamFlags::empty(),
+            auth_opts,
+            |_| Ok::<_, String>(FakeOracle::default()),
+            &log,
+            &mut ctx,
+        );
+        assert_eq!(outcome, Outcome::Accepted(Via::Backend), "{name}");
+        h.set_marker(ctx.verified.as_ref().unwrap()).unwrap();
+        let log = Logger::new(&h, "test", "account", None);
+        let mut calls = Vec::new();
+        let outcome = account(
+            &h,
+            acct_opts,
+            |_| Ok::<_, String>(Recorder(FakeOracle::default(), &mut calls)),
+            &log,
+            &mut Ctx::default(),
+        );
+        (outcome, calls)
+    }
+
+    /// The review finding: `auth … pam_xcauth.so` without group= and `account required
+    /// pam_xcauth.so group=…` must not let every authenticated user in.
+    #[test]
+    fn account_group_is_checked_even_after_our_authentication() {
+        let none = Options::default();
+        let team = groups(&["Team"]);
+        // bob is in no group: authenticated, but refused by the account line.
+        let (outcome, calls) = auth_then_account("bob@example.org", "bob-pw", &none, &team);
+        assert_eq!(outcome, Outcome::NotInGroup);
+        assert_eq!(pam_code(&outcome), PamError::PERM_DENIED);
+        assert_eq!(calls, ["groups bob@example.org"], "no isuser needed");
+        // alice is in Team.
+        let (outcome, calls) = auth_then_account("alice@example.org", "secret", &none, &team);
+        assert_eq!(outcome, Outcome::AccountAuthenticated);
+        assert_eq!(calls, ["groups alice@example.org"]);
+        // The auth line verified Team; an account line for Admins must still check.
+        let (outcome, calls) =
+            auth_then_account("alice@example.org", "secret", &team, &groups(&["Admins"]));
+        assert_eq!(outcome, Outcome::NotInGroup);
+        assert_eq!(calls, ["groups alice@example.org"]);
+        // The auth line verified Team and the account line accepts Team (among others): no
+        // second backend call.
+        let (outcome, calls) = auth_then_account(
+            "alice@example.org",
+            "secret",
+            &team,
+            &groups(&["Admins", "Team"]),
+        );
+        assert_eq!(outcome, Outcome::AccountAuthenticated);
+        assert!(calls.is_empty(), "{calls:?}");
+        // Without group= on the account line the marker alone suffices.
+        let (outcome, calls) = auth_then_account("bob@example.org", "bob-pw", &none, &none);
+        assert_eq!(outcome, Outcome::AccountAuthenticated);
+        assert!(calls.is_empty(), "{calls:?}");
+        // The groups are those of the account that was authenticated (auth line domain=),
+        // even when the account line has no (or another) domain=.
+        let with_domain = Options {
+            domain: Some("example.org".into()),
+            ..Options::default()
+        };
+        let (outcome, calls) = auth_then_account("alice", "secret", &with_domain, &team);
+        assert_eq!(outcome, Outcome::AccountAuthenticated);
+        assert_eq!(calls, ["groups alice@example.org"]);
+    }
+
+    /// Review item 5: without our authentication, account with group= checks existence and
+    /// then the groups.
+    #[test]
+    fn account_without_our_authentication_checks_existence_and_groups() {
+        let team = groups(&["Team"]);
+        for (name, expected, expected_calls) in [
+            (
+                "alice@example.org",
+                Outcome::AccountExists,
+                &["isuser alice@example.org", "groups alice@example.org"][..],
+            ),
+            (
+                "bob@example.org",
+                Outcome::NotInGroup,
+                &["isuser bob@example.org", "groups bob@example.org"][..],
+            ),
+            (
+                "carol@example.org",
+                Outcome::UnknownUser,
+                &["isuser carol@example.org"][..],
+            ),
+        ] {
+            let h = FakeHandle::new(name, None);
+            let log = Logger::new(&h, "test", "account", None);
+            let mut calls = Vec::new();
+            let outcome = account(
+                &h,
+                &team,
+                |_| Ok::<_, String>(Recorder(FakeOracle::default(), &mut calls)),
+                &log,
+                &mut Ctx::default(),
+            );
+            assert_eq!(outcome, expected, "{name}");
+            assert_eq!(calls, expected_calls, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_failed_authentication_records_nothing() {
+        let h = FakeHandle::new("alice@example.org", Some("wrong"));
+        let log = Logger::new(&h, "test", "auth", None);
+        let mut ctx = Ctx::default();
+        let _ = authenticate(
+            &h,
+            PamFlags::empty(),
+            &Options::default(),
+            |_| Ok::<_, String>(FakeOracle::default()),
+            &log,
+            &mut ctx,
+        );
+        assert_eq!(ctx.verified, None);
+        // Authenticated but not in the auth line's group: nothing recorded either.
+        let h = FakeHandle::new("bob@example.org", Some("bob-pw"));
+        let mut ctx = Ctx::default();
+        let outcome = authenticate(
+            &h,
+            PamFlags::empty(),
+            &groups(&["Team"]),
+            |_| Ok::<_, String>(FakeOracle::default()),
+            &log,
+            &mut ctx,
+        );
+        assert_eq!(outcome, Outcome::NotInGroup);
+        assert_eq!(ctx.verified, None);
     }
 
     #[test]

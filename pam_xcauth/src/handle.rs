@@ -10,8 +10,55 @@ use xcauth_core::Password;
 use crate::logging::{Level, SyslogSink};
 
 /// Name of the `pam_set_data` entry that records "this handle's user was authenticated by
-/// pam_xcauth" (its value: the user name as authenticated; empty after a failure).
+/// pam_xcauth" (its value: an encoded [`Marker`]; empty after a failure).
 pub const MARKER: &str = "pam_xcauth_authenticated";
+
+/// What a successful `pam_sm_authenticate` records on the handle for `pam_sm_acct_mgmt`: who
+/// was authenticated, as which Nextcloud account, and which of the auth line's `group=` groups
+/// the user was found in. An account line with `group=` skips its own group check only when
+/// one of these groups is also one of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marker {
+    /// The PAM user name as authenticated (`PAM_USER`). Empty: nobody (cleared).
+    pub name: String,
+    /// The Nextcloud user (local part).
+    pub user: String,
+    /// The XMPP domain the user was authenticated in.
+    pub domain: String,
+    /// The groups of the auth line's `group=` that the user is a member of (empty without
+    /// `group=`).
+    pub groups: Vec<String>,
+}
+
+impl Marker {
+    /// The stored form: the fields separated by NUL bytes, groups last. None of them can hold
+    /// a NUL: the name, the domain= option and the group= names all come from C strings (the
+    /// groups are the auth line's own names, not what the backend sent).
+    pub fn encode(&self) -> Vec<u8> {
+        if self.name.is_empty() {
+            return Vec::new();
+        }
+        let mut fields = vec![self.name.as_str(), self.user.as_str(), self.domain.as_str()];
+        fields.extend(self.groups.iter().map(String::as_str));
+        fields.join("\0").into_bytes()
+    }
+
+    /// The marker stored by [`Marker::encode`]; `None` when cleared or unreadable (the caller
+    /// then treats the handle as not authenticated by us, which is the safe side).
+    pub fn decode(bytes: &[u8]) -> Option<Marker> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut fields = text.split('\0');
+        let name = fields.next().filter(|n| !n.is_empty())?.to_owned();
+        let user = fields.next().filter(|u| !u.is_empty())?.to_owned();
+        let domain = fields.next().filter(|d| !d.is_empty())?.to_owned();
+        Some(Marker {
+            name,
+            user,
+            domain,
+            groups: fields.map(str::to_owned).collect(),
+        })
+    }
+}
 
 /// Why an item could not be read.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,10 +83,10 @@ pub trait Handle: SyslogSink {
     /// otherwise `PAM_AUTH_ERR` under `use_first_pass`; otherwise a `Password: ` prompt whose
     /// answer libpam stores as `PAM_AUTHTOK` for the modules below.
     fn authtok(&self) -> Result<Password, ItemError>;
-    /// Records the authenticated user (empty: none) with `pam_set_data`.
-    fn set_marker(&self, user: &str) -> Result<(), PamError>;
-    /// The user recorded by [`Handle::set_marker`] on this handle, if any.
-    fn marker(&self) -> Option<String>;
+    /// Records the authenticated user (a default [`Marker`]: none) with `pam_set_data`.
+    fn set_marker(&self, marker: &Marker) -> Result<(), PamError>;
+    /// The marker recorded by [`Handle::set_marker`] on this handle, if any.
+    fn marker(&self) -> Option<Marker>;
 }
 
 fn text(item: Result<Option<&CStr>, PamError>) -> Result<String, ItemError> {
@@ -94,12 +141,43 @@ impl Handle for Pam {
         }
     }
 
-    fn set_marker(&self, user: &str) -> Result<(), PamError> {
-        self.send_bytes(MARKER, user.as_bytes().to_vec(), None)
+    fn set_marker(&self, marker: &Marker) -> Result<(), PamError> {
+        self.send_bytes(MARKER, marker.encode(), None)
     }
 
-    fn marker(&self) -> Option<String> {
-        let bytes = self.retrieve_bytes(MARKER).ok()?;
-        String::from_utf8(bytes).ok().filter(|u| !u.is_empty())
+    fn marker(&self) -> Option<Marker> {
+        Marker::decode(&self.retrieve_bytes(MARKER).ok()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Marker;
+
+    #[test]
+    fn markers_round_trip_and_bad_ones_count_as_none() {
+        let m = Marker {
+            name: "alice".into(),
+            user: "alice".into(),
+            domain: "example.org".into(),
+            groups: vec!["Team A".into(), "Ops,Dev".into()],
+        };
+        assert_eq!(Marker::decode(&m.encode()), Some(m.clone()));
+        let bare = Marker {
+            groups: vec![],
+            ..m
+        };
+        assert_eq!(Marker::decode(&bare.encode()), Some(bare));
+        assert_eq!(Marker::default().encode(), b"");
+        for bad in [
+            &b""[..],
+            b"alice",
+            b"alice\0alice",
+            b"\0a\0b",
+            b"a\0\0b",
+            b"\xff\0a\0b",
+        ] {
+            assert_eq!(Marker::decode(bad), None, "{bad:?}");
+        }
     }
 }

@@ -17,7 +17,7 @@
 //! | entry point | result |
 //! |---|---|
 //! | `pam_sm_authenticate` | see [`flow::pam_code`] |
-//! | `pam_sm_acct_mgmt` | SUCCESS if this handle was authenticated by us, else an isuser check |
+//! | `pam_sm_acct_mgmt` | SUCCESS if this handle was authenticated by us (with `group=`: and the user is in one of its groups, checked here unless the auth line already verified one of them), else an isuser check (plus `group=`) |
 //! | `pam_sm_setcred` | SUCCESS |
 //! | `pam_sm_open_session`, `pam_sm_close_session`, `pam_sm_chauthtok` | IGNORE |
 //!
@@ -66,7 +66,7 @@ use std::sync::Once;
 use pamsm::{PamError, PamFlags};
 
 use crate::flow::{Ctx, Outcome};
-use crate::handle::Handle;
+use crate::handle::{Handle, Marker};
 use crate::logging::{Level, Line, Logger};
 use crate::options::Options;
 use crate::oracle::Oracle;
@@ -161,7 +161,7 @@ pub(crate) fn dispatch<H: Handle>(
     let outcome = match entry {
         Entry::Authenticate => {
             let outcome = flow::authenticate(h, flags, &opts, open_oracle, &log, &mut ctx);
-            remember(h, &outcome, ctx.user.as_deref(), &log);
+            remember(h, &outcome, ctx.verified.as_ref(), &log);
             outcome
         }
         _ => flow::account(h, &opts, open_oracle, &log, &mut ctx),
@@ -180,13 +180,14 @@ fn open_oracle(opts: &Options) -> Result<Box<dyn Oracle>, String> {
     }
 }
 
-/// Records on the handle whether we authenticated its user, for `acct_mgmt`. A failed attempt
-/// clears an earlier success on the same handle.
-fn remember<H: Handle>(h: &H, outcome: &Outcome, user: Option<&str>, log: &Logger<'_>) {
-    let value = match (outcome, user) {
-        (Outcome::Accepted(_), Some(u)) => u,
+/// Records on the handle whether we authenticated its user (and in which `group=` groups),
+/// for `acct_mgmt`. A failed attempt clears an earlier success on the same handle.
+fn remember<H: Handle>(h: &H, outcome: &Outcome, verified: Option<&Marker>, log: &Logger<'_>) {
+    let cleared = Marker::default();
+    let value = match (outcome, verified) {
+        (Outcome::Accepted(_), Some(m)) => m,
         _ if h.marker().is_none() => return,
-        _ => "",
+        _ => &cleared,
     };
     if let Err(e) = h.set_marker(value) {
         log.log(

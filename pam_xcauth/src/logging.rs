@@ -2,7 +2,8 @@
 //!
 //! Per call, a [`Logger`] sends the module's own lines through `pam_syslog` (which adds the
 //! prefix and uses the host's ident without calling `openlog`), or — with the test option
-//! `syslog_socket=PATH` — as syslog datagrams with the same prefix to that Unix socket.
+//! `syslog_socket=PATH` — as syslog datagrams with the same prefix to that Unix socket (sent
+//! non-blocking: a line the receiver has no room for is dropped, never waited for).
 //!
 //! The core library logs through the `log` facade. [`CoreLog`] is a stateless logger, installed
 //! once per process, that forwards the core's warnings and errors to syslog (LOG_AUTHPRIV) as
@@ -121,10 +122,7 @@ impl<'a> Logger<'a> {
                     self.service,
                     self.kind
                 );
-                if let Ok(sock) = UnixDatagram::unbound() {
-                    // Logging must never fail the login; a missing receiver just drops lines.
-                    let _ = sock.send_to(line.as_bytes(), path);
-                }
+                send_datagram(path, line.as_bytes());
             }
         }
     }
@@ -141,6 +139,19 @@ impl<'a> Logger<'a> {
         if !self.quiet {
             self.log(Level::Notice, msg);
         }
+    }
+}
+
+/// Sends one datagram to `path` without ever waiting: logging must neither fail nor stall the
+/// login. A blocking send would wait for good while the receiver's queue is full (a receiver
+/// that stopped reading), so the socket is non-blocking and a line that does not fit, or has
+/// no receiver, is dropped.
+fn send_datagram(path: &std::path::Path, bytes: &[u8]) {
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return;
+    };
+    if sock.set_nonblocking(true).is_ok() {
+        let _ = sock.send_to(bytes, path);
     }
 }
 
@@ -278,5 +289,33 @@ mod tests {
             "<85>pam_xcauth(xcauth-test:account): authentication failure; user=bob"
         );
         assert!(cap.0.borrow().is_empty());
+    }
+
+    /// A receiver that never reads: once its queue is full, lines are dropped instead of
+    /// blocking the PAM call (and the host's worker) for good.
+    #[test]
+    fn a_full_receiver_queue_drops_lines_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let cap = Capture::default();
+            let log = Logger::new(&cap, "xcauth-test", "auth", Some(p));
+            // Far more than net.unix.max_dgram_qlen (10 by default, 512 on many systems).
+            for i in 0..2000 {
+                log.log(Level::Notice, &format!("line {i}"));
+            }
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("logging blocked on a full receiver queue");
+        // The first lines did arrive.
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = rx.recv(&mut buf).unwrap();
+        assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with("line 0"));
     }
 }

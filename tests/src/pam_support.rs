@@ -338,6 +338,12 @@ fn code_from(output: &str, ok: bool) -> &'static str {
         ("Conversation error", "CONV_ERR"),
         ("Authentication token manipulation error", "AUTHTOK_ERR"),
         ("Critical error - immediate abort", "ABORT"),
+        ("User account has expired", "ACCT_EXPIRED"),
+        (
+            "Authentication token is no longer valid; new one required",
+            "NEW_AUTHTOK_REQD",
+        ),
+        ("Authentication token expired", "AUTHTOK_EXPIRED"),
     ];
     TABLE
         .iter()
@@ -529,6 +535,17 @@ impl LocalUser {
             .unwrap();
         assert!(child.wait().unwrap().success(), "chpasswd failed");
         user
+    }
+
+    /// Lets the account expire (`chage -E 1`: expired since 1970-01-02); pam_unix's account
+    /// check then returns `PAM_ACCT_EXPIRED`. The password still works for pam_unix's auth.
+    pub fn expire(&self) {
+        let st = Command::new(require_program("chage"))
+            .args(["-E", "1"])
+            .arg(&self.name)
+            .status()
+            .unwrap();
+        assert!(st.success(), "chage -E 1 {} failed", self.name);
     }
 }
 

@@ -59,7 +59,9 @@ fn etc_pam_d_service_good_token_wrong_unknown_down() {
 
 /// Nextcloud users pass via pam_xcauth, local users via pam_unix (with the password
 /// pam_xcauth prompted for), and the strict variant stops a Nextcloud user's wrong password
-/// from reaching a same-named local account.
+/// from reaching a same-named local account. At account, local users always get pam_unix's
+/// checks: an expired local account is refused even when Nextcloud knows the name and
+/// pam_xcauth authenticated it.
 #[test]
 fn stacking_with_pam_unix_and_the_strict_variant() {
     let w = World::new("etc-stack");
@@ -67,6 +69,10 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
     let dup = LocalUser::new("dup", "dup-local-pw-D1");
     w.double
         .add_user(User::new(&dup.name, "dup-nextcloud-pw-D2"));
+    let expired = LocalUser::new("exp", "exp-local-pw-E1");
+    expired.expire();
+    w.double
+        .add_user(User::new(&expired.name, "exp-nextcloud-pw-E2"));
     let m = w.module();
     // The example files as shipped, plus pam_unix's `nodelay` (its 2 s failure delay would
     // only slow the test down).
@@ -80,6 +86,8 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
             .password(pw)
             .run()
     };
+    let account_only =
+        |svc: &EtcPamService, user: &str| Pamtester::new(&svc.name, user, &["acct_mgmt"]).run();
 
     for svc in [&stacked, &strict] {
         let ctx = &svc.name;
@@ -111,6 +119,33 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
         // The same-named user with the Nextcloud password passes via pam_xcauth.
         assert_eq!(
             run(svc, &dup.name, "dup-nextcloud-pw-D2").code,
+            "SUCCESS",
+            "{ctx}"
+        );
+
+        // account, (a): a Nextcloud-only user is unknown to pam_unix (USER_UNKNOWN, ignored)
+        // and passes via pam_xcauth, after its auth (above) and without one.
+        let r = account_only(svc, "alice@example.org");
+        assert_eq!(r.code, "SUCCESS", "{ctx}: {}", r.output);
+        let r = account_only(svc, "nobody@example.org");
+        assert_eq!(r.code, "USER_UNKNOWN", "{ctx}: {}", r.output);
+        // (b): a local user passes via pam_unix's account check (pam_xcauth, which does not
+        // know the name, would have said USER_UNKNOWN).
+        let r = account_only(svc, &local.name);
+        assert_eq!(r.code, "SUCCESS", "{ctx}: {}", r.output);
+        // (c): an expired local account is refused at account, even though Nextcloud knows
+        // the name and pam_xcauth accepted its Nextcloud password.
+        let r = run(svc, &expired.name, "exp-nextcloud-pw-E2");
+        assert!(
+            r.output.contains("successfully authenticated"),
+            "{ctx}: {}",
+            r.output
+        );
+        assert_eq!(r.code, "ACCT_EXPIRED", "{ctx}: {}", r.output);
+        let r = account_only(svc, &expired.name);
+        assert_eq!(r.code, "ACCT_EXPIRED", "{ctx}: {}", r.output);
+        assert_ne!(
+            run(svc, &expired.name, "exp-local-pw-E1").code,
             "SUCCESS",
             "{ctx}"
         );
@@ -153,6 +188,8 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
             "local-pw-L1",
             "dup-local-pw-D1",
             "dup-nextcloud-pw-D2",
+            "exp-local-pw-E1",
+            "exp-nextcloud-pw-E2",
             "wrong-stack",
         ]),
     );

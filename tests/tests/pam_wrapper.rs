@@ -230,6 +230,84 @@ fn domain_and_group_options() {
     assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
 }
 
+/// `group=` on the account line is honoured even when our own auth line (without `group=`,
+/// or with other groups) authenticated the user on this handle — not just for account-only
+/// calls. Without that, `auth … pam_xcauth.so` + `account required pam_xcauth.so group=staff`
+/// admitted every Nextcloud user.
+#[test]
+fn account_group_applies_after_our_own_authentication() {
+    let w = World::new("pamwrap-acct-group");
+    let m = w.module();
+    let dir = w.wrapper_service(
+        "auth-nogroup",
+        &format!("auth required {m}\naccount required {m} group=Team\n"),
+    );
+    w.wrapper_service(
+        "both-team",
+        &format!("auth required {m} group=Team\naccount required {m} group=Admins,Team\n"),
+    );
+    w.wrapper_service(
+        "team-then-admins",
+        &format!("auth required {m} group=Team\naccount required {m} group=Admins\n"),
+    );
+    let run = |svc: &str, user: &str, pw: &str| {
+        Pamtester::new(svc, user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    // bob (in no group) authenticates, and the account line turns him away.
+    let r = run("auth-nogroup", "bob@example.org", BOB_PW);
+    assert!(
+        r.output.contains("successfully authenticated"),
+        "{}",
+        r.output
+    );
+    assert_eq!(r.code, "PERM_DENIED", "{}", r.output);
+    w.log.wait_for(
+        "pam_xcauth(auth-nogroup:account): account check failed; user=bob@example.org \
+         reason=not_in_group required=Team",
+    );
+    // alice (in Team) passes; the account line asked for her groups itself.
+    let rosters = w.double.count("sharedroster");
+    let r = run("auth-nogroup", "alice@example.org", ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    assert!(w.double.count("sharedroster") > rosters);
+    // With a token (checked locally at auth) the group check still happens at account.
+    let token = w.token("bob");
+    let r = run("auth-nogroup", "bob@example.org", &token);
+    assert_eq!(r.code, "PERM_DENIED", "{}", r.output);
+
+    // The auth line verified Team, which the account line accepts: no second group lookup.
+    let before = w.double.count("sharedroster");
+    let r = Pamtester::new("both-team", "alice@example.org", &["authenticate"])
+        .wrapped(&dir)
+        .password(ALICE_PW)
+        .run();
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    let per_auth = w.double.count("sharedroster") - before;
+    assert!(per_auth > 0);
+    let before = w.double.count("sharedroster");
+    let r = run("both-team", "alice@example.org", ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    assert_eq!(
+        w.double.count("sharedroster") - before,
+        per_auth,
+        "account repeated the group lookup"
+    );
+
+    // The auth line verified Team, but the account line wants Admins.
+    let r = run("team-then-admins", "alice@example.org", ALICE_PW);
+    assert!(
+        r.output.contains("successfully authenticated"),
+        "{}",
+        r.output
+    );
+    assert_eq!(r.code, "PERM_DENIED", "{}", r.output);
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[&token]));
+}
+
 #[test]
 fn configuration_errors_are_service_errors() {
     let w = World::new("pamwrap-config");

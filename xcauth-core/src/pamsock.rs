@@ -43,6 +43,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
+use socket2::{Domain, SockAddr, Socket, Type};
 use zeroize::Zeroizing;
 
 use crate::backend::UserExists;
@@ -537,12 +538,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to the socket at `path`; all later exchanges share the `timeout` budget.
+    /// Connects to the socket at `path`; the connect and all later exchanges share the
+    /// `timeout` budget.
     pub fn open(path: &Path, timeout: Duration) -> Result<Self, String> {
         let deadline = Instant::now() + timeout;
         let shown = path.display().to_string();
-        let stream =
-            UnixStream::connect(path).map_err(|e| format!("cannot connect to {shown}: {e}"))?;
+        let stream = connect_before(path, deadline)
+            .map_err(|e| format!("cannot connect to {shown}: {e}"))?;
         Ok(Self {
             stream,
             deadline,
@@ -583,6 +585,44 @@ impl Connection {
                 self.path,
                 req.op()
             ))
+        }
+    }
+}
+
+/// Connects a Unix stream socket to `path`, giving up at `deadline`.
+///
+/// `UnixStream::connect` has no timeout: while the listener's backlog is full (xcauthd busy
+/// or stuck) it blocks for good, and with it a saslauthd worker or an Apache thread. Linux
+/// bounds a blocking `connect` on a Unix socket by the socket's send timeout (`SO_SNDTIMEO`;
+/// `unix_stream_connect` waits at most `sock_sndtimeo` for a free slot), so the socket is made
+/// with socket2, given the remaining time as its send timeout, connected, and converted into a
+/// std `UnixStream`: the call waits for a free slot until the deadline, then fails.
+///
+/// socket2's `connect_timeout` is not used: its non-blocking connect to a full Unix backlog
+/// fails at once with EAGAIN, and its poll then reports "no error set after POLLHUP", so a
+/// momentary burst would fail logins that a short wait would have served. A kernel that
+/// answers EAGAIN early anyway (not Linux) gets retried every 10 ms until the deadline.
+fn connect_before(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
+    let addr = SockAddr::unix(path)?;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "timed out waiting for a free connection slot (listen backlog full)",
+            ));
+        }
+        // CLOEXEC is set by socket2, as by std.
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
+        match socket.connect(&addr) {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_millis(10)));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -983,6 +1023,64 @@ mod tests {
         assert!(err.contains("in time"), "{err}");
         assert!(start.elapsed() < Duration::from_secs(2));
         drop(listener);
+    }
+
+    /// A daemon whose listen backlog is full (busy, or stuck and never accepting): the client
+    /// gives up when its budget is spent instead of blocking in `connect` for good, and gets
+    /// through when a slot frees up within the budget.
+    #[test]
+    fn client_gives_up_on_a_full_backlog_and_waits_for_a_free_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.sock");
+        let addr = SockAddr::unix(&path).unwrap();
+        let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        listener.bind(&addr).unwrap();
+        listener.listen(0).unwrap();
+        // Fill the backlog with connections nobody accepts.
+        let mut queued = Vec::new();
+        loop {
+            let s = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            match s.connect(&addr) {
+                Ok(()) => queued.push(s),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling the backlog: {e}"),
+            }
+            assert!(queued.len() < 1000, "the backlog never filled");
+        }
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        let start = Instant::now();
+        std::thread::spawn(move || {
+            let _ = tx.send(query(&p, &auth("a", "b"), Duration::from_millis(300)));
+        });
+        let result = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("query blocked on a full listen backlog");
+        let elapsed = start.elapsed();
+        let err = result.unwrap_err();
+        assert!(
+            err.contains("cannot connect") && err.contains("backlog"),
+            "{err}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
+            "waited {elapsed:?} for a 300 ms budget"
+        );
+
+        // The daemon accepts one connection after 200 ms: the waiting client gets in.
+        let acceptor = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let (first, _) = listener.accept().unwrap();
+            (listener, first)
+        });
+        let start = Instant::now();
+        let conn = Connection::open(&path, Duration::from_secs(5));
+        assert!(conn.is_ok(), "{conn:?}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+        drop(acceptor.join().unwrap());
+        drop(queued);
     }
 
     #[test]
