@@ -90,8 +90,11 @@ impl log::Log for Problems {
     fn log(&self, r: &log::Record<'_>) {
         let text = r.args().to_string();
         let from_db = r.target().starts_with("xcauth_core::db");
-        if from_db && text.contains("busy") {
+        if from_db && r.level() > log::Level::Warn && text.contains("busy") {
+            // A handled retry ("busy (database is locked), retry n/8"): counted,
+            // not a problem. Only a failure that gets past the retries is.
             self.busy_retries.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         if (from_db && r.level() <= log::Level::Warn) || text.contains("locked") {
             self.lines
