@@ -201,3 +201,23 @@ pub fn xcauthd(conf: &Path) -> Command {
         .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf");
     cmd
 }
+
+/// One XMPP login through `tests/scripts/xmpp_login.py` (slixmpp, PLAIN over
+/// plaintext): exit code (0 logged in, 1 refused, 2 anything else) and output.
+pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/xmpp_login.py");
+    // `timeout` bounds the client even if it ignores its own deadline.
+    let out = Command::new("timeout")
+        .args(["-k", "2", "25", "/usr/bin/python3"])
+        .arg(&script)
+        .args([jid, password, &port.to_string(), "15"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run xmpp_login.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}

@@ -17,28 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{bin, free_port, require_program, wait_for_tcp, Scratch};
+use xcauth_tests::support::{bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch};
 
 const SECRET: &str = "ejabberd-e2e-secret";
-
-/// Outcome of one XMPP login through `xmpp_login.py`: exit code and output.
-fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/xmpp_login.py");
-    // `timeout` bounds the client even if it ignores its own deadline.
-    let out = Command::new("timeout")
-        .args(["-k", "2", "25", "/usr/bin/python3"])
-        .arg(&script)
-        .args([jid, password, &port.to_string(), "15"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run xmpp_login.py");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
 
 fn chown_ejabberd(path: &Path) {
     let st = Command::new("chown")

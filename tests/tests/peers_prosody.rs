@@ -14,29 +14,10 @@ use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, Fault, User};
 use xcauth_tests::support::{
-    free_port, require_program, start_daemon, wait_for_tcp, xcauth_conf, Proc, Scratch,
+    free_port, require_program, start_daemon, wait_for_tcp, xcauth_conf, xmpp_login, Proc, Scratch,
 };
 
 const SECRET: &str = "prosody-e2e-secret";
-
-/// Outcome of one XMPP login through `xmpp_login.py`: exit code and output.
-fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/xmpp_login.py");
-    // `timeout` bounds the client even if it ignores its own deadline.
-    let out = Command::new("timeout")
-        .args(["-k", "2", "25", "/usr/bin/python3"])
-        .arg(&script)
-        .args([jid, password, &port.to_string(), "15"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run xmpp_login.py");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
 
 /// Prints the logs of a failing run (the peer programs' own words).
 struct DumpOnPanic(Vec<(&'static str, PathBuf)>);
