@@ -54,7 +54,7 @@ pub(super) fn encode(answer: &Answer<'_>, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{self, decode_all, Rng};
+    use super::super::testutil::{self, decode_all};
     use super::super::{Decoder, Request, DEFAULT_MAX_LINE};
     use super::*;
     use crate::backend::Unavailable;
@@ -277,24 +277,13 @@ mod tests {
             "exit:{}",
             "{}",
         ];
-        let mut requests = 0;
-        for max in [1, 2, 17, 64, DEFAULT_MAX_LINE] {
-            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ max as u64);
-            let (_, r) = testutil::robustness(
-                Framing::Generic,
-                max,
-                20_000 / 5,
-                |rng: &mut Rng| {
-                    if rng.below(500) == 0 {
-                        vec![b'a'; max + rng.below(3)]
-                    } else {
-                        testutil::lines(rng, &templates, tokens, 3 * max.min(64))
-                    }
-                },
-                &mut rng,
-            );
-            requests += r;
-        }
+        let requests = testutil::line_robustness(
+            Framing::Generic,
+            0x9e37_79b9_7f4a_7c15,
+            [1, 2, 17, 64, DEFAULT_MAX_LINE],
+            &templates,
+            tokens,
+        );
         assert!(requests > 2000, "only {requests} requests");
     }
 }

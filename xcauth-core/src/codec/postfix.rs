@@ -134,7 +134,7 @@ pub(super) fn encode(answer: &Answer<'_>, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{self, decode_all, Rng};
+    use super::super::testutil::{self, decode_all};
     use super::super::{Decoder, Framing, DEFAULT_MAX_LINE};
     use super::*;
     use crate::backend::Unavailable;
@@ -308,24 +308,13 @@ mod tests {
             "quit",
             "exit",
         ];
-        let mut requests = 0;
-        for max in [1, 2, 13, 64, DEFAULT_MAX_LINE] {
-            let mut rng = Rng::new(0x5151_7e57_0000_0001 ^ max as u64);
-            let (_, r) = testutil::robustness(
-                Framing::Postfix,
-                max,
-                20_000 / 5,
-                |rng: &mut Rng| {
-                    if rng.below(500) == 0 {
-                        vec![b'a'; max + rng.below(3)]
-                    } else {
-                        testutil::lines(rng, &templates, tokens, 3 * max.min(64))
-                    }
-                },
-                &mut rng,
-            );
-            requests += r;
-        }
+        let requests = testutil::line_robustness(
+            Framing::Postfix,
+            0x5151_7e57_0000_0001,
+            [1, 2, 13, 64, DEFAULT_MAX_LINE],
+            &templates,
+            tokens,
+        );
         assert!(requests > 1000, "only {requests} requests");
     }
 }

@@ -224,3 +224,34 @@ pub(super) fn robustness(
     );
     (decoded, requests)
 }
+
+/// The randomized robustness run of a line framing: lines built from
+/// `templates` and `tokens` (plus an occasional over-long line) at several
+/// `max_line` bounds, 20 000 inputs in all. Returns the requests decoded.
+pub(super) fn line_robustness(
+    framing: Framing,
+    seed: u64,
+    maxes: [usize; 5],
+    templates: &[&str],
+    tokens: &[&[u8]],
+) -> usize {
+    let mut requests = 0;
+    for max in maxes {
+        let mut rng = Rng::new(seed ^ max as u64);
+        let (_, r) = robustness(
+            framing,
+            max,
+            20_000 / maxes.len(),
+            |rng: &mut Rng| {
+                if rng.below(500) == 0 {
+                    vec![b'a'; max + rng.below(3)]
+                } else {
+                    lines(rng, templates, tokens, 3 * max.min(64))
+                }
+            },
+            &mut rng,
+        );
+        requests += r;
+    }
+    requests
+}
