@@ -70,6 +70,7 @@ impl Oracle for Box<dyn Oracle> {
 /// call (memory cache, circuit breaker). Errors are configuration problems
 /// (→ `PAM_SERVICE_ERR`), with the path and what to fix.
 pub fn in_process(config_path: &Path) -> Result<InProcess, String> {
+    check_config_permissions(config_path)?;
     let raw = RawConfig::parse_file(config_path).map_err(|e| e.to_string())?;
     let config = Config::resolve(&[raw]).map_err(|e| e.to_string())?;
     let (url, _) = config
@@ -90,6 +91,43 @@ pub fn in_process(config_path: &Path) -> Result<InProcess, String> {
             built.cache,
         ),
     })
+}
+
+/// The settings file holds the API secret and decides who may log in, so it
+/// must be a regular file owned by root or by the user the host runs as, not
+/// writable by group or others, and not readable by everyone (pam.md §6).
+/// A file that does not exist is left to the parser's error.
+pub fn check_config_permissions(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(_) => return Ok(()),
+    };
+    let shown = path.display();
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    // /proc/self belongs to the effective user: no libc call needed.
+    let euid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(format!(
+            "{shown} must be owned by root or the user running the service (owner uid {})",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{shown} is writable by group or others (mode {mode:04o}): chmod 0640 or 0600"
+        ));
+    }
+    if mode & 0o004 != 0 {
+        return Err(format!(
+            "{shown} holds the API secret but is readable by everyone (mode {mode:04o}): \
+             chmod 0640 and give the service's group read access, or use socket="
+        ));
+    }
+    Ok(())
 }
 
 /// The core engine, for one call.
@@ -211,5 +249,43 @@ impl Oracle for Socket {
             Ok(other) => Err(format!("unexpected reply {other:?}")),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::check_config_permissions;
+
+    #[test]
+    fn config_file_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("xcauth.conf");
+        std::fs::write(&path, "url=https://x/\nsecret=s\n").unwrap();
+        let set = |mode| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        for ok in [0o600, 0o640, 0o400] {
+            set(ok);
+            assert_eq!(check_config_permissions(&path), Ok(()), "{ok:o}");
+        }
+        set(0o644);
+        assert!(check_config_permissions(&path)
+            .unwrap_err()
+            .contains("readable by everyone"));
+        set(0o660);
+        assert!(check_config_permissions(&path)
+            .unwrap_err()
+            .contains("writable by group"));
+        set(0o602);
+        assert!(check_config_permissions(&path).is_err());
+        assert!(check_config_permissions(dir.path())
+            .unwrap_err()
+            .contains("not a regular file"));
+        assert_eq!(
+            check_config_permissions(&dir.path().join("missing")),
+            Ok(())
+        );
     }
 }

@@ -229,6 +229,9 @@ impl World {
             "xcauth.conf",
             &crate::support::xcauth_conf(&double.url(), SECRET, extra_conf),
         );
+        // As an admin must: the module refuses a world-readable file that
+        // holds the secret. Group www-data so Apache's workers can read it.
+        secure_conf(&conf);
         let log = LogCapture::bind(&scratch.join("syslog.sock"));
         World {
             scratch,
@@ -706,4 +709,16 @@ mod tests {
         assert_eq!(super::base64("foo"), "Zm9v");
         assert_eq!(super::base64("alice:secret"), "YWxpY2U6c2VjcmV0");
     }
+}
+
+/// Makes a settings file holding the secret acceptable to the module:
+/// root:www-data, mode 0640.
+pub fn secure_conf(path: &Path) {
+    let st = Command::new("chgrp")
+        .arg("www-data")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chgrp www-data {}", path.display());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
 }

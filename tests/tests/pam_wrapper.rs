@@ -316,6 +316,10 @@ fn configuration_errors_are_service_errors() {
     let no_secret = w
         .scratch
         .write("nosecret.conf", &format!("url={}\n", w.double.url()));
+    xcauth_tests::pam_support::secure_conf(&no_secret);
+    let readable = w
+        .scratch
+        .write("readable.conf", &std::fs::read_to_string(&w.conf).unwrap());
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "missing-config",
@@ -326,6 +330,11 @@ fn configuration_errors_are_service_errors() {
             "no-secret",
             format!("config={} syslog_socket={log}", no_secret.display()),
             "secret is required",
+        ),
+        (
+            "world-readable",
+            format!("config={} syslog_socket={log}", readable.display()),
+            "readable by everyone",
         ),
         (
             "unknown-option",
