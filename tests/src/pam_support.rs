@@ -699,18 +699,6 @@ pub fn distinct<T: std::hash::Hash + Eq>(items: impl IntoIterator<Item = T>) -> 
     items.into_iter().collect::<HashSet<_>>().len()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(super::base64(""), "");
-        assert_eq!(super::base64("f"), "Zg==");
-        assert_eq!(super::base64("fo"), "Zm8=");
-        assert_eq!(super::base64("foo"), "Zm9v");
-        assert_eq!(super::base64("alice:secret"), "YWxpY2U6c2VjcmV0");
-    }
-}
-
 /// Makes a settings file holding the secret acceptable to the module:
 /// root:www-data, mode 0640.
 pub fn secure_conf(path: &Path) {
@@ -721,4 +709,16 @@ pub fn secure_conf(path: &Path) {
         .unwrap();
     assert!(st.success(), "chgrp www-data {}", path.display());
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(super::base64(""), "");
+        assert_eq!(super::base64("f"), "Zg==");
+        assert_eq!(super::base64("fo"), "Zm8=");
+        assert_eq!(super::base64("foo"), "Zm9v");
+        assert_eq!(super::base64("alice:secret"), "YWxpY2U6c2VjcmV0");
+    }
 }

@@ -13,6 +13,7 @@ use log::{debug, info, warn};
 use xcauth_core::backend::RosterReply;
 use xcauth_core::codec::{encode, Answer, Decoded, Decoder, Framing, Request};
 use xcauth_core::Engine;
+use zeroize::Zeroizing;
 
 /// How long a connection may wait for input.
 #[derive(Debug, Clone, Copy)]
@@ -70,9 +71,10 @@ pub fn serve<I: Input, W: Write>(
     timeouts: Option<Timeouts>,
 ) -> io::Result<End> {
     let mut decoder = Decoder::new(framing, ctx.max_line);
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // Requests carry passwords: the buffers are wiped when the connection ends.
+    let mut buf = Zeroizing::new(Vec::<u8>::with_capacity(4096));
     let mut out: Vec<u8> = Vec::with_capacity(256);
-    let mut chunk = [0u8; 8192];
+    let mut chunk = Zeroizing::new([0u8; 8192]);
     let timed = match timeouts {
         Some(_) => input.set_timeout(Some(TICK))?,
         None => false,
@@ -145,7 +147,7 @@ pub fn serve<I: Input, W: Write>(
         }
         buf.drain(..start);
         start = 0;
-        match input.read(&mut chunk) {
+        match input.read(&mut chunk[..]) {
             Ok(0) => eof = true,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) && timed => {
