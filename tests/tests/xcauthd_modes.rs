@@ -507,7 +507,11 @@ fn sighup_reopens_the_log_file() {
     let rotated = logdir.join("xcauth.log.1");
     std::fs::rename(&live, &rotated).unwrap();
     p.signal("HUP");
-    std::thread::sleep(Duration::from_millis(600));
+    // The reopen happens on the accept loop's next tick: wait for the new file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !live.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut g = tcp(addr);
     g.write_all(b"isuser:alice:example.org\n").unwrap();
     assert_eq!(read_line(&mut g), "1\n");
