@@ -120,6 +120,12 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
         }
     };
     let raw = raw_from_matches(&matches);
+    if raw.get("version").is_some() {
+        // Answer even when /etc/xcauth.conf is broken.
+        return print_version();
+    }
+    // XCAUTH_SYSTEM_CONFIG replaces /etc/xcauth.conf (tests, packaging
+    // checks). xcauthd is never setuid; the PAM module reads no environment.
     let system_file = std::env::var_os("XCAUTH_SYSTEM_CONFIG")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| xcauth_core::config::SYSTEM_CONFIG_FILE.into());
