@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use pamsm::{Pam, PamError, PamFlags};
 
 use crate::logging::{Level, LOG_AUTHPRIV};
-use crate::Entry;
+use crate::{BadArgs, Entry};
 
 /// Runs `f`; if it panics, runs `on_panic` (itself guarded) and returns `PAM_SERVICE_ERR`.
 pub(crate) fn guarded(f: impl FnOnce() -> PamError, on_panic: impl FnOnce()) -> PamError {
@@ -28,26 +28,34 @@ pub(crate) fn guarded(f: impl FnOnce() -> PamError, on_panic: impl FnOnce()) -> 
     }
 }
 
-/// Copies the module arguments. `Err(i)` when argument `i` is not UTF-8.
+/// Copies the module arguments, or says why they cannot be read. A NULL `argv` with a
+/// positive `argc` is an error, not "no arguments": silently dropping them would drop
+/// `group=` and `domain=` and let more users in.
 ///
 /// # Safety
-/// `argv` must point to `argc` valid NUL-terminated strings (or `argc` must be 0), as libpam
+/// `argv` must point to `argc` valid NUL-terminated strings (or be NULL), as libpam
 /// guarantees for the duration of a `pam_sm_*` call.
-unsafe fn collect_args(argc: c_int, argv: *const *const c_char) -> Result<Vec<String>, usize> {
-    let count = usize::try_from(argc).unwrap_or(0);
+unsafe fn collect_args(argc: c_int, argv: *const *const c_char) -> Result<Vec<String>, BadArgs> {
+    let Ok(count) = usize::try_from(argc) else {
+        return Err(BadArgs::NegativeCount(argc));
+    };
     if argv.is_null() {
-        return Ok(Vec::new());
+        return if count == 0 {
+            Ok(Vec::new())
+        } else {
+            Err(BadArgs::NullVector(count))
+        };
     }
     let mut args = Vec::with_capacity(count);
     for i in 0..count {
         // SAFETY: `i < argc`, and the caller guarantees `argv[0..argc]` is readable.
         let ptr = unsafe { *argv.add(i) };
         if ptr.is_null() {
-            return Err(i);
+            return Err(BadArgs::NullEntry(i));
         }
         // SAFETY: libpam's argv entries are NUL-terminated strings alive for this call.
         let arg = unsafe { CStr::from_ptr(ptr) };
-        args.push(arg.to_str().map_err(|_| i)?.to_owned());
+        args.push(arg.to_str().map_err(|_| BadArgs::NotUtf8(i))?.to_owned());
     }
     Ok(args)
 }
@@ -137,6 +145,47 @@ pub(crate) fn raw_syslog(level: Level, msg: &str) {
             LOG_AUTHPRIV | level.severity(),
             c"%s".as_ptr(),
             text.as_ptr(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_argv_with_a_count_is_an_error_not_an_empty_list() {
+        // SAFETY: a NULL vector is never dereferenced.
+        let got = unsafe { collect_args(2, std::ptr::null()) };
+        assert_eq!(got, Err(BadArgs::NullVector(2)));
+        // SAFETY: as above.
+        assert_eq!(unsafe { collect_args(0, std::ptr::null()) }, Ok(Vec::new()));
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { collect_args(-1, std::ptr::null()) },
+            Err(BadArgs::NegativeCount(-1))
+        );
+    }
+
+    #[test]
+    fn arguments_are_copied_and_bad_ones_named() {
+        let a = c"group=Admins";
+        let b = c"debug";
+        let argv = [a.as_ptr(), b.as_ptr(), std::ptr::null()];
+        // SAFETY: `argv` holds two valid strings.
+        let got = unsafe { collect_args(2, argv.as_ptr()) };
+        assert_eq!(got, Ok(vec!["group=Admins".to_owned(), "debug".to_owned()]));
+        // SAFETY: entry 2 is NULL, which collect_args checks before reading it.
+        assert_eq!(
+            unsafe { collect_args(3, argv.as_ptr()) },
+            Err(BadArgs::NullEntry(2))
+        );
+        let bad = [0xffu8, 0];
+        let argv = [bad.as_ptr().cast::<c_char>()];
+        // SAFETY: one NUL-terminated (non-UTF-8) string.
+        assert_eq!(
+            unsafe { collect_args(1, argv.as_ptr()) },
+            Err(BadArgs::NotUtf8(0))
         );
     }
 }

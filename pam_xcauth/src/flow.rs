@@ -31,6 +31,11 @@ pub enum Outcome {
     UnknownUser,
     /// The user name has no `@domain` and there is no `domain=` option.
     NoDomain,
+    /// The user name's domain is not one of `domain=` (so not a user of this service).
+    DomainNotListed,
+    /// account: this handle was not authenticated by pam_xcauth and there is no
+    /// `account_check`: leave the decision to the other modules (`PAM_IGNORE`).
+    NotOurs,
     /// The user or domain is empty or too long to be a Nextcloud account.
     InvalidUser(&'static str),
     /// Authenticated (or existing), but not in any group of `group=`.
@@ -60,9 +65,11 @@ pub fn pam_code(outcome: &Outcome) -> PamError {
             PamError::SUCCESS
         }
         Outcome::BadPassword | Outcome::BadPasswordUserUnconfirmed(_) => PamError::AUTH_ERR,
-        Outcome::UnknownUser | Outcome::NoDomain | Outcome::InvalidUser(_) => {
-            PamError::USER_UNKNOWN
-        }
+        Outcome::UnknownUser
+        | Outcome::NoDomain
+        | Outcome::DomainNotListed
+        | Outcome::InvalidUser(_) => PamError::USER_UNKNOWN,
+        Outcome::NotOurs => PamError::IGNORE,
         Outcome::NotInGroup => PamError::PERM_DENIED,
         Outcome::Unavailable(_) => PamError::AUTHINFO_UNAVAIL,
         Outcome::NoPassword(PamError::AUTH_ERR) => PamError::AUTH_ERR,
@@ -122,6 +129,19 @@ pub fn report(log: &Logger<'_>, ctx: &Ctx, outcome: &Outcome, account: bool) {
         Outcome::AccountExists => {
             log.debug(|| line("account ok").kv("reason", "user_exists").finish());
         }
+        Outcome::NotOurs => {
+            log.debug(|| {
+                line("account ignored")
+                    .kv("reason", "not_authenticated_by_xcauth")
+                    .finish()
+            });
+        }
+        Outcome::DomainNotListed => log.expected_failure(
+            &line(failure)
+                .kv("reason", "domain_not_allowed")
+                .kv("detail", "the name's domain is not one of domain=")
+                .finish(),
+        ),
         Outcome::BadPassword => {
             log.expected_failure(&line(failure).kv("reason", "bad_password").finish());
         }
@@ -199,15 +219,15 @@ fn via_word(via: Via) -> &'static str {
     }
 }
 
-/// Splits `user@domain` at the last `@`; a bare name takes `default_domain`.
-pub fn split_user<'a>(
-    name: &'a str,
-    default_domain: Option<&'a str>,
-) -> Result<(&'a str, String), Outcome> {
+/// Splits `user@domain` at the last `@`; a bare name takes the first of `domains` (the
+/// `domain=` list). With a list, a name in any other domain is refused, and a domain is
+/// compared case-insensitively but never with a trailing dot (one more spelling of a domain
+/// is one more way around the list).
+pub fn split_user<'a>(name: &'a str, domains: &[String]) -> Result<(&'a str, String), Outcome> {
     let (user, domain) = match name.rsplit_once('@') {
         Some((u, d)) => (u, d.to_ascii_lowercase()),
-        None => match default_domain {
-            Some(d) => (name, d.to_owned()),
+        None => match domains.first() {
+            Some(d) => (name, d.clone()),
             None => return Err(Outcome::NoDomain),
         },
     };
@@ -217,8 +237,14 @@ pub fn split_user<'a>(
     if domain.is_empty() {
         return Err(Outcome::InvalidUser("empty domain"));
     }
+    if domain.ends_with('.') {
+        return Err(Outcome::InvalidUser("domain ends with a dot"));
+    }
     if user.len() > MAX_NAME || domain.len() > MAX_NAME {
         return Err(Outcome::InvalidUser("user name or domain too long"));
+    }
+    if !domains.is_empty() && !domains.contains(&domain) {
+        return Err(Outcome::DomainNotListed);
     }
     Ok((user, domain))
 }
@@ -237,7 +263,7 @@ pub fn authenticate<H: Handle, O: Oracle>(
         Err(e) => return Outcome::UserItem(e),
     };
     ctx.user = Some(name.clone());
-    let (user, domain) = match split_user(&name, opts.domain.as_deref()) {
+    let (user, domain) = match split_user(&name, &opts.domains) {
         Ok(parts) => parts,
         Err(outcome) => return outcome,
     };
@@ -261,12 +287,13 @@ pub fn authenticate<H: Handle, O: Oracle>(
         return Outcome::UnusablePassword("longer than 4096 bytes");
     }
     match decide(&mut oracle, user, &domain, &password, opts, log) {
-        Decision::Accepted { via, groups } => {
+        Decision::Accepted { via, uid, groups } => {
             let user = user.to_owned();
             ctx.verified = Some(Marker {
                 name,
                 user,
                 domain,
+                uid: uid.unwrap_or_default(),
                 groups,
             });
             Outcome::Accepted(via)
@@ -275,10 +302,14 @@ pub fn authenticate<H: Handle, O: Oracle>(
     }
 }
 
-/// What [`decide`] found: an acceptance (with the `group=` groups the user was found in), or
-/// any other outcome.
+/// What [`decide`] found: an acceptance (with the account that logged in, when known, and the
+/// `group=` groups it was found in), or any other outcome.
 enum Decision {
-    Accepted { via: Via, groups: Vec<String> },
+    Accepted {
+        via: Via,
+        uid: Option<String>,
+        groups: Vec<String>,
+    },
     Other(Outcome),
 }
 
@@ -291,10 +322,17 @@ fn decide<O: Oracle>(
     log: &Logger<'_>,
 ) -> Decision {
     let started = Instant::now();
-    let answer = oracle.auth(user, domain, password);
+    // group= must be checked on the account that actually logged in, which only the backend
+    // (or a token) names: the cache does not record it.
+    let need_uid = !opts.groups.is_empty();
+    let answer = oracle.auth(user, domain, password, need_uid);
     log.debug(|| {
         let result = match &answer {
-            AuthAnswer::Accepted(via) => format!("accepted via={}", via_word(*via)),
+            AuthAnswer::Accepted { via, uid } => format!(
+                "accepted via={} account={}",
+                via_word(*via),
+                uid.as_deref().unwrap_or("-")
+            ),
             AuthAnswer::Rejected => "rejected".to_owned(),
             AuthAnswer::Unavailable(_) => "unavailable".to_owned(),
         };
@@ -304,10 +342,12 @@ fn decide<O: Oracle>(
         )
     });
     Decision::Other(match answer {
-        AuthAnswer::Accepted(via) => match check_groups(oracle, user, domain, opts, log) {
-            Ok(groups) => return Decision::Accepted { via, groups },
-            Err(denied) => denied,
-        },
+        AuthAnswer::Accepted { via, uid } => {
+            match check_groups(oracle, uid.as_deref(), domain, opts, log) {
+                Ok(groups) => return Decision::Accepted { via, uid, groups },
+                Err(denied) => denied,
+            }
+        }
         AuthAnswer::Rejected => match oracle.isuser(user, domain) {
             ExistsAnswer::Yes => Outcome::BadPassword,
             ExistsAnswer::No => Outcome::UnknownUser,
@@ -317,11 +357,12 @@ fn decide<O: Oracle>(
     })
 }
 
-/// The groups of `group=` the user is in (empty when there is no `group=`), or the outcome
-/// that refuses the user: not in any of them, or the groups could not be read.
+/// The groups of `group=` the account `uid` is in (empty when there is no `group=`), or the
+/// outcome that refuses the user: not in any of them, or the groups could not be read, or it
+/// is not known which account logged in (then nobody's groups may stand in for it).
 fn check_groups<O: Oracle>(
     oracle: &mut O,
-    user: &str,
+    uid: Option<&str>,
     domain: &str,
     opts: &Options,
     log: &Logger<'_>,
@@ -329,9 +370,17 @@ fn check_groups<O: Oracle>(
     if opts.groups.is_empty() {
         return Ok(Vec::new());
     }
-    match oracle.groups(user, domain) {
+    let Some(uid) = uid else {
+        return Err(Outcome::Unavailable(
+            "group= needs to know which Nextcloud account logged in, and this login did not \
+             say (a credential-cache login, or a backend reply without data.uid); put the \
+             same group= on the auth line"
+                .into(),
+        ));
+    };
+    match oracle.groups(uid, domain) {
         Ok(member_of) => {
-            log.debug(|| format!("groups of {user}@{domain}: [{}]", member_of.join(", ")));
+            log.debug(|| format!("groups of account {uid}: [{}]", member_of.join(", ")));
             let matched: Vec<String> = opts
                 .groups
                 .iter()
@@ -353,7 +402,10 @@ fn check_groups<O: Oracle>(
 /// A user this handle's `pam_sm_authenticate` accepted passes without a backend call — unless
 /// this line has `group=` and none of its groups was verified at auth time (the auth line had
 /// no or other `group=`): then the groups of the account that was authenticated are checked
-/// here. Any other user needs an isuser check, plus the groups with `group=`.
+/// here. Any other user is not ours to vouch for: `PAM_IGNORE` with no network call, so
+/// pam_unix and friends decide (expiry, locks) — unless the line has `account_check`, which
+/// asks Nextcloud whether the user exists (for hosts that run account without auth, such as
+/// mod_authnz_pam's `Require pam-account`).
 pub fn account<H: Handle, O: Oracle>(
     h: &H,
     opts: &Options,
@@ -367,7 +419,7 @@ pub fn account<H: Handle, O: Oracle>(
     };
     ctx.user = Some(name.clone());
     let marker = h.marker().filter(|m| m.name == name);
-    let (user, domain) = match &marker {
+    let (user, domain, uid) = match &marker {
         Some(m) => {
             if let Some(g) = m.groups.iter().find(|g| opts.groups.contains(g)) {
                 log.debug(|| format!("account: group {g} was verified at authentication"));
@@ -376,10 +428,14 @@ pub fn account<H: Handle, O: Oracle>(
             if opts.groups.is_empty() {
                 return Outcome::AccountAuthenticated;
             }
-            (m.user.clone(), m.domain.clone())
+            let uid = (!m.uid.is_empty()).then(|| m.uid.clone());
+            (m.user.clone(), m.domain.clone(), uid)
         }
-        None => match split_user(&name, opts.domain.as_deref()) {
-            Ok((user, domain)) => (user.to_owned(), domain),
+        None if !opts.account_check => return Outcome::NotOurs,
+        None => match split_user(&name, &opts.domains) {
+            // Without a password nothing says which account the name means; the one spelled
+            // exactly like the user part is the only one that cannot be a different person.
+            Ok((user, domain)) => (user.to_owned(), domain, Some(user.to_owned())),
             Err(outcome) => return outcome,
         },
     };
@@ -396,13 +452,13 @@ pub fn account<H: Handle, O: Oracle>(
     });
     if marker.is_some() {
         // We authenticated this account on this handle: it exists; only group= is left.
-        return match check_groups(&mut oracle, &user, &domain, opts, log) {
+        return match check_groups(&mut oracle, uid.as_deref(), &domain, opts, log) {
             Ok(_) => Outcome::AccountAuthenticated,
             Err(denied) => denied,
         };
     }
     match oracle.isuser(&user, &domain) {
-        ExistsAnswer::Yes => match check_groups(&mut oracle, &user, &domain, opts, log) {
+        ExistsAnswer::Yes => match check_groups(&mut oracle, uid.as_deref(), &domain, opts, log) {
             Ok(_) => Outcome::AccountExists,
             Err(denied) => denied,
         },
@@ -486,6 +542,7 @@ mod tests {
     #[derive(Default)]
     struct FakeOracle {
         calls: Vec<String>,
+        need_uid: Vec<bool>,
         isuser_fails: bool,
     }
 
@@ -493,14 +550,24 @@ mod tests {
         fn describe(&self) -> String {
             "fake".into()
         }
-        fn auth(&mut self, user: &str, domain: &str, password: &Password) -> AuthAnswer {
+        fn auth(
+            &mut self,
+            user: &str,
+            domain: &str,
+            password: &Password,
+            need_uid: bool,
+        ) -> AuthAnswer {
             self.calls.push(format!("auth {user}@{domain}"));
+            self.need_uid.push(need_uid);
             if domain == "down.org" {
                 AuthAnswer::Unavailable("cannot connect: refused".into())
             } else if (user == "alice" && password.expose() == "secret")
                 || (user == "bob" && password.expose() == "bob-pw")
             {
-                AuthAnswer::Accepted(Via::Backend)
+                AuthAnswer::Accepted {
+                    via: Via::Backend,
+                    uid: Some(user.to_owned()),
+                }
             } else {
                 AuthAnswer::Rejected
             }
@@ -515,9 +582,9 @@ mod tests {
                 ExistsAnswer::No
             }
         }
-        fn groups(&mut self, user: &str, domain: &str) -> Result<Vec<String>, String> {
-            self.calls.push(format!("groups {user}@{domain}"));
-            Ok(if user == "alice" {
+        fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, String> {
+            self.calls.push(format!("groups {uid}@{domain}"));
+            Ok(if uid == "alice" {
                 vec!["Team".into()]
             } else {
                 vec![]
@@ -554,8 +621,8 @@ mod tests {
         fn describe(&self) -> String {
             self.0.describe()
         }
-        fn auth(&mut self, u: &str, d: &str, p: &Password) -> AuthAnswer {
-            self.0.auth(u, d, p)
+        fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool) -> AuthAnswer {
+            self.0.auth(u, d, p, need_uid)
         }
         fn isuser(&mut self, u: &str, d: &str) -> ExistsAnswer {
             self.0.isuser(u, d)
@@ -607,20 +674,40 @@ mod tests {
     #[test]
     fn the_last_at_splits_and_domain_option_completes_bare_names() {
         assert_eq!(
-            split_user("a@b@c.org", None),
+            split_user("a@b@c.org", &[]),
             Ok(("a@b", "c.org".to_owned()))
         );
         assert_eq!(
-            split_user("alice", Some("example.org")),
+            split_user("alice", &["example.org".to_owned()]),
             Ok(("alice", "example.org".into()))
         );
         assert_eq!(
-            split_user("alice@x.org", Some("example.org")),
+            split_user("alice@x.org", &[]),
             Ok(("alice", "x.org".into()))
         );
-        assert_eq!(split_user("alice", None), Err(Outcome::NoDomain));
+        let listed = ["example.org".to_owned(), "example.com".to_owned()];
+        assert_eq!(
+            split_user("alice@EXAMPLE.com", &listed),
+            Ok(("alice", "example.com".into()))
+        );
+        for other in [
+            "alice@x.org",
+            "alice@example.org.",
+            "alice@example.org.x.org",
+        ] {
+            assert!(split_user(other, &listed).is_err(), "{other}");
+            assert_eq!(
+                pam_code(&split_user(other, &listed).unwrap_err()),
+                PamError::USER_UNKNOWN
+            );
+        }
+        assert_eq!(
+            split_user("alice@example.org.", &[]),
+            Err(Outcome::InvalidUser("domain ends with a dot"))
+        );
+        assert_eq!(split_user("alice", &[]), Err(Outcome::NoDomain));
         let opts = Options {
-            domain: Some("example.org".into()),
+            domains: vec!["example.org".into()],
             ..Options::default()
         };
         let h = FakeHandle::new("alice", Some("secret"));
@@ -704,8 +791,30 @@ mod tests {
     }
 
     #[test]
-    fn account_uses_the_marker_then_isuser() {
-        let opts = Options::default();
+    fn account_without_our_marker_is_ignored_without_a_backend_call() {
+        for name in ["alice@example.org", "localuser", "carol@example.org"] {
+            let h = FakeHandle::new(name, None);
+            let log = Logger::new(&h, "test", "account", None);
+            let mut calls = Vec::new();
+            let outcome = account(
+                &h,
+                &groups(&["Team"]),
+                |_| Ok::<_, String>(Recorder(FakeOracle::default(), &mut calls)),
+                &log,
+                &mut Ctx::default(),
+            );
+            assert_eq!(outcome, Outcome::NotOurs, "{name}");
+            assert_eq!(pam_code(&outcome), PamError::IGNORE);
+            assert!(calls.is_empty(), "{name}: {calls:?}");
+        }
+    }
+
+    #[test]
+    fn account_uses_the_marker_then_isuser_with_account_check() {
+        let opts = Options {
+            account_check: true,
+            ..Options::default()
+        };
         let run = |h: &FakeHandle, oracle: FakeOracle| {
             let log = Logger::new(h, "test", "account", None);
             account(
@@ -745,11 +854,12 @@ mod tests {
     }
 
     fn marker(name: &str, groups: &[&str]) -> Marker {
-        let (user, domain) = split_user(name, Some("example.org")).unwrap();
+        let (user, domain) = split_user(name, &["example.org".to_owned()]).unwrap();
         Marker {
             name: name.to_owned(),
             user: user.to_owned(),
             domain,
+            uid: user.to_owned(),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         }
     }
@@ -831,7 +941,7 @@ mod tests {
         // The groups are those of the account that was authenticated (auth line domain=),
         // even when the account line has no (or another) domain=.
         let with_domain = Options {
-            domain: Some("example.org".into()),
+            domains: vec!["example.org".into()],
             ..Options::default()
         };
         let (outcome, calls) = auth_then_account("alice", "secret", &with_domain, &team);
@@ -839,11 +949,14 @@ mod tests {
         assert_eq!(calls, ["groups alice@example.org"]);
     }
 
-    /// Review item 5: without our authentication, account with group= checks existence and
-    /// then the groups.
+    /// With `account_check` and without our authentication, account with group= checks
+    /// existence and then the groups of the account spelled like the name.
     #[test]
-    fn account_without_our_authentication_checks_existence_and_groups() {
-        let team = groups(&["Team"]);
+    fn account_check_without_our_authentication_checks_existence_and_groups() {
+        let team = Options {
+            account_check: true,
+            ..groups(&["Team"])
+        };
         for (name, expected, expected_calls) in [
             (
                 "alice@example.org",

@@ -25,6 +25,8 @@ pub struct Marker {
     pub user: String,
     /// The XMPP domain the user was authenticated in.
     pub domain: String,
+    /// The Nextcloud account that logged in, when known (empty: unknown).
+    pub uid: String,
     /// The groups of the auth line's `group=` that the user is a member of (empty without
     /// `group=`).
     pub groups: Vec<String>,
@@ -33,12 +35,18 @@ pub struct Marker {
 impl Marker {
     /// The stored form: the fields separated by NUL bytes, groups last. None of them can hold
     /// a NUL: the name, the domain= option and the group= names all come from C strings (the
-    /// groups are the auth line's own names, not what the backend sent).
+    /// groups are the auth line's own names, not what the backend sent), and a uid holding a
+    /// NUL is dropped when the backend's reply is read.
     pub fn encode(&self) -> Vec<u8> {
         if self.name.is_empty() {
             return Vec::new();
         }
-        let mut fields = vec![self.name.as_str(), self.user.as_str(), self.domain.as_str()];
+        let mut fields = vec![
+            self.name.as_str(),
+            self.user.as_str(),
+            self.domain.as_str(),
+            self.uid.as_str(),
+        ];
         fields.extend(self.groups.iter().map(String::as_str));
         fields.join("\0").into_bytes()
     }
@@ -51,10 +59,12 @@ impl Marker {
         let name = fields.next().filter(|n| !n.is_empty())?.to_owned();
         let user = fields.next().filter(|u| !u.is_empty())?.to_owned();
         let domain = fields.next().filter(|d| !d.is_empty())?.to_owned();
+        let uid = fields.next()?.to_owned();
         Some(Marker {
             name,
             user,
             domain,
+            uid,
             groups: fields.map(str::to_owned).collect(),
         })
     }
@@ -160,9 +170,15 @@ mod tests {
             name: "alice".into(),
             user: "alice".into(),
             domain: "example.org".into(),
+            uid: "alice@example.org".into(),
             groups: vec!["Team A".into(), "Ops,Dev".into()],
         };
         assert_eq!(Marker::decode(&m.encode()), Some(m.clone()));
+        let unknown_uid = Marker {
+            uid: String::new(),
+            ..m.clone()
+        };
+        assert_eq!(Marker::decode(&unknown_uid.encode()), Some(unknown_uid));
         let bare = Marker {
             groups: vec![],
             ..m
@@ -173,6 +189,7 @@ mod tests {
             &b""[..],
             b"alice",
             b"alice\0alice",
+            b"alice\0alice\0example.org",
             b"\0a\0b",
             b"a\0\0b",
             b"\xff\0a\0b",

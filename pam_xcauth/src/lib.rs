@@ -17,7 +17,7 @@
 //! | entry point | result |
 //! |---|---|
 //! | `pam_sm_authenticate` | see [`flow::pam_code`] |
-//! | `pam_sm_acct_mgmt` | SUCCESS if this handle was authenticated by us (with `group=`: and the user is in one of its groups, checked here unless the auth line already verified one of them), else an isuser check (plus `group=`) |
+//! | `pam_sm_acct_mgmt` | SUCCESS if this handle was authenticated by us (with `group=`: and the account that logged in is in one of its groups, checked here unless the auth line already verified one of them); otherwise IGNORE with no network call, or with `account_check` an isuser check (plus `group=`) |
 //! | `pam_sm_setcred` | SUCCESS |
 //! | `pam_sm_open_session`, `pam_sm_close_session`, `pam_sm_chauthtok` | IGNORE |
 //!
@@ -30,10 +30,11 @@
 //! | `quiet` | no log line for expected failures (wrong password, unknown user, no domain) |
 //! | `debug` | decision detail at LOG_DEBUG (never a password, token or secret) |
 //! | `config=PATH` | settings file (default `/etc/xcauth.conf`; in-process mode only) |
-//! | `domain=DOMAIN` | domain appended to user names without `@` |
-//! | `group=A[,B…]` | only members of one of these Nextcloud groups (display names) pass |
+//! | `domain=A[,B…]` | the domains this service serves: the first is appended to user names without `@`; a name in another domain is `PAM_USER_UNKNOWN` |
+//! | `account_check` | `acct_mgmt` for a user we did not authenticate asks whether the user exists (default: `PAM_IGNORE`) |
+//! | `group=A[,B…]` | only members of one of these Nextcloud groups (display names) pass; checked on the account that logged in (the backend's uid), so the credential cache is skipped |
 //! | `socket=PATH` | ask xcauthd over this Unix socket instead of Nextcloud (no secret needed) |
-//! | `socket_timeout=SECONDS` | budget for one `socket=` exchange (default 20, 1–300) |
+//! | `timeout=SECONDS` | budget of the whole call: backend, database, socket (default 15, 1–300; `socket_timeout=` is an alias) |
 //! | `syslog_socket=PATH` | **for tests**: send the log lines as syslog datagrams to this Unix socket instead of `pam_syslog` (pam_wrapper and test hosts have no syslog daemon to read back) |
 //!
 //! An unknown argument or a bad value is logged at LOG_ERR and makes every auth/account call
@@ -101,12 +102,42 @@ impl Entry {
     }
 }
 
-/// Runs one entry point. `args` is `Err(index)` when argument `index` was not UTF-8.
+/// Why libpam's module arguments could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadArgs {
+    /// `argc` is negative.
+    NegativeCount(i32),
+    /// `argv` is NULL but `argc` is positive.
+    NullVector(usize),
+    /// Argument `i` is a NULL pointer.
+    NullEntry(usize),
+    /// Argument `i` is not UTF-8.
+    NotUtf8(usize),
+}
+
+impl std::fmt::Display for BadArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadArgs::NegativeCount(n) => write!(f, "libpam passed a negative argument count {n}"),
+            BadArgs::NullVector(n) => {
+                write!(
+                    f,
+                    "libpam passed {n} module arguments but no argument vector"
+                )
+            }
+            BadArgs::NullEntry(i) => write!(f, "module argument {i} is a NULL pointer"),
+            BadArgs::NotUtf8(i) => write!(f, "module argument {i} is not UTF-8"),
+        }
+    }
+}
+
+/// Runs one entry point. `args` is an error when libpam's arguments could not be read: every
+/// auth and account call then fails closed with `PAM_SERVICE_ERR`.
 pub(crate) fn dispatch<H: Handle>(
     entry: Entry,
     h: &H,
     flags: PamFlags,
-    args: Result<Vec<String>, usize>,
+    args: Result<Vec<String>, BadArgs>,
 ) -> PamError {
     match entry {
         // pam_setcred replays the frozen auth chain: after `auth sufficient pam_xcauth.so`
@@ -122,14 +153,14 @@ pub(crate) fn dispatch<H: Handle>(
             let (o, e) = options::parse(list);
             (o, e, None)
         }
-        Err(index) => (Options::default(), Vec::new(), Some(*index)),
+        Err(bad) => (Options::default(), Vec::new(), Some(*bad)),
     };
     let service = h.service().unwrap_or_default();
     let mut log = Logger::new(h, &service, entry.log_kind(), opts.syslog_socket.clone());
     log.set_verbosity(opts.debug, opts.quiet);
-    if let Some(index) = bad_arg {
+    if let Some(bad) = bad_arg {
         let line = Line::new("configuration error")
-            .kv("error", &format!("module argument {index} is not UTF-8"))
+            .kv("error", &bad.to_string())
             .finish();
         log.log(Level::Err, &line);
         return PamError::SERVICE_ERR;
@@ -158,6 +189,8 @@ pub(crate) fn dispatch<H: Handle>(
             describe_options(&opts)
         )
     });
+    #[cfg(feature = "panic-trigger")]
+    panic_trigger(h);
     let outcome = match entry {
         Entry::Authenticate => {
             let outcome = flow::authenticate(h, flags, &opts, open_oracle, &log, &mut ctx);
@@ -172,11 +205,24 @@ pub(crate) fn dispatch<H: Handle>(
     code
 }
 
+/// Test builds only (feature `panic-trigger`): panics for the user [`PANIC_TRIGGER_USER`].
+#[cfg(feature = "panic-trigger")]
+#[allow(clippy::panic)]
+fn panic_trigger<H: Handle>(h: &H) {
+    if h.user().is_ok_and(|u| u == PANIC_TRIGGER_USER) {
+        panic!("deliberate panic (panic-trigger test build)");
+    }
+}
+
+/// The user name that makes a `panic-trigger` build panic.
+#[cfg(feature = "panic-trigger")]
+pub const PANIC_TRIGGER_USER: &str = "xcauth-panic-trigger";
+
 /// Builds the oracle for this call (the engine, or the xcauthd socket client).
 fn open_oracle(opts: &Options) -> Result<Box<dyn Oracle>, String> {
     match &opts.socket {
-        Some(path) => Ok(Box::new(oracle::Socket::new(path, opts.socket_timeout))),
-        None => Ok(Box::new(oracle::in_process(&opts.config)?)),
+        Some(path) => Ok(Box::new(oracle::Socket::new(path, opts.timeout))),
+        None => Ok(Box::new(oracle::in_process(&opts.config, opts.timeout)?)),
     }
 }
 
@@ -213,14 +259,21 @@ fn describe_options(o: &Options) -> String {
     }
     match &o.socket {
         Some(s) => parts.push(format!(
-            "socket={} socket_timeout={}",
+            "socket={} timeout={}",
             s.display(),
-            o.socket_timeout.as_secs()
+            o.timeout.as_secs()
         )),
-        None => parts.push(format!("config={}", o.config.display())),
+        None => parts.push(format!(
+            "config={} timeout={}",
+            o.config.display(),
+            o.timeout.as_secs()
+        )),
     }
-    if let Some(d) = &o.domain {
-        parts.push(format!("domain={d}"));
+    if !o.domains.is_empty() {
+        parts.push(format!("domain={}", o.domains.join(",")));
+    }
+    if o.account_check {
+        parts.push("account_check".to_owned());
     }
     if !o.groups.is_empty() {
         parts.push(format!("group={}", o.groups.join(",")));
@@ -229,7 +282,7 @@ fn describe_options(o: &Options) -> String {
 }
 
 /// After a caught panic: one log line with what we know. Runs inside its own guard.
-pub(crate) fn report_panic<H: Handle>(entry: Entry, h: &H, args: Result<Vec<String>, usize>) {
+pub(crate) fn report_panic<H: Handle>(entry: Entry, h: &H, args: Result<Vec<String>, BadArgs>) {
     let socket = args.ok().and_then(|a| options::parse(&a).0.syslog_socket);
     let service = h.service().unwrap_or_default();
     let log = Logger::new(h, &service, entry.log_kind(), socket);

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 /// Where the module reads `url`, `secret`, timeouts and cache settings by default.
 pub const DEFAULT_CONFIG: &str = "/etc/xcauth.conf";
-/// How long a `socket=` exchange (connect, request, reply) may take by default, in seconds.
-/// Longer than xcauthd's default backend budget (5 s connect + 10 s read).
-pub const DEFAULT_SOCKET_TIMEOUT: u64 = 20;
-/// Upper bound for `socket_timeout=`, in seconds.
-pub const MAX_SOCKET_TIMEOUT: u64 = 300;
+/// How long one PAM call may take by default, in seconds, whatever it does (backend calls,
+/// database, `socket=` exchanges). Well under the time saslauthd's clients and Apache
+/// (`Timeout 60`) wait, so the module answers before its host gives up on it.
+pub const DEFAULT_TIMEOUT: u64 = 15;
+/// Upper bound for `timeout=`, in seconds.
+pub const MAX_TIMEOUT: u64 = 300;
 
 /// The parsed arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +34,20 @@ pub struct Options {
     pub debug: bool,
     /// `config=PATH`: the xcauth configuration file (in-process mode only).
     pub config: PathBuf,
-    /// `domain=DOMAIN`: the domain for user names without `@` (lower-cased).
-    pub domain: Option<String>,
+    /// `domain=A[,B…]`: the domains this service serves (lower-cased). The first is the
+    /// domain of user names without `@`; a name in any other domain is an unknown user.
+    /// Empty: no default domain and no restriction.
+    pub domains: Vec<String>,
+    /// `account_check`: for a user this module did not authenticate on this handle, ask
+    /// whether the user exists instead of answering `PAM_IGNORE`.
+    pub account_check: bool,
     /// `group=A[,B…]`: only members of one of these Nextcloud groups (display names, exact
     /// match) are let in. Empty: no group restriction.
     pub groups: Vec<String>,
     /// `socket=PATH`: ask the xcauthd listening on this Unix socket instead of Nextcloud.
     pub socket: Option<PathBuf>,
-    /// `socket_timeout=SECONDS`: budget of one `socket=` exchange.
-    pub socket_timeout: Duration,
+    /// `timeout=SECONDS` (alias `socket_timeout=`): the budget of the whole PAM call.
+    pub timeout: Duration,
     /// `syslog_socket=PATH` (for tests): send the log lines as syslog datagrams to this Unix
     /// socket instead of calling `pam_syslog`.
     pub syslog_socket: Option<PathBuf>,
@@ -55,10 +61,11 @@ impl Default for Options {
             quiet: false,
             debug: false,
             config: PathBuf::from(DEFAULT_CONFIG),
-            domain: None,
+            domains: Vec::new(),
+            account_check: false,
             groups: Vec::new(),
             socket: None,
-            socket_timeout: Duration::from_secs(DEFAULT_SOCKET_TIMEOUT),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT),
             syslog_socket: None,
         }
     }
@@ -114,22 +121,30 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
                 opts.debug = true;
                 Ok(())
             }
+            ("account_check", None) => {
+                opts.account_check = true;
+                Ok(())
+            }
             ("config", Some(v)) => absolute("config", v).map(|p| opts.config = p),
-            ("domain", Some(v)) => domain(v).map(|d| opts.domain = Some(d)),
+            ("domain", Some(v)) => domains(v).map(|d| opts.domains = d),
             ("group", Some(v)) => groups(v).map(|g| opts.groups = g),
             ("socket", Some(v)) => absolute("socket", v).map(|p| opts.socket = Some(p)),
-            ("socket_timeout", Some(v)) => timeout(v).map(|t| opts.socket_timeout = t),
+            ("timeout" | "socket_timeout", Some(v)) => {
+                timeout(value_name(name), v).map(|t| opts.timeout = t)
+            }
             ("syslog_socket", Some(v)) => {
                 absolute("syslog_socket", v).map(|p| opts.syslog_socket = Some(p))
             }
-            ("use_first_pass" | "try_first_pass" | "quiet" | "debug", Some(_)) => {
-                Err(OptionError::BadValue {
-                    name: flag_name(name),
-                    problem: "takes no value".into(),
-                })
-            }
             (
-                "config" | "domain" | "group" | "socket" | "socket_timeout" | "syslog_socket",
+                "use_first_pass" | "try_first_pass" | "quiet" | "debug" | "account_check",
+                Some(_),
+            ) => Err(OptionError::BadValue {
+                name: flag_name(name),
+                problem: "takes no value".into(),
+            }),
+            (
+                "config" | "domain" | "group" | "socket" | "timeout" | "socket_timeout"
+                | "syslog_socket",
                 None,
             ) => Err(OptionError::BadValue {
                 name: value_name(name),
@@ -151,6 +166,7 @@ fn flag_name(name: &str) -> &'static str {
         "use_first_pass" => "use_first_pass",
         "try_first_pass" => "try_first_pass",
         "quiet" => "quiet",
+        "account_check" => "account_check",
         _ => "debug",
     }
 }
@@ -161,6 +177,7 @@ fn value_name(name: &str) -> &'static str {
         "domain" => "domain",
         "group" => "group",
         "socket" => "socket",
+        "timeout" => "timeout",
         "socket_timeout" => "socket_timeout",
         _ => "syslog_socket",
     }
@@ -178,6 +195,10 @@ fn absolute(name: &'static str, value: &str) -> Result<PathBuf, OptionError> {
     }
 }
 
+fn domains(value: &str) -> Result<Vec<String>, OptionError> {
+    value.split(',').map(|d| domain(d.trim())).collect()
+}
+
 fn domain(value: &str) -> Result<String, OptionError> {
     let bad = |problem: &str| OptionError::BadValue {
         name: "domain",
@@ -188,6 +209,9 @@ fn domain(value: &str) -> Result<String, OptionError> {
     }
     if value.contains('@') {
         return Err(bad("must be a domain, without '@'"));
+    }
+    if value.ends_with('.') {
+        return Err(bad("must not end with a dot"));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("must not contain spaces or control characters"));
@@ -209,12 +233,12 @@ fn groups(value: &str) -> Result<Vec<String>, OptionError> {
     Ok(list)
 }
 
-fn timeout(value: &str) -> Result<Duration, OptionError> {
+fn timeout(name: &'static str, value: &str) -> Result<Duration, OptionError> {
     match value.parse::<u64>() {
-        Ok(secs) if (1..=MAX_SOCKET_TIMEOUT).contains(&secs) => Ok(Duration::from_secs(secs)),
+        Ok(secs) if (1..=MAX_TIMEOUT).contains(&secs) => Ok(Duration::from_secs(secs)),
         _ => Err(OptionError::BadValue {
-            name: "socket_timeout",
-            problem: format!("expected whole seconds from 1 to {MAX_SOCKET_TIMEOUT}"),
+            name,
+            problem: format!("expected whole seconds from 1 to {MAX_TIMEOUT}"),
         }),
     }
 }
@@ -233,7 +257,8 @@ mod tests {
         assert!(e.is_empty());
         assert_eq!(o, Options::default());
         assert_eq!(o.config, Path::new("/etc/xcauth.conf"));
-        assert_eq!(o.socket_timeout, Duration::from_secs(20));
+        assert_eq!(o.timeout, Duration::from_secs(15));
+        assert!(!o.account_check);
     }
 
     #[test]
@@ -244,7 +269,8 @@ mod tests {
             "quiet",
             "debug",
             "config=/etc/x.conf",
-            "domain=Example.ORG",
+            "domain=Example.ORG, example.com",
+            "account_check",
             "group=Team A, admins",
             "socket=/run/xcauth/pam.sock",
             "socket_timeout=7",
@@ -253,18 +279,22 @@ mod tests {
         assert_eq!(e, vec![]);
         assert!(o.use_first_pass && o.try_first_pass && o.quiet && o.debug);
         assert_eq!(o.config, Path::new("/etc/x.conf"));
-        assert_eq!(o.domain.as_deref(), Some("example.org"));
+        assert_eq!(o.domains, vec!["example.org", "example.com"]);
+        assert!(o.account_check);
         assert_eq!(o.groups, vec!["Team A".to_owned(), "admins".to_owned()]);
         assert_eq!(o.socket.as_deref(), Some(Path::new("/run/xcauth/pam.sock")));
-        assert_eq!(o.socket_timeout, Duration::from_secs(7));
+        assert_eq!(o.timeout, Duration::from_secs(7));
         assert_eq!(o.syslog_socket.as_deref(), Some(Path::new("/tmp/log.sock")));
+        let (o, e) = parse(&args(&["timeout=9"]));
+        assert!(e.is_empty());
+        assert_eq!(o.timeout, Duration::from_secs(9));
     }
 
     #[test]
     fn later_options_win() {
         let (o, e) = parse(&args(&["domain=a.org", "domain=b.org"]));
         assert!(e.is_empty());
-        assert_eq!(o.domain.as_deref(), Some("b.org"));
+        assert_eq!(o.domains, vec!["b.org"]);
     }
 
     #[test]
@@ -293,6 +323,10 @@ mod tests {
             ("domain=", "domain"),
             ("domain=a@b", "domain"),
             ("domain=a b", "domain"),
+            ("domain=example.org.", "domain"),
+            ("domain=a.org,,b.org", "domain"),
+            ("timeout=0", "timeout"),
+            ("account_check=yes", "account_check"),
             ("group=", "group"),
             ("group=a,,b", "group"),
             ("socket_timeout=0", "socket_timeout"),

@@ -12,14 +12,21 @@ use std::time::Duration;
 use xcauth_core::assemble::{self, Host};
 use xcauth_core::backend::UserExists;
 use xcauth_core::config::{Config, RawConfig};
+use xcauth_core::engine::{LoginRules, NameMatch};
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::{AuthDecision, Engine, Password, Via};
 
 /// The answer to a password check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthAnswer {
-    /// Let the user in; how it was vouched for.
-    Accepted(Via),
+    /// Let the user in: how it was vouched for, and the Nextcloud account that logged in when
+    /// known.
+    Accepted {
+        /// How.
+        via: Via,
+        /// The account's uid; `None` after a cache hit or from a backend that did not say.
+        uid: Option<String>,
+    },
     /// Wrong password or unknown user.
     Rejected,
     /// Nobody could say; log-safe reason.
@@ -41,12 +48,16 @@ pub enum ExistsAnswer {
 pub trait Oracle {
     /// A short description for debug lines (`in-process url=…`, `socket=…`).
     fn describe(&self) -> String;
-    /// Checks `password` (or a token) for `user@domain`.
-    fn auth(&mut self, user: &str, domain: &str, password: &Password) -> AuthAnswer;
+    /// Checks `password` (or a token) for `user@domain`. The name must spell the account
+    /// exactly. With `need_uid` the answer must say which account logged in, so the
+    /// credential cache is skipped.
+    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool)
+        -> AuthAnswer;
     /// Does `user@domain` exist?
     fn isuser(&mut self, user: &str, domain: &str) -> ExistsAnswer;
-    /// The Nextcloud group display names of `user@domain`, or why they are unknown.
-    fn groups(&mut self, user: &str, domain: &str) -> Result<Vec<String>, String>;
+    /// The Nextcloud group display names of exactly the account `uid` (on the backend that
+    /// serves `domain`), or why they are unknown.
+    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, String>;
 }
 
 /// Lets the flow take either oracle chosen at run time.
@@ -54,8 +65,8 @@ impl Oracle for Box<dyn Oracle> {
     fn describe(&self) -> String {
         (**self).describe()
     }
-    fn auth(&mut self, u: &str, d: &str, p: &Password) -> AuthAnswer {
-        (**self).auth(u, d, p)
+    fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool) -> AuthAnswer {
+        (**self).auth(u, d, p, need_uid)
     }
     fn isuser(&mut self, u: &str, d: &str) -> ExistsAnswer {
         (**self).isuser(u, d)
@@ -69,7 +80,8 @@ impl Oracle for Box<dyn Oracle> {
 /// xcauthd would (cache, per-domain settings), minus what cannot outlive a
 /// call (memory cache, circuit breaker). Errors are configuration problems
 /// (→ `PAM_SERVICE_ERR`), with the path and what to fix.
-pub fn in_process(config_path: &Path) -> Result<InProcess, String> {
+pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, String> {
+    let deadline = std::time::Instant::now() + budget;
     check_config_permissions(config_path)?;
     let raw = RawConfig::parse_file(config_path).map_err(|e| e.to_string())?;
     let config = Config::resolve(&[raw]).map_err(|e| e.to_string())?;
@@ -79,15 +91,16 @@ pub fn in_process(config_path: &Path) -> Result<InProcess, String> {
     let url_host = url.host_str().unwrap_or("?").to_owned();
     // Cheap: reqwest's client (TLS roots, runtime thread) is only built on the
     // first backend call, so a token login never pays for it.
-    let built = assemble::engine(&config, Host::PerCall)
+    let built = assemble::engine(&config, Host::PerCall { deadline })
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
     Ok(InProcess {
         engine: built.engine,
         summary: format!(
-            "in-process config={} url_host={url_host} timeout={}s,{}s cache={}",
+            "in-process config={} url_host={url_host} timeout={}s,{}s budget={}s cache={}",
             config_path.display(),
             config.timeout.connect.as_secs(),
             config.timeout.read.as_secs(),
+            budget.as_secs(),
             built.cache,
         ),
     })
@@ -142,9 +155,23 @@ impl Oracle for InProcess {
         self.summary.clone()
     }
 
-    fn auth(&mut self, user: &str, domain: &str, password: &Password) -> AuthAnswer {
-        match self.engine.auth(user, domain, password) {
-            AuthDecision::Accepted(via) => AuthAnswer::Accepted(via),
+    fn auth(
+        &mut self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        need_uid: bool,
+    ) -> AuthAnswer {
+        let rules = LoginRules {
+            names: NameMatch::Exact,
+            need_uid,
+        };
+        let login = self.engine.login(user, domain, password, rules);
+        match login.decision {
+            AuthDecision::Accepted(via) => AuthAnswer::Accepted {
+                via,
+                uid: login.uid,
+            },
             AuthDecision::Rejected => AuthAnswer::Rejected,
             AuthDecision::Unavailable(why) => AuthAnswer::Unavailable(why.to_string()),
         }
@@ -158,9 +185,9 @@ impl Oracle for InProcess {
         }
     }
 
-    fn groups(&mut self, user: &str, domain: &str) -> Result<Vec<String>, String> {
+    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, String> {
         self.engine
-            .groups_of(user, domain)
+            .groups_of_account(uid, domain)
             .map_err(|why| why.to_string())
     }
 }
@@ -209,14 +236,21 @@ impl Oracle for Socket {
         )
     }
 
-    fn auth(&mut self, user: &str, domain: &str, password: &Password) -> AuthAnswer {
+    fn auth(
+        &mut self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        need_uid: bool,
+    ) -> AuthAnswer {
         let req = PamRequest::Auth {
             user: user.to_owned(),
             domain: domain.to_owned(),
             password: password.clone(),
+            need_uid,
         };
         match self.ask(&req) {
-            Ok(PamReply::Accepted(via)) => AuthAnswer::Accepted(via),
+            Ok(PamReply::Accepted { via, uid }) => AuthAnswer::Accepted { via, uid },
             Ok(PamReply::Rejected) => AuthAnswer::Rejected,
             Ok(PamReply::Unavailable(why)) => AuthAnswer::Unavailable(format!("xcauthd: {why}")),
             Ok(other) => AuthAnswer::Unavailable(format!("unexpected reply {other:?}")),
@@ -238,9 +272,9 @@ impl Oracle for Socket {
         }
     }
 
-    fn groups(&mut self, user: &str, domain: &str) -> Result<Vec<String>, String> {
+    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, String> {
         let req = PamRequest::Groups {
-            user: user.to_owned(),
+            uid: uid.to_owned(),
             domain: domain.to_owned(),
         };
         match self.ask(&req) {

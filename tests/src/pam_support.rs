@@ -104,6 +104,37 @@ pub fn module_so() -> PathBuf {
     .clone()
 }
 
+/// A copy of `libpam_xcauth.so` built with the test-only `panic-trigger` feature, at `dest`.
+/// The normal module is rebuilt afterwards, so later tests never load the trigger build.
+pub fn panic_trigger_so(dest: &Path) {
+    let profile_dir = crate::support::target_dir();
+    let target = profile_dir.parent().expect("target dir").to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let build = |features: bool| {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["build", "--quiet", "-p", "pam_xcauth", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target);
+        if features {
+            cmd.args(["--features", "panic-trigger"]);
+        }
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("run cargo build -p pam_xcauth");
+        assert!(
+            out.status.success(),
+            "cargo build -p pam_xcauth failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    build(true);
+    std::fs::copy(profile_dir.join("libpam_xcauth.so"), dest).unwrap();
+    build(false);
+}
+
 /// Receives the module's syslog datagrams (option `syslog_socket=PATH`).
 #[derive(Debug)]
 pub struct LogCapture {

@@ -49,6 +49,12 @@ fn target(d: &BackendDouble, domain: &str) -> Target {
     }
 }
 
+fn accepted(uid: &str) -> AuthReply {
+    AuthReply::Accepted {
+        uid: Some(uid.to_owned()),
+    }
+}
+
 fn pw(s: &str) -> Password {
     Password::new(s)
 }
@@ -89,15 +95,15 @@ fn auth_outcomes_from_the_real_api_shapes() {
     let d = double();
     let c = client();
     let t = target(&d, "example.org");
-    assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted);
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), accepted("alice"));
     assert_eq!(c.auth(&t, "alice", &pw("wrong")), AuthReply::Rejected);
     assert_eq!(c.auth(&t, "nobody", &pw("secret")), AuthReply::Rejected);
     // user@domain first: the Nextcloud account "bob@example.org".
-    assert_eq!(c.auth(&t, "bob", &pw("bobpw")), AuthReply::Accepted);
-    // case-insensitive UID lookup.
-    assert_eq!(c.auth(&t, "carol", &pw("carolpw")), AuthReply::Accepted);
+    assert_eq!(c.auth(&t, "bob", &pw("bobpw")), accepted("bob@example.org"));
+    // case-insensitive UID lookup; the reply names the stored spelling.
+    assert_eq!(c.auth(&t, "carol", &pw("carolpw")), accepted("Carol"));
     // app password bound to login name "alice".
-    assert_eq!(c.auth(&t, "alice", &pw("app-pw-1")), AuthReply::Accepted);
+    assert_eq!(c.auth(&t, "alice", &pw("app-pw-1")), accepted("alice"));
     // PHP empty(): the password "0" is no password.
     assert_eq!(c.auth(&t, "alice", &pw("0")), AuthReply::Rejected);
     // disabled account with the right password: Nextcloud's 401 is a refusal
@@ -182,7 +188,9 @@ fn auth_mapping_table_rows() {
         let got = c.auth(&t, "alice", &pw("secret"));
         match (unavailable, accepted) {
             (true, _) => assert!(matches!(got, AuthReply::Unavailable(_)), "{body}: {got:?}"),
-            (false, Some(true)) => assert_eq!(got, AuthReply::Accepted, "{body}"),
+            (false, Some(true)) => {
+                assert!(matches!(got, AuthReply::Accepted { .. }), "{body}: {got:?}")
+            }
             (false, _) => assert_eq!(got, AuthReply::Rejected, "{body}"),
         }
     }
@@ -283,7 +291,7 @@ fn dropped_connection_and_truncated_body_are_unavailable() {
     d.set_fault(Fault::None);
     assert_eq!(
         c.auth(&t, "alice", &pw("secret")),
-        AuthReply::Accepted,
+        accepted("alice"),
         "recovers"
     );
 }
@@ -342,7 +350,7 @@ fn a_long_lived_client_reuses_its_connection() {
     let c = client();
     let t = target(&d, "example.org");
     for _ in 0..5 {
-        assert_eq!(c.auth(&t, "alice", &pw("secret")), AuthReply::Accepted);
+        assert_eq!(c.auth(&t, "alice", &pw("secret")), accepted("alice"));
     }
     assert_eq!(d.connections(), 1, "keep-alive");
 }
@@ -378,7 +386,7 @@ fn no_thread_survives_a_dropped_client() {
         let c = client();
         assert_eq!(
             c.auth(&target(&d, "example.org"), "alice", &pw("secret")),
-            AuthReply::Accepted
+            accepted("alice")
         );
         assert!(
             thread_count() > before,
@@ -423,7 +431,7 @@ fn circuit_breaker_skips_calls_then_probes() {
     std::thread::sleep(Duration::from_millis(350));
     assert_eq!(
         c.auth(&t, "alice", &pw("secret")),
-        AuthReply::Accepted,
+        accepted("alice"),
         "probe after cool-down"
     );
 }
@@ -474,11 +482,70 @@ fn engine_without_cache_token_then_backend() {
     d.set_fault(Fault::None);
     assert_eq!(e.isuser("alice", "example.org"), UserExists::Yes);
     assert_eq!(
-        e.groups_of("alice", "example.org").unwrap(),
+        e.groups_of_account("alice", "example.org").unwrap(),
         vec!["The Team".to_owned()]
     );
     assert_eq!(
-        e.groups_of("carol", "example.org").unwrap(),
+        e.groups_of_account("bob@example.org", "example.org")
+            .unwrap(),
+        vec!["The Team".to_owned()]
+    );
+    assert_eq!(
+        e.groups_of_account("Carol", "example.org").unwrap(),
         Vec::<String>::new()
     );
+    // Only the exact account counts: "bob" is not the account "bob@example.org".
+    assert!(e.groups_of_account("bob", "example.org").is_err());
+}
+
+/// The login name must spell the account the password belongs to: exactly for mail and PAM,
+/// ignoring case for XMPP (where the server has case-folded the name already).
+#[test]
+fn engine_refuses_a_name_that_does_not_spell_the_account() {
+    use xcauth_core::engine::{LoginRules, NameMatch};
+    let d = double();
+    let e = engine(&d, Arc::new(ManualClock::at(1_000_000)));
+    let exact = LoginRules::default();
+    let fold = LoginRules {
+        names: NameMatch::IgnoreCase,
+        need_uid: false,
+    };
+    let login = |u: &str, p: &str, r| e.login(u, "example.org", &pw(p), r);
+    assert_eq!(
+        login("carol", "carolpw", exact).decision,
+        AuthDecision::Rejected
+    );
+    let l = login("Carol", "carolpw", exact);
+    assert_eq!(l.decision, AuthDecision::Accepted(Via::Backend));
+    assert_eq!(l.uid.as_deref(), Some("Carol"));
+    let l = login("carol", "carolpw", fold);
+    assert_eq!(l.decision, AuthDecision::Accepted(Via::Backend));
+    assert_eq!(l.uid.as_deref(), Some("Carol"));
+    assert_eq!(
+        login("ALICE", "secret", exact).decision,
+        AuthDecision::Rejected
+    );
+    // "bob" in example.org logs in as the account bob@example.org: the same name.
+    let l = login("bob", "bobpw", exact);
+    assert_eq!(l.uid.as_deref(), Some("bob@example.org"));
+    assert!(l.decision.is_accepted());
+    // Other domains are served unless served-domains says otherwise.
+    assert!(e
+        .login("alice", "other.example", &pw("secret"), exact)
+        .decision
+        .is_accepted());
+    let e = engine(&d, Arc::new(ManualClock::at(1_000_000)))
+        .with_served_domains(Some(vec!["example.org".into()]));
+    let calls = d.count("auth");
+    assert_eq!(
+        e.auth("alice", "other.example", &pw("secret")),
+        AuthDecision::Rejected
+    );
+    assert_eq!(
+        e.auth("alice", "example.org.", &pw("secret")),
+        AuthDecision::Rejected
+    );
+    assert_eq!(e.isuser("alice", "other.example"), UserExists::No);
+    assert_eq!(d.count("auth"), calls, "a domain not served is never asked");
+    assert!(e.auth("alice", "EXAMPLE.ORG", &pw("secret")).is_accepted());
 }

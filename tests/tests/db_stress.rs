@@ -59,7 +59,7 @@ impl Backend for FakeCloud {
         }
         let idx: usize = user.trim_start_matches('u').parse().unwrap();
         if password.expose() == good(idx) {
-            AuthReply::Accepted
+            AuthReply::Accepted { uid: None }
         } else {
             AuthReply::Rejected
         }

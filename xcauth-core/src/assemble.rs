@@ -24,7 +24,11 @@ pub enum Host {
     Daemon,
     /// One PAM call: nothing outlives the call, so a memory cache or a breaker
     /// would only cost time. `cache-storage=memory` acts as `none` here.
-    PerCall,
+    /// Every backend request ends by `deadline`, the end of the call's budget.
+    PerCall {
+        /// When the call's budget runs out.
+        deadline: std::time::Instant,
+    },
 }
 
 /// A built engine and what it was built with (for a start-up log line).
@@ -46,9 +50,13 @@ pub fn client_options(config: &Config, host: Host) -> ClientOptions {
         ca_file: config.ca_file.clone(),
         breaker_failures: match host {
             Host::Daemon => config.breaker_failures,
-            Host::PerCall => 0,
+            Host::PerCall { .. } => 0,
         },
         breaker_cooldown: config.breaker_cooldown,
+        deadline: match host {
+            Host::Daemon => None,
+            Host::PerCall { deadline } => Some(deadline),
+        },
     }
 }
 
@@ -152,7 +160,8 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         url: url.to_string(),
         secret: secret.clone(),
     };
-    let mut engine = Engine::new(global, Arc::new(client), Arc::new(SystemClock));
+    let mut engine = Engine::new(global, Arc::new(client), Arc::new(SystemClock))
+        .with_served_domains(config.served_domains.clone());
     let wants_db = config.cache_storage == CacheStorage::Db;
     let state = open_db(config, wants_db);
     if let DbState::Broken(why) = &state {
@@ -174,7 +183,9 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
             engine = engine.with_cache(Arc::new(MemoryCache::new(settings)));
             "memory"
         }
-        (CacheStorage::Memory, Host::PerCall, _) => "none (a memory cache lasts one PAM call)",
+        (CacheStorage::Memory, Host::PerCall { .. }, _) => {
+            "none (a memory cache lasts one PAM call)"
+        }
         (CacheStorage::None, _, _) => "none",
     };
     if let Some(db) = &db {

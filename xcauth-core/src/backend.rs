@@ -74,8 +74,13 @@ impl fmt::Display for Unavailable {
 /// The backend's answer to `auth`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthReply {
-    /// `{"result":"success"}`.
-    Accepted,
+    /// `{"result":"success","data":{"uid":…}}`: `uid` is the Nextcloud account
+    /// that actually logged in (Nextcloud tries `user@domain`, then `user`), or
+    /// `None` when the reply did not name it.
+    Accepted {
+        /// The account that logged in, as the backend spells it.
+        uid: Option<String>,
+    },
     /// `{"result":"noauth"}` or any other truthy, non-`error` result.
     Rejected,
     /// Everything else (section 2.3): take the cache's unreachable path.

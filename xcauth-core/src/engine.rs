@@ -80,6 +80,62 @@ impl fmt::Display for AuthDecision {
     }
 }
 
+/// How the name a client typed must relate to the Nextcloud account that
+/// logged in. Nextcloud looks accounts up case-insensitively and tries
+/// `user@domain` before `user`, so without a rule one account answers to many
+/// names (`ALICE`, `alice@other.example`…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameMatch {
+    /// The user part must be the account's uid exactly, or `user@domain` must
+    /// be (domains compare case-insensitively). For mail and PAM, where the
+    /// login name is used verbatim afterwards (Postfix sender maps, local
+    /// account names).
+    #[default]
+    Exact,
+    /// As `Exact`, but ignoring case: for XMPP, where the server has already
+    /// case-folded the name (nodeprep) and JIDs are case-insensitive.
+    IgnoreCase,
+}
+
+impl NameMatch {
+    /// Does the login name `user@domain` name the account `uid`?
+    pub fn matches(self, user: &str, domain: &str, uid: &str) -> bool {
+        let same = |a: &str, b: &str| match self {
+            NameMatch::Exact => a == b,
+            NameMatch::IgnoreCase => a.to_lowercase() == b.to_lowercase(),
+        };
+        if same(user, uid) {
+            return true;
+        }
+        match uid.rsplit_once('@') {
+            Some((u, d)) => same(user, u) && d.eq_ignore_ascii_case(domain),
+            None => false,
+        }
+    }
+}
+
+/// What a caller asks of [`Engine::login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginRules {
+    /// How the typed name must match the account that logged in.
+    pub names: NameMatch,
+    /// The caller needs to know which Nextcloud account logged in (for
+    /// `group=`): skip the credential cache, which does not record it.
+    pub need_uid: bool,
+}
+
+/// The outcome of [`Engine::login`]: the decision and, when known, the
+/// Nextcloud account that logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The decision.
+    pub decision: AuthDecision,
+    /// The uid of the account that logged in: the backend's `data.uid`, or the
+    /// user of a valid token (tokens are minted for the account's own JID).
+    /// `None` after a cache hit or when the backend did not name the account.
+    pub uid: Option<String>,
+}
+
 /// Runs after every accepted login (token, cache or backend; not on the
 /// unreachable path). The shared-roster sync plugs in here; it must not block
 /// the reply for long.
@@ -98,6 +154,15 @@ pub struct Engine {
     domains: Arc<dyn Domains>,
     clock: Arc<dyn Clock>,
     after_login: Option<Arc<dyn AfterLogin>>,
+    served: Option<Vec<String>>,
+}
+
+/// Where a domain's logins go.
+enum Route {
+    /// This backend serves the domain.
+    Serve(Target),
+    /// Nobody here serves the domain: its names are unknown users.
+    NotServed,
 }
 
 impl Engine {
@@ -110,6 +175,7 @@ impl Engine {
             domains: Arc::new(NoDomains),
             clock,
             after_login: None,
+            served: None,
         }
     }
 
@@ -117,6 +183,15 @@ impl Engine {
     #[must_use]
     pub fn with_cache(mut self, cache: Arc<dyn CredentialCache>) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Serves only these domains (lower-case) with the global backend; a
+    /// domain with a `domains` row is served by that row either way. `None`
+    /// (the default) serves any domain.
+    #[must_use]
+    pub fn with_served_domains(mut self, served: Option<Vec<String>>) -> Self {
+        self.served = served;
         self
     }
 
@@ -144,8 +219,19 @@ impl Engine {
         self.backend.as_ref()
     }
 
-    /// The URL, secret and authdomain serving `domain`.
+    /// The URL, secret and authdomain serving `domain`. A domain that is not
+    /// served is reported as misconfigured.
     pub fn target(&self, domain: &str) -> Result<Target, Unavailable> {
+        match self.route(domain)? {
+            Route::Serve(target) => Ok(target),
+            Route::NotServed => Err(Unavailable::Misconfigured(format!(
+                "domain {} is not served here",
+                logsafe::clean(domain, 128)
+            ))),
+        }
+    }
+
+    fn route(&self, domain: &str) -> Result<Route, Unavailable> {
         // Fail closed: without the per-domain table we cannot know whether
         // this domain belongs to another Nextcloud, so asking the global one
         // could let its users in under a foreign domain.
@@ -160,38 +246,78 @@ impl Engine {
                 return Err(Unavailable::Misconfigured(why));
             }
         };
-        let target = domains::resolve(&self.global, row, domain);
-        if let Err(e) = &target {
-            log::error!("{e}");
+        if row.is_none() && !self.serves_globally(domain) {
+            return Ok(Route::NotServed);
         }
-        target
+        match domains::resolve(&self.global, row, domain) {
+            Ok(target) => Ok(Route::Serve(target)),
+            Err(e) => {
+                log::error!("{e}");
+                Err(e)
+            }
+        }
     }
 
-    /// Decides a login of `user@domain` with `password`.
+    fn serves_globally(&self, domain: &str) -> bool {
+        match &self.served {
+            None => true,
+            Some(list) => list.iter().any(|d| d.eq_ignore_ascii_case(domain)),
+        }
+    }
+
+    /// Decides a login of `user@domain` with `password`, under the default
+    /// [`LoginRules`] (exact names, cache allowed).
     pub fn auth(&self, user: &str, domain: &str, password: &Password) -> AuthDecision {
-        let jid = logsafe::jid(user, domain);
-        let decision = self.decide(user, domain, password, &jid);
-        info!("auth {jid}: {decision}");
-        decision
+        self.login(user, domain, password, LoginRules::default())
+            .decision
     }
 
-    fn decide(&self, user: &str, domain: &str, password: &Password, jid: &str) -> AuthDecision {
+    /// Decides a login of `user@domain` with `password` under `rules`.
+    pub fn login(&self, user: &str, domain: &str, password: &Password, rules: LoginRules) -> Login {
+        let jid = logsafe::jid(user, domain);
+        let login = self.decide(user, domain, password, &jid, rules);
+        match &login.uid {
+            Some(uid) if login.decision.is_accepted() => info!(
+                "auth {jid}: {} (account {})",
+                login.decision,
+                logsafe::clean(uid, 128)
+            ),
+            _ => info!("auth {jid}: {}", login.decision),
+        }
+        login
+    }
+
+    fn decide(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        jid: &str,
+        rules: LoginRules,
+    ) -> Login {
+        let answer = |decision| Login {
+            decision,
+            uid: None,
+        };
         if user.is_empty() || password.is_empty() {
             debug!("auth {jid}: empty user or password");
-            return AuthDecision::Rejected;
+            return answer(AuthDecision::Rejected);
         }
-        if domain.contains('@') {
-            // `user@domain` must be unambiguous: it keys the cache and the token MAC.
-            debug!("auth {jid}: '@' in the domain");
-            return AuthDecision::Rejected;
+        if domain.contains('@') || domain.is_empty() || domain.ends_with('.') {
+            // `user@domain` must be unambiguous: it keys the cache and the token
+            // MAC. A trailing dot would be one more spelling of a domain.
+            debug!("auth {jid}: not a usable domain");
+            return answer(AuthDecision::Rejected);
         }
         let cacheable = password.len() <= BCRYPT_MAX_PASSWORD;
-        let target = match self.target(domain) {
-            Ok(t) => t,
-            Err(why) => {
-                let cache_key = format!("{user}@{domain}");
-                return self.unreachable_path(&cache_key, password, cacheable, why);
+        let cache_key = format!("{user}@{domain}");
+        let target = match self.route(domain) {
+            Ok(Route::Serve(t)) => t,
+            Ok(Route::NotServed) => {
+                info!("auth {jid}: domain not served here");
+                return answer(AuthDecision::Rejected);
             }
+            Err(why) => return answer(self.unreachable_path(&cache_key, password, cacheable, why)),
         };
 
         match token::verify(
@@ -203,7 +329,10 @@ impl Engine {
         ) {
             TokenCheck::Valid => {
                 self.run_after_login(&target, user, domain);
-                return AuthDecision::Accepted(Via::Token);
+                return Login {
+                    decision: AuthDecision::Accepted(Via::Token),
+                    uid: Some(user.to_owned()),
+                };
             }
             TokenCheck::BadSignature => {
                 warn!("token for {jid} has an invalid signature (possible attack attempt)");
@@ -211,12 +340,11 @@ impl Engine {
             other => debug!("auth {jid}: {}", other.describe()),
         }
 
-        let cache_key = format!("{user}@{domain}");
         if !cacheable {
             debug!("auth {jid}: password longer than {BCRYPT_MAX_PASSWORD} bytes, cache bypassed");
         }
 
-        let cached = if cacheable {
+        let cached = if cacheable && !rules.need_uid {
             self.cache
                 .check(&cache_key, password, self.clock.now(), Lookup::Normal)
         } else {
@@ -224,16 +352,37 @@ impl Engine {
         };
         if cached.is_hit() {
             self.run_after_login(&target, user, domain);
-            return AuthDecision::Accepted(Via::Cache);
+            return answer(AuthDecision::Accepted(Via::Cache));
         }
 
         match self.backend.auth(&target, user, password) {
-            AuthReply::Accepted => {
-                if cacheable {
+            AuthReply::Accepted { uid } => {
+                // Only a name that spells the account exactly is remembered:
+                // the cache cannot re-check the name, so a case-folded match
+                // must not teach it a second spelling.
+                let exact = match &uid {
+                    Some(uid) if !rules.names.matches(user, domain, uid) => {
+                        warn!(
+                            "auth {jid}: the password belongs to the Nextcloud account {}, \
+                             which this name does not spell; refused",
+                            logsafe::clean(uid, 128)
+                        );
+                        return answer(AuthDecision::Rejected);
+                    }
+                    Some(uid) => NameMatch::Exact.matches(user, domain, uid),
+                    None => {
+                        debug!("auth {jid}: the backend did not say which account logged in");
+                        true
+                    }
+                };
+                if cacheable && exact {
                     self.cache.store(&cache_key, password, self.clock.now());
                 }
                 self.run_after_login(&target, user, domain);
-                AuthDecision::Accepted(Via::Backend)
+                Login {
+                    decision: AuthDecision::Accepted(Via::Backend),
+                    uid,
+                }
             }
             AuthReply::Rejected => {
                 // A password that just failed to match the entry cannot
@@ -241,11 +390,11 @@ impl Engine {
                 if cacheable && cached != CacheCheck::Mismatch {
                     self.cache.forget_if_matches(&cache_key, password);
                 }
-                AuthDecision::Rejected
+                answer(AuthDecision::Rejected)
             }
             AuthReply::Unavailable(why) => {
                 warn!("backend unavailable for {jid} at {}: {why}", target.url);
-                self.unreachable_path(&cache_key, password, cacheable, why)
+                answer(self.unreachable_path(&cache_key, password, cacheable, why))
             }
         }
     }
@@ -276,11 +425,20 @@ impl Engine {
     }
 
     /// Asks the backend whether `user@domain` exists. No cache, no token.
+    /// A name in a domain that is not served does not exist.
     pub fn isuser(&self, user: &str, domain: &str) -> UserExists {
         let jid = logsafe::jid(user, domain);
-        let answer = match self.target(domain) {
-            Ok(target) => self.backend.isuser(&target, user),
-            Err(why) => UserExists::Unknown(why),
+        let answer = if domain.is_empty() || domain.contains('@') || domain.ends_with('.') {
+            UserExists::No
+        } else {
+            match self.route(domain) {
+                Ok(Route::Serve(target)) => self.backend.isuser(&target, user),
+                Ok(Route::NotServed) => {
+                    debug!("isuser {jid}: domain not served here");
+                    UserExists::No
+                }
+                Err(why) => UserExists::Unknown(why),
+            }
         };
         match &answer {
             UserExists::Yes => info!("isuser {jid}: exists"),
@@ -298,23 +456,24 @@ impl Engine {
         }
     }
 
-    /// The Nextcloud groups `user@domain` belongs to, read from the user's own
-    /// entry in the shared roster (matched as `user@domain`, then `user`,
-    /// case-insensitively, as Nextcloud matches UIDs).
-    pub fn groups_of(&self, user: &str, domain: &str) -> Result<Vec<String>, Unavailable> {
-        let roster = match self.roster(user, domain) {
+    /// The Nextcloud groups of exactly the account `uid` (as [`Login::uid`]
+    /// names it) on the backend serving `domain`.
+    ///
+    /// The roster is asked for `uid` with an empty domain, so Nextcloud looks
+    /// up that account and no other (with a domain it would try `uid@domain`
+    /// first), and only the entry spelled exactly `uid` counts: an account
+    /// `dave` is never credited with the groups of `dave@example.org`.
+    pub fn groups_of_account(&self, uid: &str, domain: &str) -> Result<Vec<String>, Unavailable> {
+        let mut target = self.target(domain)?;
+        target.authdomain = String::new();
+        let roster = match self.backend.sharedroster(&target, uid) {
             RosterReply::Roster(r) => r,
             RosterReply::Unavailable(why) => return Err(why),
         };
-        let full = format!("{user}@{domain}");
-        let find = |name: &str| {
-            roster
-                .entries
-                .iter()
-                .find(|e| e.uid.to_lowercase() == name.to_lowercase())
-        };
-        Ok(find(&full)
-            .or_else(|| find(user))
+        Ok(roster
+            .entries
+            .iter()
+            .find(|e| e.uid == uid)
             .map(|e| e.groups.clone())
             .unwrap_or_default())
     }
@@ -462,7 +621,7 @@ mod tests {
             AuthDecision::Accepted(Via::Cache)
         );
         let (e, c2) = engine(
-            vec![AuthReply::Accepted],
+            vec![AuthReply::Accepted { uid: None }],
             CacheCheck::Miss,
             CacheCheck::Miss,
         );
@@ -484,7 +643,11 @@ mod tests {
         );
         // Over 72 bytes: the cache is never consulted or filled.
         let long = "x".repeat(73);
-        let (e, c3) = engine(vec![AuthReply::Accepted], CacheCheck::Hit, CacheCheck::Hit);
+        let (e, c3) = engine(
+            vec![AuthReply::Accepted { uid: None }],
+            CacheCheck::Hit,
+            CacheCheck::Hit,
+        );
         assert_eq!(
             e.auth("u", "d", &Password::new(long)),
             AuthDecision::Accepted(Via::Backend)

@@ -47,6 +47,9 @@ pub struct ClientOptions {
     pub breaker_failures: u32,
     /// How long an open breaker skips calls before one probe is let through.
     pub breaker_cooldown: Duration,
+    /// The end of the caller's whole budget (one PAM call): every request is cut to the time
+    /// left, and none starts after it. `None` for the daemon.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for ClientOptions {
@@ -57,6 +60,7 @@ impl Default for ClientOptions {
             ca_file: None,
             breaker_failures: 0,
             breaker_cooldown: Duration::from_secs(30),
+            deadline: None,
         }
     }
 }
@@ -148,10 +152,24 @@ impl JsxcClient {
 
     fn post_once(&self, target: &Target, body: String) -> Result<(u16, Vec<u8>), Unavailable> {
         let started = Instant::now();
+        // As configured (the client's own timeouts), but never past the caller's budget.
+        let mut request_timeout = self.opts.read_timeout;
+        let mut deadline = started + self.opts.connect_timeout + self.opts.read_timeout;
+        if let Some(budget_end) = self.opts.deadline {
+            let left = budget_end.saturating_duration_since(started);
+            if left.is_zero() {
+                return Err(Unavailable::Timeout(
+                    "the call's time budget is used up (timeout=)".into(),
+                ));
+            }
+            request_timeout = request_timeout.min(left);
+            deadline = deadline.min(budget_end);
+        }
         let signature = signature(&target.secret, body.as_bytes());
         let response = self
             .http()?
             .post(&target.url)
+            .timeout(request_timeout)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "*/*")
             .header("X-JSXC-SIGNATURE", signature)
@@ -162,7 +180,6 @@ impl JsxcClient {
         debug!("POST {} -> {status}", target.url);
         // The read timeout bounds each read; this bounds the whole body, so a
         // backend trickling bytes cannot hold a login for longer.
-        let deadline = started + self.opts.connect_timeout + self.opts.read_timeout;
         let mut bytes = Vec::new();
         let mut reader = std::io::Read::take(response, MAX_BODY);
         let mut chunk = [0u8; 16 * 1024];
@@ -305,7 +322,14 @@ fn map_auth(json: &Value) -> AuthReply {
         Some(r) if !truthy(r) => {
             AuthReply::Unavailable(Unavailable::Malformed("empty result in response".into()))
         }
-        Some(Value::String(s)) if s == "success" => AuthReply::Accepted,
+        Some(Value::String(s)) if s == "success" => AuthReply::Accepted {
+            uid: obj
+                .get("data")
+                .and_then(|d| d.get("uid"))
+                .and_then(Value::as_str)
+                .filter(|uid| !uid.is_empty() && !uid.contains('\0'))
+                .map(str::to_owned),
+        },
         Some(Value::String(s)) if s == "error" => {
             AuthReply::Unavailable(Unavailable::Malformed("backend reported an error".into()))
         }
@@ -555,8 +579,23 @@ mod tests {
     fn auth_mapping_table() {
         assert_eq!(
             map_auth(&j(r#"{"result":"success","data":{"uid":"a"}}"#)),
-            AuthReply::Accepted
+            AuthReply::Accepted {
+                uid: Some("a".into())
+            }
         );
+        // An older ojsxc, or a proxy that rewrote the body: success without a uid.
+        for no_uid in [
+            r#"{"result":"success"}"#,
+            r#"{"result":"success","data":{"uid":""}}"#,
+            r#"{"result":"success","data":{"uid":7}}"#,
+            r#"{"result":"success","data":[]}"#,
+        ] {
+            assert_eq!(
+                map_auth(&j(no_uid)),
+                AuthReply::Accepted { uid: None },
+                "{no_uid}"
+            );
+        }
         assert_eq!(map_auth(&j(r#"{"result":"noauth"}"#)), AuthReply::Rejected);
         assert_eq!(map_auth(&j(r#"{"result":"bar"}"#)), AuthReply::Rejected);
         assert_eq!(map_auth(&j(r#"{"result":1}"#)), AuthReply::Rejected);

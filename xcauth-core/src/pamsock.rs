@@ -5,7 +5,7 @@
 //! request/reply exchange per question, and the daemon keeps the secret, the HTTP client, the
 //! circuit breaker and the cache.
 //!
-//! # Wire format (version 1)
+//! # Wire format (version 2)
 //!
 //! Every message is a frame: a 4-byte big-endian payload length, then the payload. A payload is
 //! never empty and never longer than [`MAX_FRAME`]; a receiver rejects anything else before
@@ -14,18 +14,22 @@
 //!
 //! | request payload | meaning |
 //! |---|---|
-//! | `01 'a'` user domain password | check a password (or token) |
-//! | `01 'u'` user domain | does the user exist? |
-//! | `01 'g'` user domain | the user's Nextcloud groups |
+//! | `02 'a'` flags:u8 user domain password | check a password (or token); flag bit 0: the
+//! |  | module needs the account's uid (`group=`), so the daemon skips its credential cache |
+//! | `02 'u'` user domain | does the user exist? |
+//! | `02 'g'` uid domain | the Nextcloud groups of exactly the account `uid` (from an `A` reply) |
 //!
 //! | reply payload | meaning |
 //! |---|---|
-//! | `01 'A'` via | accepted; via = 0 token, 1 cache, 2 backend, 3 cache while unreachable |
-//! | `01 'R'` | rejected (wrong password or unknown user) |
-//! | `01 'Y'` / `01 'N'` | the user exists / does not exist |
-//! | `01 'G'` count:u16 string… | group display names |
-//! | `01 'U'` reason | the backend could not answer (any operation) |
-//! | `01 'E'` message | the request was malformed; the server closes the connection |
+//! | `02 'A'` via uid | accepted; via = 0 token, 1 cache, 2 backend, 3 cache while unreachable; uid = the Nextcloud account that logged in, empty when unknown |
+//! | `02 'R'` | rejected (wrong password, unknown user, or a name that does not spell the account) |
+//! | `02 'Y'` / `02 'N'` | the user exists / does not exist |
+//! | `02 'G'` count:u16 string… | group display names |
+//! | `02 'U'` reason | the backend could not answer (any operation) |
+//! | `02 'E'` message | the request was malformed; the server closes the connection |
+//!
+//! The daemon matches names exactly ([`NameMatch::Exact`]): a PAM login name must spell the
+//! Nextcloud account the password belongs to.
 //!
 //! A connection may carry several requests in turn (the module sends `isuser` after a
 //! rejection on the same connection). The server closes it after [`serve`]'s idle timeout.
@@ -47,11 +51,12 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use zeroize::Zeroizing;
 
 use crate::backend::UserExists;
-use crate::engine::{AuthDecision, Engine, Via};
+use crate::engine::{AuthDecision, Engine, LoginRules, NameMatch, Via};
 use crate::secret::Password;
 
-/// Protocol version carried in the first payload byte.
-pub const VERSION: u8 = 1;
+/// Protocol version carried in the first payload byte. Version 2 added the uid of the account
+/// that logged in; module and daemon are shipped together.
+pub const VERSION: u8 = 2;
 /// Largest payload accepted or produced, in bytes. Big enough for a user in a few thousand
 /// groups; requests are far smaller because of the field limits below.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -82,6 +87,8 @@ pub enum PamRequest {
         domain: String,
         /// The password; its `Debug` is redacted.
         password: Password,
+        /// The module needs the uid of the account that logged in.
+        need_uid: bool,
     },
     /// Does `user@domain` exist?
     IsUser {
@@ -90,10 +97,10 @@ pub enum PamRequest {
         /// XMPP domain.
         domain: String,
     },
-    /// Which Nextcloud groups is `user@domain` in?
+    /// Which Nextcloud groups is the account `uid` in (on the backend serving `domain`)?
     Groups {
-        /// Local part.
-        user: String,
+        /// The Nextcloud uid an `Accepted` reply named.
+        uid: String,
         /// XMPP domain.
         domain: String,
     },
@@ -114,7 +121,12 @@ impl PamRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PamReply {
     /// `auth`: log in.
-    Accepted(Via),
+    Accepted {
+        /// How the login was vouched for.
+        via: Via,
+        /// The Nextcloud account that logged in, when known.
+        uid: Option<String>,
+    },
     /// `auth`: wrong password or unknown user.
     Rejected,
     /// `isuser`: the user exists.
@@ -189,8 +201,10 @@ pub fn encode_request(req: &PamRequest) -> Result<Zeroizing<Vec<u8>>, CodecError
             user,
             domain,
             password,
+            need_uid,
         } => {
             out.push(OP_AUTH);
+            out.push(u8::from(*need_uid));
             put_str(&mut out, user, MAX_NAME, "user name")?;
             put_str(&mut out, domain, MAX_NAME, "domain")?;
             put_str(&mut out, password.expose(), MAX_PASSWORD, "password")?;
@@ -200,9 +214,9 @@ pub fn encode_request(req: &PamRequest) -> Result<Zeroizing<Vec<u8>>, CodecError
             put_str(&mut out, user, MAX_NAME, "user name")?;
             put_str(&mut out, domain, MAX_NAME, "domain")?;
         }
-        PamRequest::Groups { user, domain } => {
+        PamRequest::Groups { uid, domain } => {
             out.push(OP_GROUPS);
-            put_str(&mut out, user, MAX_NAME, "user name")?;
+            put_str(&mut out, uid, MAX_NAME, "uid")?;
             put_str(&mut out, domain, MAX_NAME, "domain")?;
         }
     }
@@ -215,6 +229,11 @@ pub fn decode_request(payload: &[u8]) -> Result<PamRequest, CodecError> {
     let mut r = Reader::new(payload)?;
     let req = match r.byte()? {
         OP_AUTH => {
+            let need_uid = match r.byte()? {
+                0 => false,
+                1 => true,
+                other => return Err(CodecError::UnknownCode(other)),
+            };
             let user = r.string(MAX_NAME, "user name")?;
             let domain = r.string(MAX_NAME, "domain")?;
             let password = Password::new(r.string(MAX_PASSWORD, "password")?);
@@ -222,6 +241,7 @@ pub fn decode_request(payload: &[u8]) -> Result<PamRequest, CodecError> {
                 user,
                 domain,
                 password,
+                need_uid,
             }
         }
         OP_ISUSER => {
@@ -230,9 +250,9 @@ pub fn decode_request(payload: &[u8]) -> Result<PamRequest, CodecError> {
             PamRequest::IsUser { user, domain }
         }
         OP_GROUPS => {
-            let user = r.string(MAX_NAME, "user name")?;
+            let uid = r.string(MAX_NAME, "uid")?;
             let domain = r.string(MAX_NAME, "domain")?;
-            PamRequest::Groups { user, domain }
+            PamRequest::Groups { uid, domain }
         }
         other => return Err(CodecError::UnknownCode(other)),
     };
@@ -244,9 +264,10 @@ pub fn decode_request(payload: &[u8]) -> Result<PamRequest, CodecError> {
 pub fn encode_reply(reply: &PamReply) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![0, 0, 0, 0, VERSION];
     match reply {
-        PamReply::Accepted(via) => {
+        PamReply::Accepted { via, uid } => {
             out.push(R_ACCEPTED);
             out.push(via_code(*via));
+            put_str(&mut out, uid.as_deref().unwrap_or(""), MAX_NAME, "uid")?;
         }
         PamReply::Rejected => out.push(R_REJECTED),
         PamReply::Exists => out.push(R_EXISTS),
@@ -289,7 +310,12 @@ pub fn decode_reply(payload: &[u8]) -> Result<PamReply, CodecError> {
     let reply = match r.byte()? {
         R_ACCEPTED => {
             let code = r.byte()?;
-            PamReply::Accepted(via_from_code(code).ok_or(CodecError::UnknownCode(code))?)
+            let via = via_from_code(code).ok_or(CodecError::UnknownCode(code))?;
+            let uid = r.string(MAX_NAME, "uid")?;
+            PamReply::Accepted {
+                via,
+                uid: (!uid.is_empty()).then_some(uid),
+            }
         }
         R_REJECTED => PamReply::Rejected,
         R_EXISTS => PamReply::Exists,
@@ -569,7 +595,7 @@ impl Connection {
             decode_reply(&payload).map_err(|e| format!("bad reply from {}: {e}", self.path))?;
         let fits = match (req, &reply) {
             (_, PamReply::Unavailable(_)) => true,
-            (PamRequest::Auth { .. }, PamReply::Accepted(_) | PamReply::Rejected) => true,
+            (PamRequest::Auth { .. }, PamReply::Accepted { .. } | PamReply::Rejected) => true,
             (PamRequest::IsUser { .. }, PamReply::Exists | PamReply::NoSuchUser) => true,
             (PamRequest::Groups { .. }, PamReply::Groups(_)) => true,
             (_, PamReply::Error(msg)) => {
@@ -680,17 +706,28 @@ pub fn answer(engine: &Engine, request: &PamRequest) -> PamReply {
             user,
             domain,
             password,
-        } => match engine.auth(user, domain, password) {
-            AuthDecision::Accepted(via) => PamReply::Accepted(via),
-            AuthDecision::Rejected => PamReply::Rejected,
-            AuthDecision::Unavailable(why) => PamReply::Unavailable(why.to_string()),
-        },
+            need_uid,
+        } => {
+            let rules = LoginRules {
+                names: NameMatch::Exact,
+                need_uid: *need_uid,
+            };
+            let login = engine.login(user, domain, password, rules);
+            match login.decision {
+                AuthDecision::Accepted(via) => PamReply::Accepted {
+                    via,
+                    uid: login.uid,
+                },
+                AuthDecision::Rejected => PamReply::Rejected,
+                AuthDecision::Unavailable(why) => PamReply::Unavailable(why.to_string()),
+            }
+        }
         PamRequest::IsUser { user, domain } => match engine.isuser(user, domain) {
             UserExists::Yes => PamReply::Exists,
             UserExists::No => PamReply::NoSuchUser,
             UserExists::Unknown(why) => PamReply::Unavailable(why.to_string()),
         },
-        PamRequest::Groups { user, domain } => match engine.groups_of(user, domain) {
+        PamRequest::Groups { uid, domain } => match engine.groups_of_account(uid, domain) {
             Ok(groups) => PamReply::Groups(groups),
             Err(why) => PamReply::Unavailable(why.to_string()),
         },
@@ -733,6 +770,7 @@ mod tests {
             user: user.into(),
             domain: "example.org".into(),
             password: Password::new(pw),
+            need_uid: false,
         }
     }
 
@@ -747,12 +785,18 @@ mod tests {
         for req in [
             auth("alice", "pä ss:word\n"),
             auth("", ""),
+            PamRequest::Auth {
+                user: "dave".into(),
+                domain: "example.org".into(),
+                password: Password::new("pw"),
+                need_uid: true,
+            },
             PamRequest::IsUser {
                 user: "bob".into(),
                 domain: "x.org".into(),
             },
             PamRequest::Groups {
-                user: "c@d".into(),
+                uid: "c@d".into(),
                 domain: "".into(),
             },
         ] {
@@ -764,10 +808,22 @@ mod tests {
     #[test]
     fn replies_round_trip() {
         for reply in [
-            PamReply::Accepted(Via::Token),
-            PamReply::Accepted(Via::Cache),
-            PamReply::Accepted(Via::Backend),
-            PamReply::Accepted(Via::UnreachableCache),
+            PamReply::Accepted {
+                via: Via::Token,
+                uid: Some("alice".into()),
+            },
+            PamReply::Accepted {
+                via: Via::Cache,
+                uid: None,
+            },
+            PamReply::Accepted {
+                via: Via::Backend,
+                uid: Some("dave@example.org".into()),
+            },
+            PamReply::Accepted {
+                via: Via::UnreachableCache,
+                uid: None,
+            },
             PamReply::Rejected,
             PamReply::Exists,
             PamReply::NoSuchUser,
@@ -786,11 +842,19 @@ mod tests {
         let frame = encode_request(&auth("al", "pw")).unwrap();
         assert_eq!(
             &frame[..],
-            b"\0\0\0\x17\x01a\0\x02al\0\x0bexample.org\0\x02pw".as_slice()
+            b"\0\0\0\x18\x02a\0\0\x02al\0\x0bexample.org\0\x02pw".as_slice()
         );
         assert_eq!(
             &encode_reply(&PamReply::Rejected).unwrap()[..],
-            b"\0\0\0\x02\x01R"
+            b"\0\0\0\x02\x02R"
+        );
+        assert_eq!(
+            &encode_reply(&PamReply::Accepted {
+                via: Via::Backend,
+                uid: Some("al".into())
+            })
+            .unwrap()[..],
+            b"\0\0\0\x07\x02A\x02\0\x02al"
         );
     }
 
@@ -828,26 +892,32 @@ mod tests {
     #[test]
     fn malformed_payloads_are_rejected() {
         assert_eq!(decode_request(&[]), Err(CodecError::Empty));
-        assert_eq!(decode_request(&[2, b'a']), Err(CodecError::Version(2)));
+        assert_eq!(decode_request(&[1, b'a']), Err(CodecError::Version(1)));
         assert_eq!(
-            decode_request(&[1, b'z']),
+            decode_request(&[2, b'z']),
             Err(CodecError::UnknownCode(b'z'))
         );
         assert_eq!(
-            decode_request(&[1, b'u', 0, 5, b'a']),
+            decode_request(&[2, b'a', 2, 0, 0, 0, 0, 0, 0]),
+            Err(CodecError::UnknownCode(2)),
+            "need_uid is 0 or 1"
+        );
+        assert_eq!(
+            decode_request(&[2, b'u', 0, 5, b'a']),
             Err(CodecError::Truncated)
         );
         assert_eq!(
-            decode_request(&[1, b'u', 0, 0, 0, 0, 9]),
+            decode_request(&[2, b'u', 0, 0, 0, 0, 9]),
             Err(CodecError::Trailing(1))
         );
         assert_eq!(
-            decode_request(&[1, b'u', 0, 1, 0xff, 0, 0]),
+            decode_request(&[2, b'u', 0, 1, 0xff, 0, 0]),
             Err(CodecError::NotUtf8)
         );
-        assert_eq!(decode_reply(&[1, b'A', 9]), Err(CodecError::UnknownCode(9)));
+        assert_eq!(decode_reply(&[2, b'A', 9]), Err(CodecError::UnknownCode(9)));
+        assert_eq!(decode_reply(&[2, b'A', 2]), Err(CodecError::Truncated));
         assert_eq!(
-            decode_reply(&[1, b'G', 0, 2, 0, 0]),
+            decode_reply(&[2, b'G', 0, 2, 0, 0]),
             Err(CodecError::Truncated)
         );
     }
@@ -902,7 +972,9 @@ mod tests {
                 return AuthReply::Unavailable(crate::backend::Unavailable::Connect("no".into()));
             }
             if user == "alice" && password.expose() == "secret" {
-                AuthReply::Accepted
+                AuthReply::Accepted {
+                    uid: Some("alice".into()),
+                }
             } else {
                 AuthReply::Rejected
             }
@@ -951,7 +1023,10 @@ mod tests {
         };
         assert_eq!(
             conn.ask(&auth("alice", "secret")),
-            Ok(PamReply::Accepted(Via::Backend))
+            Ok(PamReply::Accepted {
+                via: Via::Backend,
+                uid: Some("alice".into())
+            })
         );
         assert_eq!(conn.ask(&auth("alice", "wrong")), Ok(PamReply::Rejected));
         let isuser = |u: &str, d: &str| PamRequest::IsUser {
@@ -971,7 +1046,7 @@ mod tests {
             Ok(PamReply::Unavailable(_))
         ));
         let groups = PamRequest::Groups {
-            user: "alice".into(),
+            uid: "alice".into(),
             domain: "example.org".into(),
         };
         assert_eq!(conn.ask(&groups), Ok(PamReply::Groups(vec!["Team".into()])));

@@ -47,9 +47,13 @@ impl DemoBackend {
 impl Backend for DemoBackend {
     fn auth(&self, _target: &Target, user: &str, password: &Password) -> AuthReply {
         match Self::find(user) {
-            Some((u, pw, _)) if *pw == password.expose() => AuthReply::Accepted,
+            Some((u, pw, _)) if *pw == password.expose() => AuthReply::Accepted {
+                uid: Some((*u).to_owned()),
+            },
             Some((u, _, _)) if *u == APP_PASSWORD.0 && password.expose() == APP_PASSWORD.1 => {
-                AuthReply::Accepted
+                AuthReply::Accepted {
+                    uid: Some((*u).to_owned()),
+                }
             }
             _ => AuthReply::Rejected,
         }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use xcauth_core::backend::RosterReply;
 use xcauth_core::codec::{encode, Answer, Decoded, Decoder, Framing, Request};
+use xcauth_core::engine::{LoginRules, NameMatch};
 use xcauth_core::Engine;
 use zeroize::Zeroizing;
 
@@ -172,6 +173,16 @@ pub fn serve<I: Input, W: Write>(
     }
 }
 
+/// How a login name must spell the Nextcloud account. XMPP servers (ejabberd, Prosody via the
+/// generic framing) have case-folded the name already and treat JIDs case-insensitively;
+/// saslauthd's clients (Postfix, Cyrus) use the name verbatim afterwards, so it must be exact.
+fn name_rule(framing: Framing) -> NameMatch {
+    match framing {
+        Framing::Ejabberd | Framing::Generic => NameMatch::IgnoreCase,
+        Framing::Saslauthd | Framing::Postfix => NameMatch::Exact,
+    }
+}
+
 /// Runs one request through the engine and encodes the reply.
 fn answer(ctx: &Ctx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) {
     match request {
@@ -181,7 +192,15 @@ fn answer(ctx: &Ctx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) 
             password,
         } => {
             debug!("{} framing: receive operation auth", framing.name());
-            let ok = ctx.engine.auth(&user, &domain, &password).is_accepted();
+            let rules = LoginRules {
+                names: name_rule(framing),
+                need_uid: false,
+            };
+            let ok = ctx
+                .engine
+                .login(&user, &domain, &password, rules)
+                .decision
+                .is_accepted();
             encode(framing, &Answer::Auth(ok), out);
         }
         Request::IsUser { user, domain } => {

@@ -103,6 +103,9 @@ pub struct Config {
     pub breaker_cooldown: Duration,
     /// `--ca-file` (extension): extra trusted CA certificates (PEM).
     pub ca_file: Option<PathBuf>,
+    /// `--served-domains` (extension): the domains the global backend serves, lower-case;
+    /// `None` serves every domain.
+    pub served_domains: Option<Vec<String>>,
     /// `--version`.
     pub version: bool,
 }
@@ -150,6 +153,7 @@ impl Config {
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             ca_file: None,
+            served_domains: None,
             version: false,
         }
     }
@@ -280,6 +284,7 @@ impl Config {
             }
             "breaker-cooldown" => self.breaker_cooldown = field.parse(positive_duration)?,
             "ca-file" => self.ca_file = Some(field.path()?),
+            "served-domains" => self.served_domains = Some(field.domains()?),
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: field.entry.origin.clone(),
@@ -385,6 +390,34 @@ impl<'a> Field<'a> {
     }
 
     /// The `listen` items, parsed, without duplicates.
+    /// A list of domain names, lower-cased; no `@`, no trailing dot, no blanks.
+    fn domains(&self) -> Result<Vec<String>, ConfigError> {
+        let items: Vec<&str> = match &self.entry.value {
+            RawValue::Many(items) => items.iter().map(String::as_str).collect(),
+            RawValue::One(text) => vec![text.as_str()],
+            RawValue::Flag => return Err(self.invalid("missing value")),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let d = item.trim();
+            if d.is_empty()
+                || d.ends_with('.')
+                || d.contains(['@', '/', ':'])
+                || d.chars().any(char::is_whitespace)
+            {
+                return Err(self.invalid(format!(
+                    "'{}' is not a domain name (no '@', ':', '/', spaces or trailing dot)",
+                    crate::logsafe::clean(d, 64)
+                )));
+            }
+            out.push(d.to_lowercase());
+        }
+        if out.is_empty() {
+            return Err(self.invalid("the list is empty"));
+        }
+        Ok(out)
+    }
+
     fn listen(&self) -> Result<Vec<ListenSpec>, ConfigError> {
         let items: Vec<&str> = match &self.entry.value {
             RawValue::Many(items) => items.iter().map(String::as_str).collect(),

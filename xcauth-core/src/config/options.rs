@@ -353,6 +353,16 @@ pub static OPTIONS: &[OptionSpec] = &[
          (at least 1s)",
     ),
     opt(
+        "served-domains",
+        None,
+        List,
+        &["DOMAIN"],
+        None,
+        "Extension: the domains the global url/secret serve (a domain with a row in the \
+         database's domains table is served by that row). A name in any other domain is an \
+         unknown user. Unset: every domain, as xcauth 2 did",
+    ),
+    opt(
         "ca-file",
         None,
         Value,

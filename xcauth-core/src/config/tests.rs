@@ -111,6 +111,7 @@ fn everything_expected() -> Config {
         breaker_failures: 0,
         breaker_cooldown: secs(120),
         ca_file: Some("/etc/ssl/private-ca.pem".into()),
+        served_domains: Some(vec!["example.org".into(), "example.net".into()]),
         version: false,
     }
 }
@@ -188,7 +189,8 @@ fn every_option_from_a_file() {
          socket-group=sasl\n\
          breaker-failures=0\n\
          breaker-cooldown=2m\n\
-         ca-file=/etc/ssl/private-ca.pem\n"
+         ca-file=/etc/ssl/private-ca.pem\n\
+         served-domains=[Example.ORG, example.net]\n"
     );
     assert_eq!(resolve_file(&text).unwrap(), everything_expected());
 }
@@ -238,6 +240,10 @@ fn every_option_from_the_command_line() {
         ("breaker-failures", one("0")),
         ("breaker-cooldown", one("120")),
         ("ca-file", one("/etc/ssl/private-ca.pem")),
+        (
+            "served-domains",
+            RawValue::Many(vec!["example.org".into(), "EXAMPLE.net".into()]),
+        ),
     ]);
     assert_eq!(Config::resolve(&[raw]).unwrap(), everything_expected());
     // The command-line-only options.
@@ -267,6 +273,7 @@ fn every_table_option_is_applied() {
             "type" => one("postfix"),
             "timeout" | "cache-bcrypt-rounds" | "max-connections" | "breaker-failures" => one("7"),
             "max-line" => one("2048"),
+            "served-domains" => one("example.org"),
             "db-mode" => one("0660"),
             "socket-mode" => one("0600"),
             "cache-query-ttl"
@@ -763,5 +770,14 @@ fn secrets_never_leak_into_debug_or_errors() {
         assert!(!text.contains(SECRET), "{text}");
         assert!(!text.contains(PASSWORD), "{text}");
         assert_eq!(e.exit_code(), 2);
+    }
+}
+
+#[test]
+fn served_domains_refuse_what_is_not_a_domain() {
+    for bad in ["example.org.", "a@example.org", "[]", "http://x", "a b"] {
+        let text = format!("served-domains={bad}\n");
+        let e = resolve_file(&text).unwrap_err().to_string();
+        assert!(e.contains("served-domains"), "{bad}: {e}");
     }
 }

@@ -68,12 +68,12 @@ fn cached_auth_vs_bcrypt_verify() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Db::open(&dir.path().join("bench.sqlite3"), &DbOptions::default()).unwrap());
     let (engine, backend) = engine_with(Arc::new(DbCache::new(db.clone(), settings)));
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     assert!(engine.auth("u", "d", &pw).is_accepted());
 
     let mem = Arc::new(MemoryCache::new(settings));
     let (mem_engine, mem_backend) = engine_with(mem);
-    mem_backend.expect(AuthReply::Accepted);
+    mem_backend.expect(AuthReply::Accepted { uid: None });
     assert!(mem_engine.auth("u", "d", &pw).is_accepted());
 
     // Interleaved, so that load from other processes hits all three alike.
@@ -94,7 +94,7 @@ fn cached_auth_vs_bcrypt_verify() {
     let mut i = 0;
     let miss = time(runs, || {
         i += 1;
-        backend.expect(AuthReply::Accepted);
+        backend.expect(AuthReply::Accepted { uid: None });
         engine.auth(&format!("new{i}"), "d", &pw)
     });
 

@@ -232,7 +232,7 @@ fn timeline(cache: Arc<dyn CredentialCache>, inspect: Inspect<'_>, cost_prefix: 
     assert_eq!(inspect(), None, "step 1: no row");
 
     // 2: success → one row, first = remote = any = 1.
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     step(
         "2",
         &engine,
@@ -271,7 +271,7 @@ fn timeline(cache: Arc<dyn CredentialCache>, inspect: Inspect<'_>, cost_prefix: 
 
     // 5: a new password accepted by the backend replaces the hash.
     clock.set(300);
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     step(
         "5",
         &engine,
@@ -296,7 +296,7 @@ fn timeline(cache: Arc<dyn CredentialCache>, inspect: Inspect<'_>, cost_prefix: 
 
     // 7: any + 3600 = 3900 < 4000: the backend is asked again.
     clock.set(4000);
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     step(
         "7",
         &engine,
@@ -431,7 +431,7 @@ fn noauth_with_the_cached_password_evicts_the_entry() {
     let db = Arc::new(Db::open_memory().unwrap());
     let (engine, backend, clock) = engine(Arc::new(DbCache::new(db.clone(), cost4())));
     clock.set(1000);
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     assert!(engine.auth("u", "d", &Password::new("old")).is_accepted());
     // Past the query TTL the backend is asked; it now rejects "old".
     clock.set(1000 + 3601);
@@ -457,7 +457,7 @@ fn noauth_with_another_password_leaves_the_entry() {
     let db = Arc::new(Db::open_memory().unwrap());
     let (engine, backend, clock) = engine(Arc::new(DbCache::new(db.clone(), cost4())));
     clock.set(1000);
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     assert!(engine.auth("u", "d", &Password::new("good")).is_accepted());
     let before = db_snapshot(&db, "u@d").unwrap();
     backend.expect(AuthReply::Rejected);
@@ -482,7 +482,7 @@ fn memory_cache_evicts_too() {
     let cache = Arc::new(MemoryCache::new(cost4()));
     let (engine, backend, clock) = engine(cache.clone());
     clock.set(10);
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     assert!(engine.auth("u", "d", &Password::new("pw")).is_accepted());
     backend.expect(AuthReply::Rejected);
     assert_eq!(
@@ -506,7 +506,7 @@ fn passwords_over_72_bytes_are_not_cached() {
     let (engine, backend, clock) = engine(cache.clone());
     clock.set(5);
     let long = Password::new("é".repeat(37)); // 74 bytes, 37 characters
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     assert!(engine.auth("u", "d", &long).is_accepted());
     assert_eq!(db_snapshot(&db, "u@d"), None);
     // Defensive even when called directly, bypassing the engine's check.
@@ -516,7 +516,7 @@ fn passwords_over_72_bytes_are_not_cached() {
         .check("u@d", &long, std::time::UNIX_EPOCH, Lookup::Unreachable)
         .is_hit());
     // Every login goes to the backend.
-    backend.expect(AuthReply::Accepted);
+    backend.expect(AuthReply::Accepted { uid: None });
     assert_eq!(
         engine.auth("u", "d", &long),
         AuthDecision::Accepted(Via::Backend)
@@ -535,7 +535,7 @@ fn logins_survive_with_one_warning(make: impl FnOnce() -> Arc<dyn CredentialCach
     let (engine, backend, clock) = engine(make());
     for i in 0..3 {
         clock.set(100 + i);
-        backend.expect(AuthReply::Accepted);
+        backend.expect(AuthReply::Accepted { uid: None });
         assert_eq!(
             engine.auth("u", "d", &Password::new("pw")),
             AuthDecision::Accepted(Via::Backend)
@@ -638,7 +638,7 @@ fn read_only_database_serves_existing_entries_and_warns_once() {
     assert_eq!(db_snapshot(&db, "u@d").unwrap().any, secs(50));
     // Backend successes for another user cannot be stored: no more warnings.
     for _ in 0..3 {
-        backend.expect(AuthReply::Accepted);
+        backend.expect(AuthReply::Accepted { uid: None });
         assert_eq!(
             engine.auth("v", "d", &Password::new("pw")),
             AuthDecision::Accepted(Via::Backend)
