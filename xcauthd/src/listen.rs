@@ -341,7 +341,7 @@ pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, lim
         }
         (Service::Pam, Conn::Unix(s)) => {
             let _ = s.set_nonblocking(false);
-            crate::pam_listener::serve(engine, s, limits.timeouts.idle);
+            crate::pam_listener::serve(engine, s, limits.timeouts);
             Ok(())
         }
         (Service::Pam, Conn::Tcp(_)) => {

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{ArgMatches, Command};
 use log::{error, info, warn};
@@ -38,7 +37,7 @@ pub fn limits(config: &Config) -> Limits {
         max_connections: config.max_connections,
         timeouts: Timeouts {
             idle: config.idle_timeout,
-            request: Duration::from_secs(30),
+            request: config.request_timeout,
         },
         max_line: config.max_line,
     }

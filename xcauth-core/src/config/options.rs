@@ -335,6 +335,33 @@ pub static OPTIONS: &[OptionSpec] = &[
          saslauthd socket or www-data for pam_xcauth.so socket= under Apache",
     ),
     opt(
+        "request-timeout",
+        None,
+        Value,
+        &["DURATION"],
+        Some("30s"),
+        "Extension: close a connection whose request is not complete this long after its \
+         first byte arrived, however slowly it trickles in (at least 1s)",
+    ),
+    opt(
+        "socket-allow-users",
+        None,
+        List,
+        &["USER"],
+        None,
+        "Extension: users (names or uids) that may connect to xcauthd's Unix sockets, checked \
+         with SO_PEERCRED; root and xcauthd's own user always may",
+    ),
+    opt(
+        "socket-allow-groups",
+        None,
+        List,
+        &["GROUP"],
+        None,
+        "Extension: groups (names or gids, primary or supplementary) whose members may connect \
+         to xcauthd's Unix sockets. Default: the socket file's group (--socket-group)",
+    ),
+    opt(
         "breaker-failures",
         None,
         Value,
