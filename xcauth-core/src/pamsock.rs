@@ -670,7 +670,11 @@ pub fn serve<S: TimeoutStream>(
             }
             Err(ReadFrame::Bad(e)) => {
                 warn!("pam socket: bad frame: {e}; closing the connection");
-                send(&mut stream, &PamReply::Error(e.to_string()), request_timeout);
+                send(
+                    &mut stream,
+                    &PamReply::Error(e.to_string()),
+                    request_timeout,
+                );
                 return;
             }
             Err(ReadFrame::Io(e)) => {
@@ -682,7 +686,11 @@ pub fn serve<S: TimeoutStream>(
             Ok(r) => r,
             Err(e) => {
                 warn!("pam socket: malformed request: {e}; closing the connection");
-                send(&mut stream, &PamReply::Error(e.to_string()), request_timeout);
+                send(
+                    &mut stream,
+                    &PamReply::Error(e.to_string()),
+                    request_timeout,
+                );
                 return;
             }
         };
@@ -965,7 +973,14 @@ mod tests {
     #[test]
     fn serve_answers_several_requests_on_one_connection() {
         let (client, server) = UnixStream::pair().unwrap();
-        let t = std::thread::spawn(move || serve(&engine(), server, Duration::from_secs(5), Duration::from_secs(5)));
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+        });
         let mut conn = Connection {
             stream: client,
             deadline: Instant::now() + Duration::from_secs(5),
@@ -1004,14 +1019,28 @@ mod tests {
     #[test]
     fn serve_rejects_garbage_and_closes() {
         let (mut client, server) = UnixStream::pair().unwrap();
-        let t = std::thread::spawn(move || serve(&engine(), server, Duration::from_secs(5), Duration::from_secs(5)));
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+        });
         client.write_all(&[0, 0, 0, 2, 9, 9]).unwrap();
         let payload = read_frame(&mut client, Instant::now() + Duration::from_secs(5)).unwrap();
         assert!(matches!(decode_reply(&payload), Ok(PamReply::Error(_))));
         t.join().unwrap();
         // Oversized header: an error reply, then the server is gone.
         let (mut client, server) = UnixStream::pair().unwrap();
-        let t = std::thread::spawn(move || serve(&engine(), server, Duration::from_secs(5), Duration::from_secs(5)));
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+        });
         client.write_all(&[0x7f, 0, 0, 0]).unwrap();
         let payload = read_frame(&mut client, Instant::now() + Duration::from_secs(5)).unwrap();
         assert!(matches!(decode_reply(&payload), Ok(PamReply::Error(_))));

@@ -283,7 +283,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         Value,
         &["N"],
         Some("64"),
-        "Extension: most connections served at the same time (at least 1)",
+        "Extension: most connections served at the same time on each listener (at least 1); \
+         every listener has its own slots",
     ),
     opt(
         "idle-timeout",
