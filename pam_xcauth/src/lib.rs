@@ -34,6 +34,7 @@
 //! | `group=A[,B…]` | only members of one of these Nextcloud groups (display names) pass |
 //! | `socket=PATH` | ask xcauthd over this Unix socket instead of Nextcloud (no secret needed) |
 //! | `socket_timeout=SECONDS` | budget for one `socket=` exchange (default 20, 1–300) |
+//! | `socket_owner=USER` | the `socket=` file must be owned by root or this user (name or uid), else no password is sent (`PAM_AUTHINFO_UNAVAIL`); default: root only |
 //! | `syslog_socket=PATH` | **for tests**: send the log lines as syslog datagrams to this Unix socket instead of `pam_syslog` (pam_wrapper and test hosts have no syslog daemon to read back) |
 //!
 //! An unknown argument or a bad value is logged at LOG_ERR and makes every auth/account call
@@ -175,7 +176,21 @@ pub(crate) fn dispatch<H: Handle>(
 /// Builds the oracle for this call (the engine, or the xcauthd socket client).
 fn open_oracle(opts: &Options) -> Result<Box<dyn Oracle>, String> {
     match &opts.socket {
-        Some(path) => Ok(Box::new(oracle::Socket::new(path, opts.socket_timeout))),
+        Some(path) => {
+            let owner = match opts.socket_owner.as_deref() {
+                None => 0,
+                Some(name) => match name.parse::<u32>() {
+                    Ok(uid) => uid,
+                    Err(_) => ffi::user_id(name)?
+                        .ok_or_else(|| format!("socket_owner={name}: no such user"))?,
+                },
+            };
+            Ok(Box::new(oracle::Socket::new(
+                path,
+                opts.socket_timeout,
+                owner,
+            )))
+        }
         None => Ok(Box::new(oracle::in_process(&opts.config)?)),
     }
 }
@@ -213,9 +228,10 @@ fn describe_options(o: &Options) -> String {
     }
     match &o.socket {
         Some(s) => parts.push(format!(
-            "socket={} socket_timeout={}",
+            "socket={} socket_timeout={} socket_owner={}",
             s.display(),
-            o.socket_timeout.as_secs()
+            o.socket_timeout.as_secs(),
+            o.socket_owner.as_deref().unwrap_or("root")
         )),
         None => parts.push(format!("config={}", o.config.display())),
     }
