@@ -85,23 +85,24 @@ fn sasl_auth() -> Vec<u8> {
 
 const SASL_OK: &[u8] = b"\x00\x0aOK success";
 
-/// Sends `first`, then one byte of `drip` every 200 ms, until the server closes the
+/// Sends `first`, then one byte of `drip` every 100 ms (well inside the old 250 ms tick, even
+/// on a busy machine), until the server closes the
 /// connection; returns how long that took.
 fn trickle<S: Read + Write>(mut stream: S, first: &[u8], drip: u8, limit: Duration) -> Duration {
     let start = Instant::now();
     stream.write_all(first).unwrap();
     while start.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
         if stream.write_all(&[drip]).is_err() {
             return start.elapsed();
         }
     }
-    panic!("a client trickling one byte every 200 ms was still served after {limit:?}");
+    panic!("a client trickling one byte every 100 ms was still served after {limit:?}");
 }
 
 /// Trickling into a generic line, a saslauthd frame or a pam frame: each connection is closed
-/// about `request-timeout` after its request began, although it never went 250 ms without
-/// sending (so the old "no data for a tick" check never fired) and is far from any size cap
+/// about `request-timeout` after its request began, although it never goes 250 ms without
+/// sending (so a check made only after a read times out would never fire) and is far from any size cap
 /// (an 8 KiB line at 5 bytes a second lasts 27 minutes).
 #[test]
 fn a_trickling_client_is_cut_off_at_the_request_timeout() {
