@@ -599,8 +599,13 @@ fn socket_mode_refuses_a_socket_owned_by_another_user() {
     std::os::unix::fs::chown(server.path(), Some(65534), None).unwrap();
     let r = run("owner-default");
     assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
-    w.log.wait_for("owned by uid 65534, not by root or socket_owner (uid 0)");
-    assert_eq!(server.connections(), before, "nothing was sent to the socket");
+    w.log
+        .wait_for("owned by uid 65534, not by root or socket_owner (uid 0)");
+    assert_eq!(
+        server.connections(),
+        before,
+        "nothing was sent to the socket"
+    );
 
     assert_eq!(run("owner-nobody").code, "SUCCESS");
     assert_eq!(run("owner-uid").code, "SUCCESS");

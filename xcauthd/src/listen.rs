@@ -336,12 +336,12 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
             let ep = &endpoints[i];
             let accepted = match &ep.listener {
                 Listener::Tcp(l) => l.accept().map(|(s, a)| (Conn::Tcp(s), a.to_string())),
-                Listener::Unix(l, _) => l.accept().and_then(|(s, _)| {
+                Listener::Unix(l, _) => l.accept().map(|(s, _)| {
                     // Refused peers are closed before they take a slot or a thread.
                     if ep.policy.admit(&s, &ep.label) {
-                        Ok((Conn::Unix(s), "unix".to_owned()))
+                        (Conn::Unix(s), "unix".to_owned())
                     } else {
-                        Ok((Conn::Refused, String::new()))
+                        (Conn::Refused, String::new())
                     }
                 }),
             };
