@@ -132,6 +132,39 @@ entry_point!(
     pam_sm_chauthtok => Entry::ChAuthTok
 );
 
+/// The uid of the user called `name`, looked up through NSS (`getpwnam_r`): `Ok(None)` when
+/// there is no such user.
+pub(crate) fn user_id(name: &str) -> Result<Option<u32>, String> {
+    let cname = CString::new(name).map_err(|_| "NUL in a user name".to_owned())?;
+    let mut buf: Vec<c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero `passwd` (null pointers, zero ids) is a valid value to be
+        // overwritten.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `cname` is NUL-terminated; `pw`, `buf` (of `buf.len()` bytes) and `result`
+        // are writable and outlive the call; the strings `pw` points to live in `buf`, and
+        // only the plain `pw_uid` is read afterwards.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        match rc {
+            0 if result.is_null() => return Ok(None),
+            0 => return Ok(Some(pw.pw_uid)),
+            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            libc::EINTR => {}
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            e => return Err(std::io::Error::from_raw_os_error(e).to_string()),
+        }
+    }
+}
+
 /// `syslog(LOG_AUTHPRIV | level, "%s", msg)` without `openlog`: the host keeps its ident.
 /// Used for the core library's log records and the panic hook, where no PAM handle is at hand.
 pub(crate) fn raw_syslog(level: Level, msg: &str) {

@@ -35,6 +35,7 @@
 //! | `group=A[,B…]` | only members of one of these Nextcloud groups (display names) pass; checked on the account that logged in (the backend's uid), so the credential cache is skipped |
 //! | `socket=PATH` | ask xcauthd over this Unix socket instead of Nextcloud (no secret needed) |
 //! | `timeout=SECONDS` | budget of the whole call: backend, database, socket (default 15, 1–300; `socket_timeout=` is an alias) |
+//! | `socket_owner=USER` | the `socket=` file must be owned by root or this user (name or uid), else no password is sent (`PAM_AUTHINFO_UNAVAIL`); default: root only |
 //! | `syslog_socket=PATH` | **for tests**: send the log lines as syslog datagrams to this Unix socket instead of `pam_syslog` (pam_wrapper and test hosts have no syslog daemon to read back) |
 //!
 //! An unknown argument or a bad value is logged at LOG_ERR and makes every auth/account call
@@ -221,7 +222,17 @@ pub const PANIC_TRIGGER_USER: &str = "xcauth-panic-trigger";
 /// Builds the oracle for this call (the engine, or the xcauthd socket client).
 fn open_oracle(opts: &Options) -> Result<Box<dyn Oracle>, String> {
     match &opts.socket {
-        Some(path) => Ok(Box::new(oracle::Socket::new(path, opts.timeout))),
+        Some(path) => {
+            let owner = match opts.socket_owner.as_deref() {
+                None => 0,
+                Some(name) => match name.parse::<u32>() {
+                    Ok(uid) => uid,
+                    Err(_) => ffi::user_id(name)?
+                        .ok_or_else(|| format!("socket_owner={name}: no such user"))?,
+                },
+            };
+            Ok(Box::new(oracle::Socket::new(path, opts.timeout, owner)))
+        }
         None => Ok(Box::new(oracle::in_process(&opts.config, opts.timeout)?)),
     }
 }
@@ -259,9 +270,10 @@ fn describe_options(o: &Options) -> String {
     }
     match &o.socket {
         Some(s) => parts.push(format!(
-            "socket={} timeout={}",
+            "socket={} timeout={} socket_owner={}",
             s.display(),
-            o.timeout.as_secs()
+            o.timeout.as_secs(),
+            o.socket_owner.as_deref().unwrap_or("root")
         )),
         None => parts.push(format!(
             "config={} timeout={}",

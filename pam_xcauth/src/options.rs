@@ -48,6 +48,9 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     /// `timeout=SECONDS` (alias `socket_timeout=`): the budget of the whole PAM call.
     pub timeout: Duration,
+    /// `socket_owner=USER`: besides root, the user (name or uid) that may own the `socket=`
+    /// file. A password is only sent to a socket owned by root or by this user.
+    pub socket_owner: Option<String>,
     /// `syslog_socket=PATH` (for tests): send the log lines as syslog datagrams to this Unix
     /// socket instead of calling `pam_syslog`.
     pub syslog_socket: Option<PathBuf>,
@@ -66,6 +69,7 @@ impl Default for Options {
             groups: Vec::new(),
             socket: None,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT),
+            socket_owner: None,
             syslog_socket: None,
         }
     }
@@ -132,6 +136,7 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
             ("timeout" | "socket_timeout", Some(v)) => {
                 timeout(value_name(name), v).map(|t| opts.timeout = t)
             }
+            ("socket_owner", Some(v)) => owner(v).map(|o| opts.socket_owner = Some(o)),
             ("syslog_socket", Some(v)) => {
                 absolute("syslog_socket", v).map(|p| opts.syslog_socket = Some(p))
             }
@@ -144,7 +149,7 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
             }),
             (
                 "config" | "domain" | "group" | "socket" | "timeout" | "socket_timeout"
-                | "syslog_socket",
+                | "socket_owner" | "syslog_socket",
                 None,
             ) => Err(OptionError::BadValue {
                 name: value_name(name),
@@ -179,6 +184,7 @@ fn value_name(name: &str) -> &'static str {
         "socket" => "socket",
         "timeout" => "timeout",
         "socket_timeout" => "socket_timeout",
+        "socket_owner" => "socket_owner",
         _ => "syslog_socket",
     }
 }
@@ -233,6 +239,19 @@ fn groups(value: &str) -> Result<Vec<String>, OptionError> {
     Ok(list)
 }
 
+fn owner(value: &str) -> Result<String, OptionError> {
+    if value.is_empty()
+        || value.len() > 256
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(OptionError::BadValue {
+            name: "socket_owner",
+            problem: "expected a user name or uid".into(),
+        });
+    }
+    Ok(value.to_owned())
+}
+
 fn timeout(name: &'static str, value: &str) -> Result<Duration, OptionError> {
     match value.parse::<u64>() {
         Ok(secs) if (1..=MAX_TIMEOUT).contains(&secs) => Ok(Duration::from_secs(secs)),
@@ -274,6 +293,7 @@ mod tests {
             "group=Team A, admins",
             "socket=/run/xcauth/pam.sock",
             "socket_timeout=7",
+            "socket_owner=xcauth",
             "syslog_socket=/tmp/log.sock",
         ]));
         assert_eq!(e, vec![]);
@@ -284,6 +304,7 @@ mod tests {
         assert_eq!(o.groups, vec!["Team A".to_owned(), "admins".to_owned()]);
         assert_eq!(o.socket.as_deref(), Some(Path::new("/run/xcauth/pam.sock")));
         assert_eq!(o.timeout, Duration::from_secs(7));
+        assert_eq!(o.socket_owner.as_deref(), Some("xcauth"));
         assert_eq!(o.syslog_socket.as_deref(), Some(Path::new("/tmp/log.sock")));
         let (o, e) = parse(&args(&["timeout=9"]));
         assert!(e.is_empty());
@@ -333,6 +354,8 @@ mod tests {
             ("socket_timeout=301", "socket_timeout"),
             ("socket_timeout=x", "socket_timeout"),
             ("quiet=1", "quiet"),
+            ("socket_owner=", "socket_owner"),
+            ("socket_owner", "socket_owner"),
             ("syslog_socket=x", "syslog_socket"),
         ];
         for (arg, name) in cases {

@@ -198,21 +198,25 @@ impl Oracle for InProcess {
 pub struct Socket {
     path: PathBuf,
     timeout: Duration,
+    owner: u32,
     conn: Option<Connection>,
 }
 
 impl Socket {
-    /// Nothing is connected until the first question.
-    pub fn new(path: &Path, timeout: Duration) -> Self {
+    /// Nothing is connected until the first question. The socket file must be owned by root
+    /// or by uid `owner`.
+    pub fn new(path: &Path, timeout: Duration, owner: u32) -> Self {
         Self {
             path: path.to_path_buf(),
             timeout,
+            owner,
             conn: None,
         }
     }
 
     fn ask(&mut self, req: &PamRequest) -> Result<PamReply, String> {
         if self.conn.is_none() {
+            check_socket_owner(&self.path, self.owner)?;
             self.conn = Some(Connection::open(&self.path, self.timeout)?);
         }
         let Some(conn) = self.conn.as_mut() else {
@@ -225,6 +229,28 @@ impl Socket {
         }
         reply
     }
+}
+
+/// A password goes only to a socket that root or the daemon's user made: anybody else who
+/// managed to put a socket at that path (a stale directory, a wrong unit) could collect them.
+pub fn check_socket_owner(path: &Path, owner: u32) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
+    if !meta.file_type().is_socket() {
+        return Err(format!(
+            "refusing socket={}: not a Unix socket",
+            path.display()
+        ));
+    }
+    if meta.uid() != 0 && meta.uid() != owner {
+        return Err(format!(
+            "refusing socket={}: owned by uid {}, not by root or socket_owner (uid {owner})",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    Ok(())
 }
 
 impl Oracle for Socket {

@@ -621,7 +621,12 @@ impl PamSockServer {
                 n.fetch_add(1, Ordering::SeqCst);
                 let engine = Arc::clone(&engine);
                 workers.push(std::thread::spawn(move || {
-                    xcauth_core::pamsock::serve(&engine, stream, Duration::from_secs(5));
+                    xcauth_core::pamsock::serve(
+                        &engine,
+                        stream,
+                        Duration::from_secs(5),
+                        Duration::from_secs(5),
+                    );
                 }));
             }
             for w in workers {

@@ -16,7 +16,7 @@ use std::process::Command;
 use xcauth_tests::double::User;
 use xcauth_tests::pam_support::{
     assert_no_secrets, example, instantiate, module_so, panic_trigger_so, EtcPamService, LocalUser,
-    Pamtester, World, ALICE_PW,
+    PamSockServer, Pamtester, World, ALICE_PW,
 };
 
 const AUTH_ACCT: &[&str] = &["authenticate", "acct_mgmt"];

@@ -564,6 +564,61 @@ fn socket_mode_asks_xcauthd_and_needs_no_secret() {
     assert_no_secrets(&w.log.lines(), &w.secrets(&[&token, "wrong-4"]));
 }
 
+/// A password goes only to a socket owned by root or by `socket_owner=`: a socket that some
+/// other user owns (here: chowned to nobody) is refused before anything is sent.
+#[test]
+fn socket_mode_refuses_a_socket_owned_by_another_user() {
+    let w = World::new("pamwrap-sockowner");
+    let server = PamSockServer::start(&w.scratch.join("pam.sock"), w.engine());
+    let log = w.log.path().display().to_string();
+    let so = w.so.display().to_string();
+    let base = format!("socket={} syslog_socket={log}", server.path().display());
+    let dir = w.wrapper_service("owner-default", &service(&so, &base));
+    w.wrapper_service(
+        "owner-nobody",
+        &service(&so, &format!("{base} socket_owner=nobody")),
+    );
+    w.wrapper_service(
+        "owner-uid",
+        &service(&so, &format!("{base} socket_owner=65534")),
+    );
+    w.wrapper_service(
+        "owner-unknown",
+        &service(&so, &format!("{base} socket_owner=no-such-user-xc")),
+    );
+    let run = |svc: &str| {
+        Pamtester::new(svc, "alice@example.org", &["authenticate"])
+            .wrapped(&dir)
+            .password(ALICE_PW)
+            .run()
+    };
+    // Root-owned (made by this test, as systemd makes xcpam.socket): fine by default.
+    assert_eq!(run("owner-default").code, "SUCCESS");
+    let before = server.connections();
+
+    std::os::unix::fs::chown(server.path(), Some(65534), None).unwrap();
+    let r = run("owner-default");
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    w.log
+        .wait_for("owned by uid 65534, not by root or socket_owner (uid 0)");
+    assert_eq!(
+        server.connections(),
+        before,
+        "nothing was sent to the socket"
+    );
+
+    assert_eq!(run("owner-nobody").code, "SUCCESS");
+    assert_eq!(run("owner-uid").code, "SUCCESS");
+    let r = run("owner-unknown");
+    assert_eq!(r.code, "SERVICE_ERR", "{}", r.output);
+    w.log.wait_for("socket_owner=no-such-user-xc: no such user");
+
+    // Owned by root again, but socket_owner=nobody still accepts root.
+    std::os::unix::fs::chown(server.path(), Some(0), None).unwrap();
+    assert_eq!(run("owner-nobody").code, "SUCCESS");
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
+}
+
 #[test]
 fn socket_timeout_bounds_a_silent_daemon() {
     let w = World::new("pamwrap-sockslow");

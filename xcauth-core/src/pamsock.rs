@@ -503,6 +503,23 @@ fn read_frame<S: TimeoutStream>(
     Ok(payload)
 }
 
+/// The server's read of one request: its first byte may take up to `idle` to arrive, the rest
+/// of the frame must follow within `request` of that first byte.
+fn read_request_frame<S: TimeoutStream>(
+    stream: &mut S,
+    idle: Duration,
+    request: Duration,
+) -> Result<Zeroizing<Vec<u8>>, ReadFrame> {
+    let mut header = [0u8; 4];
+    read_full(stream, &mut header[..1], Instant::now() + idle, true)?;
+    let deadline = Instant::now() + request;
+    read_full(stream, &mut header[1..], deadline, false)?;
+    let len = frame_len(header).map_err(ReadFrame::Bad)?;
+    let mut payload = Zeroizing::new(vec![0u8; len]);
+    read_full(stream, &mut payload, deadline, false)?;
+    Ok(payload)
+}
+
 fn read_full<S: TimeoutStream>(
     stream: &mut S,
     buf: &mut [u8],
@@ -659,22 +676,31 @@ pub fn query(path: &Path, req: &PamRequest, timeout: Duration) -> Result<PamRepl
 }
 
 /// Answers requests on one accepted connection until the peer closes it, sends something
-/// malformed, or sends nothing for `idle_timeout` (which also bounds how long one request may
-/// take to arrive and its reply to be written). Decisions come from `engine`; nothing is
-/// returned, problems are logged.
-pub fn serve<S: TimeoutStream>(engine: &Engine, mut stream: S, idle_timeout: Duration) {
+/// malformed, sends nothing for `idle_timeout`, or takes longer than `request_timeout` from a
+/// request's first byte to its last (however slowly it trickles in: every read is bounded by
+/// the time left). `request_timeout` also bounds writing a reply. Decisions come from
+/// `engine`; nothing is returned, problems are logged.
+pub fn serve<S: TimeoutStream>(
+    engine: &Engine,
+    mut stream: S,
+    idle_timeout: Duration,
+    request_timeout: Duration,
+) {
     loop {
-        let deadline = Instant::now() + idle_timeout;
-        let payload = match read_frame(&mut stream, deadline) {
+        let payload = match read_request_frame(&mut stream, idle_timeout, request_timeout) {
             Ok(p) => p,
             Err(ReadFrame::Closed) => return,
             Err(ReadFrame::TimedOut) => {
-                debug!("pam socket: connection idle for {idle_timeout:?}, closing");
+                debug!("pam socket: no complete request in time, closing");
                 return;
             }
             Err(ReadFrame::Bad(e)) => {
                 warn!("pam socket: bad frame: {e}; closing the connection");
-                send(&mut stream, &PamReply::Error(e.to_string()), idle_timeout);
+                send(
+                    &mut stream,
+                    &PamReply::Error(e.to_string()),
+                    request_timeout,
+                );
                 return;
             }
             Err(ReadFrame::Io(e)) => {
@@ -686,14 +712,18 @@ pub fn serve<S: TimeoutStream>(engine: &Engine, mut stream: S, idle_timeout: Dur
             Ok(r) => r,
             Err(e) => {
                 warn!("pam socket: malformed request: {e}; closing the connection");
-                send(&mut stream, &PamReply::Error(e.to_string()), idle_timeout);
+                send(
+                    &mut stream,
+                    &PamReply::Error(e.to_string()),
+                    request_timeout,
+                );
                 return;
             }
         };
         drop(payload);
         let reply = answer(engine, &request);
         drop(request);
-        if !send(&mut stream, &reply, idle_timeout) {
+        if !send(&mut stream, &reply, request_timeout) {
             return;
         }
     }
@@ -1015,7 +1045,14 @@ mod tests {
     #[test]
     fn serve_answers_several_requests_on_one_connection() {
         let (client, server) = UnixStream::pair().unwrap();
-        let t = std::thread::spawn(move || serve(&engine(), server, Duration::from_secs(5)));
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+        });
         let mut conn = Connection {
             stream: client,
             deadline: Instant::now() + Duration::from_secs(5),
@@ -1057,14 +1094,28 @@ mod tests {
     #[test]
     fn serve_rejects_garbage_and_closes() {
         let (mut client, server) = UnixStream::pair().unwrap();
-        let t = std::thread::spawn(move || serve(&engine(), server, Duration::from_secs(5)));
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+        });
         client.write_all(&[0, 0, 0, 2, 9, 9]).unwrap();
         let payload = read_frame(&mut client, Instant::now() + Duration::from_secs(5)).unwrap();
         assert!(matches!(decode_reply(&payload), Ok(PamReply::Error(_))));
         t.join().unwrap();
         // Oversized header: an error reply, then the server is gone.
         let (mut client, server) = UnixStream::pair().unwrap();
-        let t = std::thread::spawn(move || serve(&engine(), server, Duration::from_secs(5)));
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+        });
         client.write_all(&[0x7f, 0, 0, 0]).unwrap();
         let payload = read_frame(&mut client, Instant::now() + Duration::from_secs(5)).unwrap();
         assert!(matches!(decode_reply(&payload), Ok(PamReply::Error(_))));
@@ -1073,16 +1124,68 @@ mod tests {
 
     #[test]
     fn serve_closes_idle_and_slow_connections() {
+        // Silence: closed after the idle timeout.
         let (mut client, server) = UnixStream::pair().unwrap();
         let start = Instant::now();
-        let t = std::thread::spawn(move || serve(&engine(), server, Duration::from_millis(200)));
-        // Half a header, then silence: the deadline covers the whole frame.
-        client.write_all(&[0, 0]).unwrap();
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_millis(200),
+                Duration::from_secs(30),
+            )
+        });
         t.join().unwrap();
         assert!(start.elapsed() < Duration::from_secs(2));
         let mut rest = Vec::new();
         client.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
+
+        // Half a header, then silence: the request deadline covers the whole frame.
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let start = Instant::now();
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(30),
+                Duration::from_millis(200),
+            )
+        });
+        client.write_all(&[0, 0]).unwrap();
+        t.join().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A client that keeps sending one byte every 40 ms never lets a read time out; it is cut
+    /// off at the request timeout all the same, long before its frame would be complete.
+    #[test]
+    fn serve_cuts_off_a_trickling_client_at_the_request_timeout() {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let start = Instant::now();
+        let t = std::thread::spawn(move || {
+            serve(
+                &engine(),
+                server,
+                Duration::from_secs(30),
+                Duration::from_millis(300),
+            );
+            start.elapsed()
+        });
+        // A 64 KiB frame announced, then trickled.
+        let mut sent = 0;
+        for byte in [0u8, 1, 0, 0].into_iter().chain(std::iter::repeat(b'x')) {
+            if client.write_all(&[byte]).is_err() || start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        let served_for = t.join().unwrap();
+        assert!(
+            served_for >= Duration::from_millis(250) && served_for < Duration::from_secs(2),
+            "a trickling client was served for {served_for:?} ({sent} bytes)"
+        );
     }
 
     #[test]

@@ -131,7 +131,11 @@ pub fn run(config: &Config) -> ExitCode {
         );
     }
     match Endpoint::bind_unix(&mux, Service::Framing(Framing::Saslauthd), 0o666, None) {
-        Ok(ep) => endpoints.push(ep),
+        Ok(mut ep) => {
+            // Like any Unix listener: root, this user and the socket's group.
+            ep.policy = listen::PeerPolicy::new(&[], None, ep.socket_gid());
+            endpoints.push(ep);
+        }
         Err(e) => return fail(1, &format!("demo: cannot listen on {}: {e}", mux.display())),
     }
     let expiry = SystemTime::now()

@@ -1,6 +1,8 @@
 //! Listening sockets: bound by us (`listen=`), inherited from systemd
 //! (`LISTEN_FDS`), or fd 0 from inetd; one accept loop for all of them and a
-//! worker thread per connection, bounded by `max-connections`.
+//! worker thread per connection. Each listener has its own `max-connections`
+//! slots, so clients that hog one socket cannot starve the others, and a Unix
+//! socket only serves the users and groups its [`PeerPolicy`] allows.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -68,6 +70,59 @@ pub struct Endpoint {
     pub service: Service,
     /// For logs: address or fd name.
     pub label: String,
+    /// Who may connect (Unix sockets; TCP has no peer credentials).
+    pub policy: PeerPolicy,
+}
+
+/// Which local users may talk to a Unix socket, checked with `SO_PEERCRED` (and
+/// `SO_PEERGROUPS`) on every accepted connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerPolicy {
+    /// Allowed effective uids.
+    pub uids: Vec<u32>,
+    /// Allowed groups (the peer's primary or a supplementary group).
+    pub gids: Vec<u32>,
+}
+
+impl PeerPolicy {
+    /// Root, this process's user and `users`; `groups`, or else the socket's group.
+    pub fn new(users: &[u32], groups: Option<&[u32]>, socket_gid: Option<u32>) -> Self {
+        let mut uids = vec![0, sys::euid()];
+        uids.extend_from_slice(users);
+        uids.dedup();
+        let gids = match groups {
+            Some(g) => g.to_vec(),
+            None => socket_gid.into_iter().collect(),
+        };
+        Self { uids, gids }
+    }
+
+    /// True when `peer` may use the socket.
+    pub fn allows(&self, peer: &sys::PeerCred) -> bool {
+        self.uids.contains(&peer.uid)
+            || self.gids.contains(&peer.gid)
+            || peer.groups.iter().any(|g| self.gids.contains(g))
+    }
+
+    /// Checks the peer of an accepted Unix connection; logs and returns false when it is not
+    /// allowed (the caller just closes the connection: the client learns nothing).
+    pub fn admit(&self, stream: &UnixStream, label: &str) -> bool {
+        match sys::peer_cred(stream.as_fd()) {
+            Ok(peer) if self.allows(&peer) => true,
+            Ok(peer) => {
+                warn!(
+                    "{label}: refused a connection from uid {} gid {} (pid {}): not root, not \
+                     in socket-allow-users and not in an allowed group",
+                    peer.uid, peer.gid, peer.pid
+                );
+                false
+            }
+            Err(e) => {
+                warn!("{label}: refused a connection whose peer cannot be identified: {e}");
+                false
+            }
+        }
+    }
 }
 
 impl Endpoint {
@@ -78,16 +133,17 @@ impl Endpoint {
             label: format!("tcp:{addr}"),
             listener: Listener::Tcp(l),
             service,
+            policy: PeerPolicy::default(),
         })
     }
 
     /// Binds a Unix listener, replacing a stale socket file, with `mode`
-    /// permissions and, if given, owned by `group` (a name or a number).
+    /// permissions and, if given, owned by group `gid`.
     pub fn bind_unix(
         path: &Path,
         service: Service,
         mode: u32,
-        group: Option<&str>,
+        gid: Option<u32>,
     ) -> io::Result<Self> {
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;
@@ -97,13 +153,14 @@ impl Endpoint {
         }
         let l = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        if let Some(group) = group {
-            std::os::unix::fs::chown(path, None, Some(group_id(group)?))?;
+        if let Some(gid) = gid {
+            std::os::unix::fs::chown(path, None, Some(gid))?;
         }
         Ok(Self {
             label: format!("unix:{}", path.display()),
             listener: Listener::Unix(l, Some(path.to_owned())),
             service,
+            policy: PeerPolicy::default(),
         })
     }
 
@@ -118,41 +175,77 @@ impl Endpoint {
             listener,
             service,
             label,
+            policy: PeerPolicy::default(),
         })
+    }
+
+    /// The group of the socket file behind a Unix listener (`None` for TCP, abstract or
+    /// vanished sockets).
+    pub fn socket_gid(&self) -> Option<u32> {
+        match &self.listener {
+            Listener::Tcp(_) => None,
+            Listener::Unix(l, _) => socket_file_gid(&l.local_addr().ok()?),
+        }
     }
 }
 
-/// The numeric id of a group given by name (looked up in /etc/group) or number.
-fn group_id(group: &str) -> io::Result<u32> {
+/// The group owning the file of a Unix socket address.
+pub fn socket_file_gid(addr: &std::os::unix::net::SocketAddr) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(addr.as_pathname()?).ok().map(|m| m.gid())
+}
+
+/// The numeric id of a group given by name (looked up through NSS, so LDAP or sssd groups
+/// work) or number.
+pub fn group_id(group: &str) -> io::Result<u32> {
     if let Ok(gid) = group.parse() {
         return Ok(gid);
     }
-    let text = std::fs::read_to_string("/etc/group")?;
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.split(':');
-            let name = f.next()?;
-            let gid = f.nth(1)?.parse().ok()?;
-            (name == group).then_some(gid)
-        })
-        .next()
+    sys::group_by_name(group)?
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no group named {group:?}")))
 }
 
-/// Connection accounting shared by the accept loop and the workers.
-#[derive(Debug, Default)]
+/// The numeric id of a user given by name (through NSS) or number.
+pub fn user_id(user: &str) -> io::Result<u32> {
+    if let Ok(uid) = user.parse() {
+        return Ok(uid);
+    }
+    sys::user_by_name(user)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user named {user:?}")))
+}
+
+/// Connection accounting shared by the accept loop and the workers: the number of open
+/// connections of each endpoint.
+#[derive(Debug)]
 struct Slots {
-    active: Mutex<usize>,
+    active: Mutex<Vec<usize>>,
     freed: Condvar,
 }
 
 impl Slots {
-    fn release(&self) {
-        let mut n = self
-            .active
+    fn new(endpoints: usize) -> Self {
+        Self {
+            active: Mutex::new(vec![0; endpoints]),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
+        self.active
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *n = n.saturating_sub(1);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self, endpoint: usize) {
+        if let Some(n) = self.lock().get_mut(endpoint) {
+            *n += 1;
+        }
+    }
+
+    fn release(&self, endpoint: usize) {
+        if let Some(n) = self.lock().get_mut(endpoint) {
+            *n = n.saturating_sub(1);
+        }
         self.freed.notify_all();
     }
 }
@@ -160,7 +253,7 @@ impl Slots {
 /// Limits applied to every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Concurrent connections; further clients wait in the listen backlog.
+    /// Concurrent connections per listener; further clients wait in its listen backlog.
     pub max_connections: usize,
     /// Timeouts per connection.
     pub timeouts: Timeouts,
@@ -180,61 +273,83 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
         }
         info!("listening on {} ({})", ep.label, ep.service.name());
     }
-    let slots = Arc::new(Slots::default());
-    let mut saturated_since: Option<Instant> = None;
+    let slots = Arc::new(Slots::new(endpoints.len()));
+    let mut saturated_since: Vec<Option<Instant>> = vec![None; endpoints.len()];
     while !sys::SHUTDOWN.load(Ordering::SeqCst) {
         crate::logging::reopen_if_requested();
         log::logger().flush();
-        // Wait for a free slot before accepting: excess clients wait in the backlog.
-        {
-            let mut n = slots
-                .active
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *n >= limits.max_connections {
-                if saturated_since.is_none() {
-                    warn!(
-                        "max-connections ({}) reached: new clients wait in the listen backlog",
-                        limits.max_connections
-                    );
-                    saturated_since = Some(Instant::now());
+        // Only listeners with a free slot are polled: excess clients of one listener wait in
+        // its backlog while the others go on serving.
+        let open: Vec<usize> = {
+            let active = slots.lock();
+            let mut open = Vec::with_capacity(endpoints.len());
+            for (i, ep) in endpoints.iter().enumerate() {
+                let full = active.get(i).copied().unwrap_or(0) >= limits.max_connections;
+                match (full, saturated_since[i]) {
+                    (true, None) => {
+                        warn!(
+                            "{}: max-connections ({}) reached: new clients wait in the listen \
+                             backlog",
+                            ep.label, limits.max_connections
+                        );
+                        saturated_since[i] = Some(Instant::now());
+                    }
+                    (false, Some(since)) => {
+                        info!(
+                            "{}: connection slots free again after {:?}",
+                            ep.label,
+                            since.elapsed()
+                        );
+                        saturated_since[i] = None;
+                    }
+                    _ => {}
                 }
-                let (guard, _) = slots
+                if !full {
+                    open.push(i);
+                }
+            }
+            if open.is_empty() {
+                let _ = slots
                     .freed
-                    .wait_timeout(n, Duration::from_millis(250))
+                    .wait_timeout(active, Duration::from_millis(250))
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                n = guard;
-                drop(n);
                 continue;
             }
-            if let Some(since) = saturated_since.take() {
-                info!("connection slots free again after {:?}", since.elapsed());
-            }
-        }
-        let fds: Vec<_> = endpoints
+            open
+        };
+        let fds: Vec<_> = open
             .iter()
-            .map(|ep| match &ep.listener {
+            .map(|&i| match &endpoints[i].listener {
                 Listener::Tcp(l) => l.as_fd(),
                 Listener::Unix(l, _) => l.as_fd(),
             })
             .collect();
-        let ready = sys::poll_readable(&fds, Duration::from_millis(250))?;
-        for i in ready {
+        // Wake up soon when a saturated listener may have freed a slot meanwhile.
+        let wait = if open.len() < endpoints.len() {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(250)
+        };
+        let ready = sys::poll_readable(&fds, wait)?;
+        for r in ready {
+            let i = open[r];
             let ep = &endpoints[i];
             let accepted = match &ep.listener {
                 Listener::Tcp(l) => l.accept().map(|(s, a)| (Conn::Tcp(s), a.to_string())),
-                Listener::Unix(l, _) => l.accept().map(|(s, _)| (Conn::Unix(s), "unix".to_owned())),
+                Listener::Unix(l, _) => l.accept().map(|(s, _)| {
+                    // Refused peers are closed before they take a slot or a thread.
+                    if ep.policy.admit(&s, &ep.label) {
+                        (Conn::Unix(s), "unix".to_owned())
+                    } else {
+                        (Conn::Refused, String::new())
+                    }
+                }),
             };
             match accepted {
+                Ok((Conn::Refused, _)) => {}
                 Ok((conn, peer)) => {
-                    {
-                        let mut n = slots
-                            .active
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        *n += 1;
-                    }
-                    spawn_worker(&engine, &slots, conn, ep.service, peer, limits);
+                    slots.take(i);
+                    spawn_worker(&engine, &slots, i, conn, ep.service, peer, limits);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
@@ -248,22 +363,17 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     info!("shutting down: no new connections, finishing in-flight requests");
     drop_unix_paths(&endpoints);
     let deadline = Instant::now() + DRAIN;
-    let mut n = slots
-        .active
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    while *n > 0 && Instant::now() < deadline {
+    let mut active = slots.lock();
+    while active.iter().sum::<usize>() > 0 && Instant::now() < deadline {
         let (guard, _) = slots
             .freed
-            .wait_timeout(n, Duration::from_millis(100))
+            .wait_timeout(active, Duration::from_millis(100))
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        n = guard;
+        active = guard;
     }
-    if *n > 0 {
-        warn!(
-            "{} connection(s) still open after {:?}; exiting anyway",
-            *n, DRAIN
-        );
+    let left: usize = active.iter().sum();
+    if left > 0 {
+        warn!("{left} connection(s) still open after {DRAIN:?}; exiting anyway");
     }
     log::logger().flush();
     Ok(())
@@ -284,11 +394,14 @@ pub enum Conn {
     Tcp(TcpStream),
     /// Unix.
     Unix(UnixStream),
+    /// A Unix peer that the socket's policy refused: already closed.
+    Refused,
 }
 
 fn spawn_worker(
     engine: &Arc<Engine>,
     slots: &Arc<Slots>,
+    endpoint: usize,
     conn: Conn,
     service: Service,
     peer: String,
@@ -298,18 +411,18 @@ fn spawn_worker(
     let worker_slots = Arc::clone(slots);
     let name = format!("worker-{}-{peer}", service.name());
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
-        struct Release(Arc<Slots>);
+        struct Release(Arc<Slots>, usize);
         impl Drop for Release {
             fn drop(&mut self) {
-                self.0.release();
+                self.0.release(self.1);
             }
         }
-        let _release = Release(worker_slots);
+        let _release = Release(worker_slots, endpoint);
         serve_conn(&engine, conn, service, &peer, limits);
     });
     if let Err(e) = spawned {
         error!("cannot start a worker thread: {e}");
-        slots.release();
+        slots.release(endpoint);
     }
 }
 
@@ -341,13 +454,14 @@ pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, lim
         }
         (Service::Pam, Conn::Unix(s)) => {
             let _ = s.set_nonblocking(false);
-            crate::pam_listener::serve(engine, s, limits.timeouts.idle);
+            crate::pam_listener::serve(engine, s, limits.timeouts);
             Ok(())
         }
         (Service::Pam, Conn::Tcp(_)) => {
             error!("the pam protocol is served on Unix sockets only; closing {peer}");
             Ok(())
         }
+        (_, Conn::Refused) => Ok(()),
     };
     if let Err(e) = result {
         debug!("{} connection from {peer} ended: {e}", service.name());

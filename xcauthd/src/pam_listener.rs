@@ -3,11 +3,12 @@
 //! API secret never has to be readable by the PAM host (e.g. www-data).
 
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use xcauth_core::Engine;
 
+use crate::serve::Timeouts;
+
 /// Serves one connection from `pam_xcauth.so socket=…`.
-pub fn serve(engine: &Engine, stream: UnixStream, idle: Duration) {
-    xcauth_core::pamsock::serve(engine, stream, idle);
+pub fn serve(engine: &Engine, stream: UnixStream, timeouts: Timeouts) {
+    xcauth_core::pamsock::serve(engine, stream, timeouts.idle, timeouts.request);
 }

@@ -80,7 +80,10 @@ pub fn serve<I: Input, W: Write>(
         Some(_) => input.set_timeout(Some(TICK))?,
         None => false,
     };
+    // The idle clock runs from the last reply (or the connection's start); the request clock
+    // from the first byte of a request that is not complete yet.
     let mut waiting_since = Instant::now();
+    let mut request_since = waiting_since;
     let mut eof = false;
     // Bytes before `start` are consumed; compacting once per read (not once per
     // request) keeps pipelined input linear.
@@ -100,6 +103,8 @@ pub fn serve<I: Input, W: Write>(
                     start += consumed;
                     answer(ctx, framing, request, &mut out);
                     waiting_since = Instant::now();
+                    // The rest of the buffer (if any) starts the next request now.
+                    request_since = waiting_since;
                     if out.len() >= MAX_PENDING_OUTPUT {
                         // Pipelined rosters can be large: don't hold them all.
                         output.write_all(&out)?;
@@ -148,23 +153,36 @@ pub fn serve<I: Input, W: Write>(
         }
         buf.drain(..start);
         start = 0;
+        // Every read is bounded by the deadline that applies now, so a client that trickles
+        // one byte at a time cannot stretch a request past the request timeout.
+        if let (Some(t), true) = (timeouts, timed) {
+            let (since, limit) = if buf.is_empty() {
+                (waiting_since, t.idle)
+            } else {
+                (request_since, t.request)
+            };
+            let left = limit.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                info!(
+                    "{} framing: closing connection after {:?} without a complete request",
+                    framing.name(),
+                    limit
+                );
+                return Ok(End::Timeout);
+            }
+            input.set_timeout(Some(left.min(TICK)))?;
+        }
         match input.read(&mut chunk[..]) {
             Ok(0) => eof = true,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                if buf.is_empty() {
+                    request_since = Instant::now();
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) && timed => {
                 if ctx.shutdown.load(Ordering::Relaxed) && buf.is_empty() {
                     return Ok(End::Shutdown);
-                }
-                if let Some(t) = timeouts {
-                    let limit = if buf.is_empty() { t.idle } else { t.request };
-                    if waiting_since.elapsed() >= limit {
-                        info!(
-                            "{} framing: closing connection after {:?} without a complete request",
-                            framing.name(),
-                            limit
-                        );
-                        return Ok(End::Timeout);
-                    }
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{ArgMatches, Command};
 use log::{error, info, warn};
@@ -12,7 +11,7 @@ use xcauth_core::codec::Framing;
 use xcauth_core::config::{Config, ListenAddr, Protocol};
 use xcauth_core::Engine;
 
-use crate::listen::{self, Conn, Endpoint, Limits, Service};
+use crate::listen::{self, Conn, Endpoint, Limits, PeerPolicy, Service};
 use crate::logging::{self, Sink};
 use crate::serve::{self, Ctx, Timeouts};
 use crate::sys::{self, FdKind};
@@ -38,9 +37,65 @@ pub fn limits(config: &Config) -> Limits {
         max_connections: config.max_connections,
         timeouts: Timeouts {
             idle: config.idle_timeout,
-            request: Duration::from_secs(30),
+            request: config.request_timeout,
         },
         max_line: config.max_line,
+    }
+}
+
+/// The ids behind `socket-group`, `socket-allow-users` and `socket-allow-groups`, resolved
+/// once at start-up through NSS. A name that does not resolve is a configuration error.
+#[derive(Debug, Clone, Default)]
+pub struct SocketAccess {
+    /// `socket-group`.
+    pub group: Option<u32>,
+    /// `socket-allow-users`.
+    pub users: Vec<u32>,
+    /// `socket-allow-groups` (`None`: each socket's own group).
+    pub groups: Option<Vec<u32>>,
+}
+
+impl SocketAccess {
+    /// Resolves the names in `config`.
+    pub fn resolve(config: &Config) -> Result<Self, String> {
+        let group =
+            |key: &str, name: &str| listen::group_id(name).map_err(|e| format!("{key}: {e}"));
+        Ok(Self {
+            group: config
+                .socket_group
+                .as_deref()
+                .map(|g| group("socket-group", g))
+                .transpose()?,
+            users: config
+                .socket_allow_users
+                .iter()
+                .map(|u| listen::user_id(u).map_err(|e| format!("socket-allow-users: {e}")))
+                .collect::<Result<_, _>>()?,
+            groups: config
+                .socket_allow_groups
+                .as_ref()
+                .map(|list| {
+                    list.iter()
+                        .map(|g| group("socket-allow-groups", g))
+                        .collect::<Result<_, _>>()
+                })
+                .transpose()?,
+        })
+    }
+
+    /// The policy of a Unix socket whose file belongs to group `socket_gid`.
+    pub fn policy(&self, socket_gid: Option<u32>) -> PeerPolicy {
+        PeerPolicy::new(&self.users, self.groups.as_deref(), socket_gid)
+    }
+
+    /// Gives every Unix endpoint its policy.
+    fn apply(&self, endpoints: &mut [Endpoint]) {
+        for ep in endpoints {
+            if let listen::Listener::Unix(..) = ep.listener {
+                ep.policy = self.policy(ep.socket_gid());
+                log::debug!("{}: allowed peers {:?}", ep.label, ep.policy);
+            }
+        }
     }
 }
 
@@ -91,6 +146,13 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
             .unwrap_or_default()
     );
     let limits = limits(config);
+    let access = match SocketAccess::resolve(config) {
+        Ok(a) => a,
+        Err(msg) => {
+            error!("{msg}");
+            return fail(2, &msg);
+        }
+    };
     let default_service = config
         .protocol
         .map_or(Service::Framing(Framing::Generic), service_of);
@@ -121,6 +183,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
         if endpoints.is_empty() {
             return fail(1, "socket activation passed no usable listening socket");
         }
+        access.apply(&mut endpoints);
         return run_listeners(engine, endpoints, limits);
     }
 
@@ -133,12 +196,9 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
             let service = service_of(spec.protocol);
             let bound = match &spec.addr {
                 ListenAddr::Tcp(addr) => Endpoint::bind_tcp(*addr, service),
-                ListenAddr::Unix(path) => Endpoint::bind_unix(
-                    path,
-                    service,
-                    config.socket_mode,
-                    config.socket_group.as_deref(),
-                ),
+                ListenAddr::Unix(path) => {
+                    Endpoint::bind_unix(path, service, config.socket_mode, access.group)
+                }
             };
             match bound {
                 Ok(ep) => endpoints.push(ep),
@@ -149,6 +209,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
                 }
             }
         }
+        access.apply(&mut endpoints);
         return run_listeners(engine, endpoints, limits);
     }
 
@@ -157,7 +218,11 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
         return match kind {
             FdKind::TcpListener | FdKind::UnixListener => {
                 match Endpoint::from_fd(fd, kind, default_service, "inetd:fd0".into()) {
-                    Some(ep) => run_listeners(engine, vec![ep], limits),
+                    Some(ep) => {
+                        let mut endpoints = vec![ep];
+                        access.apply(&mut endpoints);
+                        run_listeners(engine, endpoints, limits)
+                    }
                     None => fail(1, "fd 0 is not a usable listening socket"),
                 }
             }
@@ -167,7 +232,15 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
                 ExitCode::SUCCESS
             }
             FdKind::UnixStream => {
-                let conn = Conn::Unix(std::os::unix::net::UnixStream::from(fd));
+                let stream = std::os::unix::net::UnixStream::from(fd);
+                let gid = stream
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| listen::socket_file_gid(&a));
+                if !access.policy(gid).admit(&stream, "inetd") {
+                    return ExitCode::from(1);
+                }
+                let conn = Conn::Unix(stream);
                 listen::serve_conn(&engine, conn, default_service, "inetd", limits);
                 ExitCode::SUCCESS
             }

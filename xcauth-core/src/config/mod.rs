@@ -97,6 +97,13 @@ pub struct Config {
     pub socket_mode: u32,
     /// `--socket-group` (extension): group of Unix listener sockets.
     pub socket_group: Option<String>,
+    /// `--request-timeout` (extension), at least 1s.
+    pub request_timeout: Duration,
+    /// `--socket-allow-users` (extension): extra users allowed on Unix sockets.
+    pub socket_allow_users: Vec<String>,
+    /// `--socket-allow-groups` (extension): groups allowed on Unix sockets; `None`: the
+    /// socket file's group.
+    pub socket_allow_groups: Option<Vec<String>>,
     /// `--breaker-failures` (extension): failures in a row that open the breaker; 0 = off.
     pub breaker_failures: u32,
     /// `--breaker-cooldown` (extension), at least 1s.
@@ -150,6 +157,9 @@ impl Config {
             db_mode: 0o600,
             socket_mode: 0o660,
             socket_group: None,
+            request_timeout: Duration::from_secs(30),
+            socket_allow_users: Vec::new(),
+            socket_allow_groups: None,
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             ca_file: None,
@@ -277,6 +287,9 @@ impl Config {
             "db-mode" => self.db_mode = field.parse(values::parse_file_mode)?,
             "socket-mode" => self.socket_mode = field.parse(values::parse_file_mode)?,
             "socket-group" => self.socket_group = Some(field.one()?.to_owned()),
+            "request-timeout" => self.request_timeout = field.parse(positive_duration)?,
+            "socket-allow-users" => self.socket_allow_users = field.names()?,
+            "socket-allow-groups" => self.socket_allow_groups = Some(field.names()?),
             "breaker-failures" => {
                 self.breaker_failures = field.parse(|t| {
                     bounded(t, 0, None).map_err(|e| format!("{e} (0 disables the breaker)"))
@@ -387,6 +400,22 @@ impl<'a> Field<'a> {
                 self.spec.value_names.join(" ")
             ))
         })
+    }
+
+    /// A list of user or group names (or numbers): no empty items, no spaces.
+    fn names(&self) -> Result<Vec<String>, ConfigError> {
+        let items: Vec<&str> = match &self.entry.value {
+            RawValue::Many(items) => items.iter().map(String::as_str).collect(),
+            RawValue::One(text) => text.split(',').map(str::trim).collect(),
+            RawValue::Flag => return Err(self.invalid("missing value")),
+        };
+        if items
+            .iter()
+            .any(|i| i.is_empty() || i.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(self.invalid("expected names or numbers, without empty items or spaces"));
+        }
+        Ok(items.into_iter().map(str::to_owned).collect())
     }
 
     /// The `listen` items, parsed, without duplicates.

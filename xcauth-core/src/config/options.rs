@@ -283,7 +283,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         Value,
         &["N"],
         Some("64"),
-        "Extension: most connections served at the same time (at least 1)",
+        "Extension: most connections served at the same time on each listener (at least 1); \
+         every listener has its own slots",
     ),
     opt(
         "idle-timeout",
@@ -333,6 +334,33 @@ pub static OPTIONS: &[OptionSpec] = &[
         None,
         "Extension: group that owns the Unix sockets xcauthd --daemon creates, e.g. sasl for a \
          saslauthd socket or www-data for pam_xcauth.so socket= under Apache",
+    ),
+    opt(
+        "request-timeout",
+        None,
+        Value,
+        &["DURATION"],
+        Some("30s"),
+        "Extension: close a connection whose request is not complete this long after its \
+         first byte arrived, however slowly it trickles in (at least 1s)",
+    ),
+    opt(
+        "socket-allow-users",
+        None,
+        List,
+        &["USER"],
+        None,
+        "Extension: users (names or uids) that may connect to xcauthd's Unix sockets, checked \
+         with SO_PEERCRED; root and xcauthd's own user always may",
+    ),
+    opt(
+        "socket-allow-groups",
+        None,
+        List,
+        &["GROUP"],
+        None,
+        "Extension: groups (names or gids, primary or supplementary) whose members may connect \
+         to xcauthd's Unix sockets. Default: the socket file's group (--socket-group)",
     ),
     opt(
         "breaker-failures",

@@ -108,6 +108,9 @@ fn everything_expected() -> Config {
         db_mode: 0o640,
         socket_mode: 0o600,
         socket_group: Some("sasl".into()),
+        request_timeout: secs(20),
+        socket_allow_users: vec!["postfix".into(), "33".into()],
+        socket_allow_groups: Some(vec!["sasl".into()]),
         breaker_failures: 0,
         breaker_cooldown: secs(120),
         ca_file: Some("/etc/ssl/private-ca.pem".into()),
@@ -187,6 +190,9 @@ fn every_option_from_a_file() {
          db-mode=0640\n\
          socket-mode=600\n\
          socket-group=sasl\n\
+         request-timeout=20s\n\
+         socket-allow-users=[postfix, 33]\n\
+         socket-allow-groups=sasl\n\
          breaker-failures=0\n\
          breaker-cooldown=2m\n\
          ca-file=/etc/ssl/private-ca.pem\n\
@@ -237,6 +243,9 @@ fn every_option_from_the_command_line() {
         ("db-mode", one("640")),
         ("socket-mode", one("0600")),
         ("socket-group", one("sasl")),
+        ("request-timeout", one("20")),
+        ("socket-allow-users", many(&["postfix", "33"])),
+        ("socket-allow-groups", one("sasl")),
         ("breaker-failures", one("0")),
         ("breaker-cooldown", one("120")),
         ("ca-file", one("/etc/ssl/private-ca.pem")),
@@ -280,6 +289,7 @@ fn every_table_option_is_applied() {
             | "cache-verification-ttl"
             | "cache-unreachable-ttl"
             | "idle-timeout"
+            | "request-timeout"
             | "breaker-cooldown" => one("7m"),
             _ => one("/some/path"),
         }

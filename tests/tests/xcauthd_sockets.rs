@@ -1,0 +1,432 @@
+//! xcauthd's sockets under hostile or foreign clients: slow-drip (slowloris) clients are cut
+//! off at the request timeout, each listener has its own connection slots, and Unix sockets
+//! only serve the local users they allow (`SO_PEERCRED`), whatever the file permissions say.
+//! Group names resolve through NSS and an unknown one is a configuration error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xcauth_core::pamsock::{self, PamReply, PamRequest};
+use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::support::{self, Proc, Scratch};
+
+const SECRET: &str = "e2e-secret";
+
+fn double() -> BackendDouble {
+    let d = BackendDouble::start(SECRET);
+    d.add_user(User::new("alice", "secret"));
+    d
+}
+
+struct Daemon {
+    _proc: Proc,
+    generic: SocketAddr,
+    postfix: SocketAddr,
+    pam: PathBuf,
+    mux: PathBuf,
+    log: PathBuf,
+}
+
+/// xcauthd with a generic and a postfix TCP listener, a pam socket and a saslauthd Unix socket.
+fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
+    let generic = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let postfix = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let pam = s.join("pam.sock");
+    let mux = s.join("mux");
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(
+            &d.url(),
+            SECRET,
+            &format!(
+                "listen=[generic@tcp:{generic}, postfix@tcp:{postfix}, pam@unix:{}, \
+                 saslauthd@unix:{}]\n{extra}",
+                pam.display(),
+                mux.display()
+            ),
+        ),
+    );
+    let log = s.join("daemon.log");
+    let proc = support::start_daemon(&conf, &log, &[generic, postfix]);
+    support::wait_for_unix(&pam, Duration::from_secs(5));
+    support::wait_for_unix(&mux, Duration::from_secs(5));
+    Daemon {
+        _proc: proc,
+        generic,
+        postfix,
+        pam,
+        mux,
+        log,
+    }
+}
+
+fn isuser_alice() -> PamRequest {
+    PamRequest::IsUser {
+        user: "alice".into(),
+        domain: "example.org".into(),
+    }
+}
+
+/// A saslauthd request for alice/secret.
+fn sasl_auth() -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in [&b"alice"[..], b"secret", b"xcauth", b"example.org"] {
+        out.extend_from_slice(&u16::try_from(f.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+const SASL_OK: &[u8] = b"\x00\x0aOK success";
+
+/// Sends `first`, then one byte of `drip` every 100 ms (well inside the old 250 ms tick, even
+/// on a busy machine), until the server closes the
+/// connection; returns how long that took.
+fn trickle<S: Read + Write>(mut stream: S, first: &[u8], drip: u8, limit: Duration) -> Duration {
+    let start = Instant::now();
+    stream.write_all(first).unwrap();
+    while start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(100));
+        if stream.write_all(&[drip]).is_err() {
+            return start.elapsed();
+        }
+    }
+    panic!("a client trickling one byte every 100 ms was still served after {limit:?}");
+}
+
+/// Trickling into a generic line, a saslauthd frame or a pam frame: each connection is closed
+/// about `request-timeout` after its request began, although it never goes 250 ms without
+/// sending (so a check made only after a read times out would never fire) and is far from any size cap
+/// (an 8 KiB line at 5 bytes a second lasts 27 minutes).
+#[test]
+fn a_trickling_client_is_cut_off_at_the_request_timeout() {
+    let d = double();
+    let s = Scratch::new("slowloris");
+    let dm = daemon(&s, &d, "request-timeout=2s\nidle-timeout=1m");
+    let limit = Duration::from_secs(20);
+    let check = |what: &str, took: Duration| {
+        assert!(
+            took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+            "{what}: closed after {took:?}, expected about 2 s"
+        );
+    };
+    let generic = std::thread::spawn(move || {
+        trickle(
+            TcpStream::connect(dm.generic).unwrap(),
+            b"auth:alice:",
+            b'x',
+            limit,
+        )
+    });
+    let mux = dm.mux.clone();
+    // A saslauthd frame announcing a 60000-byte field.
+    let sasl = std::thread::spawn(move || {
+        trickle(
+            UnixStream::connect(mux).unwrap(),
+            &[0xea, 0x60],
+            b'x',
+            limit,
+        )
+    });
+    // A pam frame announcing 60000 bytes.
+    let pam = trickle(
+        UnixStream::connect(&dm.pam).unwrap(),
+        &[0, 0, 0xea, 0x60, 1],
+        b'x',
+        limit,
+    );
+    check("pam socket", pam);
+    check("generic", generic.join().unwrap());
+    check("saslauthd", sasl.join().unwrap());
+    let log = std::fs::read_to_string(&dm.log).unwrap();
+    assert!(
+        log.contains("closing connection after 2s without a complete request"),
+        "{log}"
+    );
+
+    // A patient but well-behaved client is not affected: idle, then a whole request.
+    let mut g = TcpStream::connect(dm.generic).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    g.write_all(b"isuser:alice:example.org\n").unwrap();
+    g.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2];
+    g.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"1\n");
+}
+
+/// With max-connections=2 and two trickling clients holding both slots of the generic
+/// listener, the other listeners answer at once: slots are per listener. The generic listener
+/// itself queues a third client, as before.
+#[test]
+fn trickling_clients_on_one_listener_do_not_starve_the_others() {
+    let d = double();
+    let s = Scratch::new("slots");
+    let dm = daemon(
+        &s,
+        &d,
+        "max-connections=2\nrequest-timeout=1m\nidle-timeout=1m",
+    );
+    let mut hogs = Vec::new();
+    for _ in 0..2 {
+        let mut h = TcpStream::connect(dm.generic).unwrap();
+        h.write_all(b"auth:alice:").unwrap();
+        hogs.push(h);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dripper = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for h in &mut hogs {
+                    let _ = h.write_all(b"x");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            hogs
+        })
+    };
+
+    let start = Instant::now();
+    assert_eq!(
+        pamsock::query(&dm.pam, &isuser_alice(), Duration::from_secs(5)),
+        Ok(PamReply::Exists)
+    );
+    let pam_took = start.elapsed();
+
+    let start = Instant::now();
+    let mut p = TcpStream::connect(dm.postfix).unwrap();
+    p.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    p.write_all(b"get alice@example.org\n").unwrap();
+    let mut line = [0u8; 2];
+    p.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"20");
+    let postfix_took = start.elapsed();
+
+    let start = Instant::now();
+    let mut m = UnixStream::connect(&dm.mux).unwrap();
+    m.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    m.write_all(&sasl_auth()).unwrap();
+    let mut reply = vec![0u8; SASL_OK.len()];
+    m.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, SASL_OK);
+    let sasl_took = start.elapsed();
+
+    for (what, took) in [
+        ("pam", pam_took),
+        ("postfix", postfix_took),
+        ("saslauthd", sasl_took),
+    ] {
+        assert!(took < Duration::from_secs(1), "{what} waited {took:?}");
+    }
+
+    // The hogged listener still queues its own excess clients.
+    let mut c = TcpStream::connect(dm.generic).unwrap();
+    c.write_all(b"isuser:alice:example.org\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 2];
+    assert!(c.read(&mut buf).is_err(), "both generic slots are taken");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(dripper.join().unwrap());
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"1\n", "served once the hogs are gone");
+    let log = std::fs::read_to_string(&dm.log).unwrap();
+    assert!(
+        log.contains(&format!("tcp:{}: max-connections (2) reached", dm.generic)),
+        "{log}"
+    );
+}
+
+/// Connects to `socket` as user `nobody` (group `nogroup`, no supplementary groups), sends
+/// `request` and returns whatever came back before the server closed the connection.
+fn exchange_as_nobody(socket: &Path, request: &[u8]) -> Vec<u8> {
+    support::require_program("setpriv");
+    let script = r"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+try:
+    s.sendall(bytes.fromhex(sys.argv[2]))
+    s.shutdown(socket.SHUT_WR)
+except OSError:
+    pass
+out = b''
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+except OSError:
+    pass
+print(out.hex())
+";
+    let hex: String = request.iter().map(|b| format!("{b:02x}")).collect();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ])
+        .arg(socket)
+        .arg(hex)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    (0..text.trim().len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn pam_isuser_frame() -> Vec<u8> {
+    pamsock::encode_request(&isuser_alice()).unwrap().to_vec()
+}
+
+/// The sockets are world-writable (socket-mode=0666), so only the peer check stands between
+/// `nobody` and the daemon: refused by default (closed without a byte, one log line), served
+/// once allowed by user or by group. Root is always served.
+#[test]
+fn unix_sockets_serve_only_allowed_peers() {
+    pam_support_require_root();
+    let d = double();
+    let pam_reply_exists = pamsock::encode_reply(&PamReply::Exists).unwrap();
+
+    let s = Scratch::new("peercred");
+    let dm = daemon(&s, &d, "socket-mode=0666");
+    assert_eq!(exchange_as_nobody(&dm.pam, &pam_isuser_frame()), b"");
+    assert_eq!(exchange_as_nobody(&dm.mux, &sasl_auth()), b"");
+    let log = std::fs::read_to_string(&dm.log).unwrap();
+    let refused = format!(
+        "unix:{}: refused a connection from uid 65534 gid 65534",
+        dm.pam.display()
+    );
+    assert!(log.contains(&refused), "{log}");
+    assert!(
+        log.contains(&format!(
+            "unix:{}: refused a connection from uid 65534",
+            dm.mux.display()
+        )),
+        "{log}"
+    );
+    // Root (this test) is served.
+    assert_eq!(
+        pamsock::query(&dm.pam, &isuser_alice(), Duration::from_secs(5)),
+        Ok(PamReply::Exists)
+    );
+    drop(dm);
+
+    let s = Scratch::new("peercred-user");
+    let dm = daemon(&s, &d, "socket-mode=0666\nsocket-allow-users=nobody");
+    assert_eq!(
+        exchange_as_nobody(&dm.pam, &pam_isuser_frame()),
+        pam_reply_exists
+    );
+    assert_eq!(exchange_as_nobody(&dm.mux, &sasl_auth()), SASL_OK);
+    drop(dm);
+
+    // By group: the socket's own group (socket-group) is the default.
+    let s = Scratch::new("peercred-group");
+    let dm = daemon(&s, &d, "socket-mode=0666\nsocket-group=nogroup");
+    assert_eq!(
+        exchange_as_nobody(&dm.pam, &pam_isuser_frame()),
+        pam_reply_exists
+    );
+    drop(dm);
+
+    // socket-allow-groups replaces the socket's group.
+    let s = Scratch::new("peercred-groups");
+    let dm = daemon(
+        &s,
+        &d,
+        "socket-mode=0666\nsocket-group=nogroup\nsocket-allow-groups=root",
+    );
+    assert_eq!(exchange_as_nobody(&dm.pam, &pam_isuser_frame()), b"");
+}
+
+fn pam_support_require_root() {
+    xcauth_tests::pam_support::require_root();
+}
+
+/// socket-group names go through NSS (getgrnam_r): an existing group is applied to the
+/// socket file; an unknown one stops xcauthd with a configuration error naming the key.
+#[test]
+fn socket_group_names_resolve_and_unknown_ones_are_config_errors() {
+    use std::os::unix::fs::MetadataExt;
+    let d = double();
+    let s = Scratch::new("sockgroup");
+    let dm = daemon(&s, &d, "socket-group=nogroup");
+    let gid = std::fs::metadata(&dm.pam).unwrap().gid();
+    assert_eq!(gid, 65534, "nogroup's gid");
+    drop(dm);
+
+    for (key, expected) in [
+        (
+            "socket-group",
+            "socket-group: no group named \"no-such-group-xc\"",
+        ),
+        (
+            "socket-allow-groups",
+            "socket-allow-groups: no group named \"no-such-group-xc\"",
+        ),
+    ] {
+        let s = Scratch::new("sockgroup-bad");
+        let conf = s.write(
+            "xcauth.conf",
+            &support::xcauth_conf(
+                &d.url(),
+                SECRET,
+                &format!(
+                    "listen=pam@unix:{}\n{key}=no-such-group-xc",
+                    s.join("p.sock").display()
+                ),
+            ),
+        );
+        let out = support::xcauthd(&conf)
+            .args(["--daemon", "-i"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+    let s = Scratch::new("sockuser-bad");
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(
+            &d.url(),
+            SECRET,
+            &format!(
+                "listen=pam@unix:{}\nsocket-allow-users=no-such-user-xc",
+                s.join("p.sock").display()
+            ),
+        ),
+    );
+    let out = support::xcauthd(&conf)
+        .args(["--daemon", "-i"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("socket-allow-users: no user named \"no-such-user-xc\""),
+        "{err}"
+    );
+}
