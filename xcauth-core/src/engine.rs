@@ -19,6 +19,7 @@ use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserE
 use crate::cache::{CacheCheck, CredentialCache, Lookup, NoCache};
 use crate::clock::Clock;
 use crate::domains::{self, Domains, GlobalBackend, NoDomains};
+use crate::jsxc;
 use crate::logsafe;
 use crate::secret::Password;
 use crate::token::{self, TokenCheck};
@@ -98,6 +99,7 @@ pub struct Engine {
     domains: Arc<dyn Domains>,
     clock: Arc<dyn Clock>,
     after_login: Option<Arc<dyn AfterLogin>>,
+    allow_insecure_http: bool,
 }
 
 impl Engine {
@@ -110,7 +112,16 @@ impl Engine {
             domains: Arc::new(NoDomains),
             clock,
             after_login: None,
+            allow_insecure_http: false,
         }
+    }
+
+    /// Accepts plain-http backend URLs on hosts other than loopback
+    /// (`allow-insecure-http`); off by default.
+    #[must_use]
+    pub fn with_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
     }
 
     /// Uses `cache` for the cache steps.
@@ -160,7 +171,21 @@ impl Engine {
                 return Err(Unavailable::Misconfigured(why));
             }
         };
-        let target = domains::resolve(&self.global, row, domain);
+        // The global URL was checked with the configuration; a row's URL is
+        // checked here, where it is first used.
+        let from_row = row.is_some();
+        let target = domains::resolve(&self.global, row, domain).and_then(|t| {
+            let insecure = reqwest::Url::parse(&t.url).is_ok_and(|u| jsxc::is_insecure_url(&u));
+            if from_row && insecure && !self.allow_insecure_http {
+                return Err(Unavailable::Misconfigured(format!(
+                    "backend url {} for {} is plain http to a host other than loopback; \
+                     refused (use https, or set allow-insecure-http)",
+                    t.url,
+                    logsafe::clean(domain, 128)
+                )));
+            }
+            Ok(t)
+        });
         if let Err(e) = &target {
             log::error!("{e}");
         }

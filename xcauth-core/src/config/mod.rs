@@ -103,6 +103,8 @@ pub struct Config {
     pub breaker_cooldown: Duration,
     /// `--ca-file` (extension): extra trusted CA certificates (PEM).
     pub ca_file: Option<PathBuf>,
+    /// `--allow-insecure-http` (extension): accept plain http to a non-loopback host.
+    pub allow_insecure_http: bool,
     /// `--version`.
     pub version: bool,
 }
@@ -150,6 +152,7 @@ impl Config {
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             ca_file: None,
+            allow_insecure_http: false,
             version: false,
         }
     }
@@ -190,9 +193,23 @@ impl Config {
             }
         }
         let mut config = Self::defaults();
+        let mut url_field = None;
         for (spec, entry) in OPTIONS.iter().zip(merged) {
             if let Some(entry) = entry {
-                config.apply(Field { spec, entry })?;
+                let field = Field { spec, entry };
+                config.apply(field)?;
+                if spec.long == "url" {
+                    url_field = Some(field);
+                }
+            }
+        }
+        if let (Some(url), Some(field)) = (&config.url, url_field) {
+            if !config.allow_insecure_http && crate::jsxc::is_insecure_url(url) {
+                return Err(field.invalid(
+                    "plain http to a host other than loopback: the backend's answers are not \
+                     signed, anyone on the network path could accept any password; use https \
+                     (or set allow-insecure-http if the path is trusted)",
+                ));
             }
         }
         Ok(config)
@@ -280,6 +297,7 @@ impl Config {
             }
             "breaker-cooldown" => self.breaker_cooldown = field.parse(positive_duration)?,
             "ca-file" => self.ca_file = Some(field.path()?),
+            "allow-insecure-http" => self.allow_insecure_http = field.flag()?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: field.entry.origin.clone(),
