@@ -464,14 +464,15 @@ pub fn is_insecure_url(url: &Url) -> bool {
 }
 
 /// Turns a reqwest error into a log-safe reason. reqwest errors never carry
-/// the request body, but we still only keep the error chain's text.
+/// the request body, but we still only keep the error chain's text. A TLS
+/// failure starts with its cause in plain words, for the admin reading the log.
 fn classify(e: &reqwest::Error) -> Unavailable {
     let mut chain = e.to_string();
     let mut source = e.source();
-    let mut tls = false;
+    let mut tls: Option<&'static str> = None;
     while let Some(s) = source {
-        if is_rustls(s) {
-            tls = true;
+        if let Some(err) = find_rustls(s) {
+            tls = tls.or(Some(tls_cause(err)));
         }
         chain.push_str(": ");
         chain.push_str(&s.to_string());
@@ -479,8 +480,8 @@ fn classify(e: &reqwest::Error) -> Unavailable {
     }
     if e.is_timeout() {
         Unavailable::Timeout(chain)
-    } else if tls {
-        Unavailable::Tls(chain)
+    } else if let Some(cause) = tls {
+        Unavailable::Tls(format!("{cause}; {chain}"))
     } else if e.is_connect() {
         Unavailable::Connect(chain)
     } else {
@@ -488,22 +489,54 @@ fn classify(e: &reqwest::Error) -> Unavailable {
     }
 }
 
-/// True when `err` is a rustls error, possibly wrapped in (nested) `io::Error`s
-/// the way hyper's connectors report handshake failures.
-fn is_rustls(mut err: &(dyn std::error::Error + 'static)) -> bool {
+/// A TLS failure in plain words.
+fn tls_cause(err: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match err {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::Expired | C::ExpiredContext { .. } => "the backend's certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the backend's certificate is not valid yet (check the clocks)"
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the backend's certificate is not valid for the host name in the url"
+            }
+            C::UnknownIssuer => {
+                "the backend's certificate is not signed by a trusted CA (self-signed, or a \
+                 private CA that is not in ca-file=)"
+            }
+            C::Revoked => "the backend's certificate is revoked",
+            C::BadSignature => "the backend's certificate has a bad signature",
+            _ => "the backend's certificate was refused",
+        },
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            "the backend does not speak TLS on this port (plain http?)"
+        }
+        rustls::Error::AlertReceived(_) => "the backend aborted the TLS handshake",
+        _ => "the TLS handshake failed",
+    }
+}
+
+/// The rustls error in `err`, possibly wrapped in (nested) `io::Error`s the
+/// way hyper's connectors report handshake failures.
+fn find_rustls<'a>(mut err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     for _ in 0..8 {
-        if err.is::<rustls::Error>() {
-            return true;
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
         match err
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
         {
             Some(inner) => err = inner,
-            None => return false,
+            None => return None,
         }
     }
-    false
+    None
+}
+
+fn is_rustls(err: &(dyn std::error::Error + 'static)) -> bool {
+    find_rustls(err).is_some()
 }
 
 /// Python truthiness of a JSON value.

@@ -207,7 +207,7 @@ struct Shared {
     /// Close keep-alive connections idle for this long (runtime switch; `None`: idle_timeout).
     keepalive: Mutex<Option<Duration>>,
     reuse_drops: AtomicUsize,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
     next_conn: AtomicU64,
     streams: Mutex<HashMap<u64, TcpStream>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
@@ -254,7 +254,7 @@ impl BackendDouble {
             idle_timeout: options.idle_timeout,
             keepalive: Mutex::new(None),
             reuse_drops: AtomicUsize::new(0),
-            tls,
+            tls: Mutex::new(tls),
             next_conn: AtomicU64::new(1),
             streams: Mutex::new(HashMap::new()),
             handles: Mutex::new(Vec::new()),
@@ -277,7 +277,7 @@ impl BackendDouble {
 
     /// `http://127.0.0.1:PORT` (`https://` when serving TLS)
     pub fn base_url(&self) -> String {
-        let scheme = if self.shared.tls.is_some() {
+        let scheme = if lock(&self.shared.tls).is_some() {
             "https"
         } else {
             "http"
@@ -289,6 +289,17 @@ impl BackendDouble {
     /// `KeepAliveTimeout`); `None` restores the start-up idle timeout.
     pub fn set_keepalive_timeout(&self, after: Option<Duration>) {
         *lock(&self.shared.keepalive) = after;
+    }
+
+    /// Serves new connections with this certificate from now on (the double must have been
+    /// started with [`Options::tls`], so that its URL is `https://`).
+    ///
+    /// # Errors
+    /// When the files cannot be read or do not match.
+    pub fn set_tls_identity(&self, files: &TlsFiles) -> io::Result<()> {
+        let config = tls_config(files)?;
+        *lock(&self.shared.tls) = Some(config);
+        Ok(())
     }
 
     /// Connections closed by [`Fault::ResetIfReused`].
@@ -482,8 +493,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared, number: usize) {
     let Ok(raw) = stream.try_clone() else {
         return;
     };
-    let io: Box<dyn http::Stream> = match &shared.tls {
-        Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+    let tls = lock(&shared.tls).clone();
+    let io: Box<dyn http::Stream> = match tls {
+        Some(config) => match rustls::ServerConnection::new(config) {
             Ok(tls) => Box::new(rustls::StreamOwned::new(tls, stream)),
             Err(_) => return,
         },
