@@ -604,7 +604,7 @@ fn plain_http_to_a_remote_host_is_refused_unless_allowed() {
     // The flag in one layer, the URL in another.
     let system =
         RawConfig::parse_str("url=http://10.0.0.5/x", Path::new("/etc/xcauth.conf")).unwrap();
-    assert!(Config::resolve(&[system.clone()]).is_err());
+    assert!(Config::resolve(std::slice::from_ref(&system)).is_err());
     assert!(Config::resolve(&[system, cli(&[("allow-insecure-http", RawValue::Flag)])]).is_ok());
 }
 
