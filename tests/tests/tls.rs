@@ -159,3 +159,40 @@ fn pam_module_over_https() {
     seen.extend(w.log.take());
     xcauth_tests::pam_support::assert_no_secrets(&seen, &w.secrets(&[]));
 }
+
+/// `url=http://` to a host other than loopback stops xcauthd with exit status 2 and a
+/// message naming the file, line and key, unless `allow-insecure-http` is set.
+#[test]
+fn xcauthd_refuses_plain_http_to_a_remote_host() {
+    let s = Scratch::new("tls-plainhttp");
+    // 192.0.2.1 (TEST-NET-1) never answers: with the flag the check is "unavailable".
+    let conf = s.write(
+        "plain.conf",
+        "secret=s\nurl=http://192.0.2.1/index.php/apps/ojsxc/ajax/externalApi.php\ntimeout=1,1\n",
+    );
+    let out = support::xcauthd(&conf)
+        .args(["-A", "alice", "example.org", "pw"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plain.conf:2") && err.contains("'url'") && err.contains("plain http"),
+        "{err}"
+    );
+    let allowed = s.write(
+        "allowed.conf",
+        "secret=s\nurl=http://192.0.2.1/index.php/apps/ojsxc/ajax/externalApi.php\ntimeout=1,1\n\
+         allow-insecure-http\n",
+    );
+    let out = support::xcauthd(&allowed)
+        .args(["-A", "alice", "example.org", "pw"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
