@@ -2,7 +2,7 @@
 //! reproducing `shared/spec/jsxc-api.md`: signature middleware, `auth` / `isuser` /
 //! `sharedroster`, PHP JSON escaping and `empty()` semantics, plus switchable faults and request
 //! counters. A real HTTP/1.1 server on `127.0.0.1` built on `std::net`, one thread per
-//! connection, keep-alive supported.
+//! connection, keep-alive supported; HTTPS (rustls) with [`Options::tls`].
 //!
 //! ```no_run
 //! use xcauth_tests::double::{BackendDouble, Fault, User};
