@@ -3,3 +3,4 @@
 pub mod double;
 pub mod pam_support;
 pub mod support;
+pub mod tls;

@@ -247,12 +247,16 @@ impl World {
 
     /// Like [`World::new`] with extra `xcauth.conf` lines.
     pub fn with_conf(tag: &str, extra_conf: &str) -> World {
+        Self::with_double(Scratch::new(tag), BackendDouble::start(SECRET), extra_conf)
+    }
+
+    /// Like [`World::with_conf`] in `scratch`, with this (fresh) double, e.g. one serving
+    /// HTTPS.
+    pub fn with_double(scratch: Scratch, double: BackendDouble, extra_conf: &str) -> World {
         require_root();
-        let scratch = Scratch::new(tag);
         let so = scratch.join("pam_xcauth.so");
         std::fs::copy(module_so(), &so).unwrap();
         std::fs::set_permissions(&so, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let double = BackendDouble::start(SECRET);
         double.add_user(User::new("alice", ALICE_PW));
         double.add_user(User::new("bob", BOB_PW));
         double.add_group("team", "Team", &["alice"]);

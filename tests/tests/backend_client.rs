@@ -549,3 +549,158 @@ fn engine_refuses_a_name_that_does_not_spell_the_account() {
     assert_eq!(d.count("auth"), calls, "a domain not served is never asked");
     assert!(e.auth("alice", "EXAMPLE.ORG", &pw("secret")).is_accepted());
 }
+
+/// A body over the 16 MiB limit whose prefix is `{"result":"success"}` + spaces (valid JSON
+/// when cut) must never be parsed: unavailable, with or without `Content-Length`.
+#[test]
+fn oversize_body_is_unavailable_not_parsed() {
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    let limit = 16 * 1024 * 1024;
+    for with_length in [true, false] {
+        d.set_fault(Fault::HugeBody {
+            len: limit + 1024,
+            with_length,
+        });
+        let got = c.auth(&t, "alice", &pw("wrong"));
+        let AuthReply::Unavailable(Unavailable::Malformed(why)) = &got else {
+            panic!("with_length={with_length}: {got:?}")
+        };
+        assert!(why.contains("16 MiB"), "{why}");
+    }
+    // Exactly at the limit is still read and parsed.
+    d.set_fault(Fault::HugeBody {
+        len: limit,
+        with_length: false,
+    });
+    assert_eq!(
+        c.auth(&t, "alice", &pw("wrong")),
+        AuthReply::Accepted { uid: None }
+    );
+}
+
+/// Apache closes idle keep-alive connections (KeepAliveTimeout); the next login must not
+/// fail because of it.
+#[test]
+fn idle_keepalive_close_does_not_fail_the_next_login() {
+    let d = double();
+    d.set_keepalive_timeout(Some(Duration::from_millis(200)));
+    let c = client();
+    let t = target(&d, "example.org");
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), accepted("alice"));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), accepted("alice"));
+    assert_eq!(d.count("auth"), 2);
+    assert_eq!(d.connections(), 2, "the idle connection was closed");
+}
+
+/// The race: the server closes a reused connection as the next request arrives, reading it
+/// or not. Exactly one retry, on a new connection, and the login succeeds.
+#[test]
+fn close_on_reuse_race_is_retried_exactly_once() {
+    for fault in [Fault::DropIfReused, Fault::ResetIfReused] {
+        let d = double();
+        let c = client();
+        let t = target(&d, "example.org");
+        // Set before the first login: it spares the first request of a new connection.
+        d.set_fault(fault.clone());
+        assert_eq!(c.auth(&t, "alice", &pw("secret")), accepted("alice"));
+        assert_eq!(
+            c.auth(&t, "alice", &pw("secret")),
+            accepted("alice"),
+            "{fault:?}"
+        );
+        let answered_on_retry = d.last_request().unwrap();
+        match fault {
+            // The dropped request was read: 1 + dropped + retry.
+            Fault::DropIfReused => assert_eq!(d.count("auth"), 3, "{fault:?}"),
+            // The dropped request was not read: 1 + retry.
+            _ => {
+                assert_eq!(d.reuse_drops(), 1);
+                assert_eq!(d.count("auth"), 2, "{fault:?}");
+            }
+        }
+        assert_eq!(
+            d.connections(),
+            2,
+            "{fault:?}: one new connection for the retry"
+        );
+        assert_eq!(answered_on_retry.connection, 2);
+    }
+}
+
+/// No retry when the connection was new, after a response started, or on a timeout.
+#[test]
+fn no_retry_outside_the_reused_connection_race() {
+    // A new connection closed without an answer: one request only.
+    let d = double();
+    d.set_fault(Fault::Drop);
+    let c = client();
+    let t = target(&d, "example.org");
+    assert!(matches!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(Unavailable::Transport(_))
+    ));
+    assert_eq!(d.count("auth"), 1, "no retry on a new connection");
+
+    // A reused connection that breaks after the response head: no retry.
+    let d = double();
+    let c = client();
+    let t = target(&d, "example.org");
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), accepted("alice"));
+    d.set_fault(Fault::CloseAfterHeaders);
+    assert!(matches!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(_)
+    ));
+    assert_eq!(d.count("auth"), 2, "no retry after a response started");
+
+    // A timeout on a reused connection: no retry.
+    let d = double();
+    let c = JsxcClient::new(&opts(1)).unwrap();
+    let t = target(&d, "example.org");
+    assert_eq!(c.auth(&t, "alice", &pw("secret")), accepted("alice"));
+    d.set_fault(Fault::Delay(Duration::from_secs(3)));
+    assert!(matches!(
+        c.auth(&t, "alice", &pw("secret")),
+        AuthReply::Unavailable(Unavailable::Timeout(_))
+    ));
+    assert_eq!(d.count("auth"), 2, "a timeout is never retried");
+}
+
+/// A plain-http per-domain URL to a non-loopback host is refused at lookup unless
+/// allow-insecure-http; the engine never sends the password there.
+#[test]
+fn per_domain_plain_http_to_a_remote_host_is_misconfigured() {
+    use xcauth_core::domains::{DomainRow, Domains};
+    #[derive(Debug)]
+    struct Row(String);
+    impl Domains for Row {
+        fn lookup(&self, _d: &str) -> Result<Option<DomainRow>, String> {
+            Ok(Some(DomainRow {
+                secret: Some(Secret::new(SECRET)),
+                url: Some(self.0.clone()),
+                authdomain: None,
+            }))
+        }
+    }
+    let d = double();
+    let clock = Arc::new(ManualClock::at(1_000_000));
+    // 192.0.2.1 (TEST-NET-1) would never answer; the refusal comes before any connect.
+    let e = engine(&d, clock.clone()).with_domains(Arc::new(Row("http://192.0.2.1/x".into())));
+    assert!(matches!(
+        e.target("example.org"),
+        Err(Unavailable::Misconfigured(why)) if why.contains("plain http")
+    ));
+    let e = engine(&d, clock.clone()).with_domains(Arc::new(Row(d.url())));
+    assert_eq!(
+        e.auth("alice", "example.org", &pw("secret")),
+        AuthDecision::Accepted(Via::Backend),
+        "loopback http stays allowed"
+    );
+    let e = engine(&d, clock)
+        .with_domains(Arc::new(Row("http://192.0.2.1/x".into())))
+        .with_insecure_http(true);
+    assert!(e.target("example.org").is_ok());
+}

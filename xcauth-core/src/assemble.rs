@@ -13,7 +13,7 @@ use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
 use crate::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache, SqliteDomains};
 use crate::domains::{DomainRow, Domains, GlobalBackend};
 use crate::engine::Engine;
-use crate::jsxc::{ClientOptions, JsxcClient};
+use crate::jsxc::{self, ClientOptions, JsxcClient};
 use crate::SystemClock;
 
 /// Where the engine will live; it decides what is worth keeping.
@@ -140,15 +140,9 @@ impl Domains for BrokenDomains {
 /// (missing url/secret, unreadable ca-file).
 pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     let (url, secret) = config.require_backend()?;
-    let url_host = url.host_str().unwrap_or_default();
-    let url_host = url_host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = url_host == "localhost"
-        || url_host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if url.scheme() == "http" && !loopback {
-        // Replies are not signed: anyone on the path could answer "success".
-        warn!("backend url {url} is plain http: use https, anyone on the network path can forge answers");
+    if jsxc::is_insecure_url(url) {
+        // Only reachable with allow-insecure-http: the config refuses it otherwise.
+        warn!("backend url {url} is plain http (allow-insecure-http is set): anyone on the network path can forge answers");
     }
     let client =
         JsxcClient::new(&client_options(config, host)).map_err(|e| ConfigError::Invalid {
@@ -161,7 +155,8 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         secret: secret.clone(),
     };
     let mut engine = Engine::new(global, Arc::new(client), Arc::new(SystemClock))
-        .with_served_domains(config.served_domains.clone());
+        .with_served_domains(config.served_domains.clone())
+        .with_insecure_http(config.allow_insecure_http);
     let wants_db = config.cache_storage == CacheStorage::Db;
     let state = open_db(config, wants_db);
     if let DbState::Broken(why) = &state {

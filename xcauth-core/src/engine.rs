@@ -19,6 +19,7 @@ use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserE
 use crate::cache::{CacheCheck, CredentialCache, Lookup, NoCache};
 use crate::clock::Clock;
 use crate::domains::{self, Domains, GlobalBackend, NoDomains};
+use crate::jsxc;
 use crate::logsafe;
 use crate::secret::Password;
 use crate::token::{self, TokenCheck};
@@ -155,6 +156,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     after_login: Option<Arc<dyn AfterLogin>>,
     served: Option<Vec<String>>,
+    allow_insecure_http: bool,
 }
 
 /// Where a domain's logins go.
@@ -176,7 +178,16 @@ impl Engine {
             clock,
             after_login: None,
             served: None,
+            allow_insecure_http: false,
         }
+    }
+
+    /// Accepts plain-http backend URLs on hosts other than loopback
+    /// (`allow-insecure-http`); off by default.
+    #[must_use]
+    pub fn with_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
     }
 
     /// Uses `cache` for the cache steps.
@@ -249,7 +260,22 @@ impl Engine {
         if row.is_none() && !self.serves_globally(domain) {
             return Ok(Route::NotServed);
         }
-        match domains::resolve(&self.global, row, domain) {
+        // The global URL was checked with the configuration; a row's URL is
+        // checked here, where it is first used.
+        let from_row = row.is_some();
+        let target = domains::resolve(&self.global, row, domain).and_then(|t| {
+            let insecure = reqwest::Url::parse(&t.url).is_ok_and(|u| jsxc::is_insecure_url(&u));
+            if from_row && insecure && !self.allow_insecure_http {
+                return Err(Unavailable::Misconfigured(format!(
+                    "backend url {} for {} is plain http to a host other than loopback; \
+                     refused (use https, or set allow-insecure-http)",
+                    t.url,
+                    logsafe::clean(domain, 128)
+                )));
+            }
+            Ok(t)
+        });
+        match target {
             Ok(target) => Ok(Route::Serve(target)),
             Err(e) => {
                 log::error!("{e}");

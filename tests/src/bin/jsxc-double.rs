@@ -4,21 +4,24 @@
 //! jsxc-double --secret S [--port P] [--port-file PATH] [--exit-on-stdin-eof] [--php7]
 //!             [--user uid:password[:display name]]... [--app-password uid:loginname:password]...
 //!             [--group gid:display:uid1,uid2]... [--disabled uid]... [--fault SPEC]
+//!             [--tls-cert CHAIN.pem --tls-key KEY.pem]
 //! ```
 //! Prints `READY <url>` once listening. `POST /__control` (loopback, unsigned) with
-//! `fault=none|garbage|drop|wrongsig|closeafterheaders|status:503[:body]|delay:3000|redirect[:url]|json:BODY`,
+//! `fault=none|garbage|drop|wrongsig|closeafterheaders|status:503[:body]|delay:3000|redirect[:url]|json:BODY`
+//! (also `huge:BYTES`, `hugenolength:BYTES`, `dropifreused`, `resetifreused`),
+//! `keepalive=MILLIS` (close idle keep-alive connections; 0 = default),
 //! `secret=S`, `reset=1` or `stats=1` changes the double at run time.
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use xcauth_tests::double::{parse_fault, BackendDouble, Options, PhpVersion, User};
+use xcauth_tests::double::{parse_fault, BackendDouble, Options, PhpVersion, TlsFiles, User};
 
 const USAGE: &str = "usage: jsxc-double --secret S [--port P] [--port-file PATH] \
 [--exit-on-stdin-eof] [--php7] [--user uid:password[:display name]]... \
 [--app-password uid:loginname:password]... [--group gid:display:uid1,uid2]... \
-[--disabled uid]... [--fault SPEC]\n";
+[--disabled uid]... [--fault SPEC] [--tls-cert CHAIN.pem --tls-key KEY.pem]\n";
 
 fn main() -> ExitCode {
     match run() {
@@ -38,6 +41,8 @@ fn run() -> Result<(), String> {
         ..Options::default()
     };
     let mut port_file = None;
+    let mut tls_cert: Option<String> = None;
+    let mut tls_key: Option<String> = None;
     let mut stdin_eof = false;
     let mut php7 = false;
     let mut fault = None;
@@ -55,6 +60,8 @@ fn run() -> Result<(), String> {
                     .map_err(|_| "--port: not a port number".to_owned())?;
             }
             "--port-file" => port_file = Some(value("--port-file")?),
+            "--tls-cert" => tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => tls_key = Some(value("--tls-key")?),
             "--exit-on-stdin-eof" => stdin_eof = true,
             "--php7" => php7 = true,
             "--fault" => {
@@ -105,6 +112,14 @@ fn run() -> Result<(), String> {
         }
     }
     let secret = secret.ok_or("--secret is required")?;
+    options.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert_chain: cert.into(),
+            key: key.into(),
+        }),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".to_owned()),
+    };
     for (uid, login, password) in app_passwords {
         let user = users
             .iter_mut()

@@ -2,7 +2,12 @@
 //! `Content-Length` or chunked bodies, `Expect: 100-continue`, pipelining) and response writing.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+
+/// What a connection reads requests from and writes responses to: a TCP stream, or a TLS
+/// stream over one.
+pub trait Stream: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Stream for T {}
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -82,14 +87,21 @@ pub enum ReadError {
 }
 
 /// A server-side connection with its read buffer (bytes of pipelined requests are kept).
-#[derive(Debug)]
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Box<dyn Stream>,
     buf: Vec<u8>,
 }
 
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: Box<dyn Stream>) -> Conn {
         Conn {
             stream,
             buf: Vec::new(),
@@ -109,6 +121,11 @@ impl Conn {
                 Err(_) => return Err(ReadError::Closed),
             }
         }
+    }
+
+    /// True when bytes of a next (pipelined) request are already buffered.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// Reads the next request.
@@ -322,7 +339,7 @@ impl Response {
     }
 
     /// Writes the response (without body for `HEAD`).
-    pub fn write_to(&self, stream: &mut TcpStream, close: bool, head_only: bool) -> io::Result<()> {
+    pub fn write_to(&self, stream: &mut dyn Write, close: bool, head_only: bool) -> io::Result<()> {
         let mut bytes = self.head_bytes(close);
         if !head_only {
             bytes.extend_from_slice(&self.body);

@@ -2,7 +2,7 @@
 //! reproducing `shared/spec/jsxc-api.md`: signature middleware, `auth` / `isuser` /
 //! `sharedroster`, PHP JSON escaping and `empty()` semantics, plus switchable faults and request
 //! counters. A real HTTP/1.1 server on `127.0.0.1` built on `std::net`, one thread per
-//! connection, keep-alive supported.
+//! connection, keep-alive supported; HTTPS (rustls) with [`Options::tls`].
 //!
 //! ```no_run
 //! use xcauth_tests::double::{BackendDouble, Fault, User};
@@ -67,6 +67,38 @@ pub enum Fault {
     /// Send the status line and headers of a normal answer (with its `Content-Length`), then
     /// close before the body.
     CloseAfterHeaders,
+    /// 200 `application/json`: `{"result":"success"}` padded with spaces to this many bytes
+    /// (a cut prefix of it is valid JSON). With `Content-Length` when `with_length`, else
+    /// delimited by closing the connection.
+    HugeBody {
+        /// Total body size in bytes.
+        len: usize,
+        /// Send `Content-Length` (else: no length, close after the body).
+        with_length: bool,
+    },
+    /// On a keep-alive connection that already served a request: read the request, then
+    /// close without answering (the server's idle close crossing the client's request).
+    /// A new connection is answered normally and does not use up the fault.
+    DropIfReused,
+    /// On a keep-alive connection that already served a request: close as soon as the next
+    /// request starts arriving, without reading it (the peer sees a reset). Not recorded as a
+    /// request; counted in [`BackendDouble::reuse_drops`]. New connections are answered normally.
+    ResetIfReused,
+}
+
+impl Fault {
+    fn reuse_only(&self) -> bool {
+        matches!(self, Fault::DropIfReused | Fault::ResetIfReused)
+    }
+}
+
+/// A certificate chain and its private key (PEM files) for serving HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Leaf certificate first, then intermediates.
+    pub cert_chain: std::path::PathBuf,
+    /// The leaf's private key (PKCS#8, SEC1 or PKCS#1).
+    pub key: std::path::PathBuf,
 }
 
 /// Start-up options for [`BackendDouble::start_with`].
@@ -78,6 +110,8 @@ pub struct Options {
     pub control: bool,
     /// How long an idle keep-alive connection stays open.
     pub idle_timeout: Duration,
+    /// Serve HTTPS with this certificate (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for Options {
@@ -86,8 +120,28 @@ impl Default for Options {
             port: 0,
             control: false,
             idle_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
+}
+
+fn tls_config(files: &TlsFiles) -> io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    let certs = CertificateDer::pem_file_iter(&files.cert_chain)
+        .map_err(|e| bad(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| bad(&e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&e))?;
+    Ok(Arc::new(config))
 }
 
 /// A request as the double received it.
@@ -150,6 +204,10 @@ struct Shared {
     stop: AtomicBool,
     control: bool,
     idle_timeout: Duration,
+    /// Close keep-alive connections idle for this long (runtime switch; `None`: idle_timeout).
+    keepalive: Mutex<Option<Duration>>,
+    reuse_drops: AtomicUsize,
+    tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
     next_conn: AtomicU64,
     streams: Mutex<HashMap<u64, TcpStream>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
@@ -181,6 +239,7 @@ impl BackendDouble {
     /// # Errors
     /// When the port cannot be bound.
     pub fn start_with(secret: &str, options: Options) -> io::Result<BackendDouble> {
+        let tls = options.tls.as_ref().map(tls_config).transpose()?;
         let listener = TcpListener::bind(("127.0.0.1", options.port))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -193,6 +252,9 @@ impl BackendDouble {
             stop: AtomicBool::new(false),
             control: options.control,
             idle_timeout: options.idle_timeout,
+            keepalive: Mutex::new(None),
+            reuse_drops: AtomicUsize::new(0),
+            tls: Mutex::new(tls),
             next_conn: AtomicU64::new(1),
             streams: Mutex::new(HashMap::new()),
             handles: Mutex::new(Vec::new()),
@@ -213,9 +275,36 @@ impl BackendDouble {
         format!("{}{API_PATH}", self.base_url())
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS)
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if lock(&self.shared.tls).is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Closes keep-alive connections once they have been idle for `after` (like Apache's
+    /// `KeepAliveTimeout`); `None` restores the start-up idle timeout.
+    pub fn set_keepalive_timeout(&self, after: Option<Duration>) {
+        *lock(&self.shared.keepalive) = after;
+    }
+
+    /// Serves new connections with this certificate from now on (the double must have been
+    /// started with [`Options::tls`], so that its URL is `https://`).
+    ///
+    /// # Errors
+    /// When the files cannot be read or do not match.
+    pub fn set_tls_identity(&self, files: &TlsFiles) -> io::Result<()> {
+        let config = tls_config(files)?;
+        *lock(&self.shared.tls) = Some(config);
+        Ok(())
+    }
+
+    /// Connections closed by [`Fault::ResetIfReused`].
+    pub fn reuse_drops(&self) -> usize {
+        self.shared.reuse_drops.load(Ordering::SeqCst)
     }
 
     /// The listening address.
@@ -401,10 +490,38 @@ fn serve_connection(stream: TcpStream, shared: &Shared, number: usize) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_read_timeout(Some(shared.idle_timeout));
     let _ = stream.set_nodelay(true);
-    let mut conn = Conn::new(stream);
+    let Ok(raw) = stream.try_clone() else {
+        return;
+    };
+    let tls = lock(&shared.tls).clone();
+    let io: Box<dyn http::Stream> = match tls {
+        Some(config) => match rustls::ServerConnection::new(config) {
+            Ok(tls) => Box::new(rustls::StreamOwned::new(tls, stream)),
+            Err(_) => return,
+        },
+        None => Box::new(stream),
+    };
+    let mut conn = Conn::new(io);
     // A connection whose first request is a control request is not counted in `connections()`.
     let mut first = true;
+    // API requests answered on this connection so far.
+    let mut served = 0usize;
     while !shared.stop.load(Ordering::SeqCst) {
+        if served > 0 {
+            let keepalive = lock(&shared.keepalive).unwrap_or(shared.idle_timeout);
+            let _ = raw.set_read_timeout(Some(keepalive));
+            if lock(&shared.fault).fault == Fault::ResetIfReused && !conn.has_buffered() {
+                // Wait for the next request's first bytes without reading them, then close.
+                let mut probe = [0u8; 1];
+                if !matches!(raw.peek(&mut probe), Ok(n) if n > 0) {
+                    break;
+                }
+                if take_fault(shared, true) == Fault::ResetIfReused {
+                    shared.reuse_drops.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
         let req = match conn.read_request() {
             Ok(req) => req,
             Err(ReadError::Closed) => break,
@@ -435,9 +552,29 @@ fn serve_connection(stream: TcpStream, shared: &Shared, number: usize) {
         first = false;
         let params = api::params(&req);
         record(shared, &req, &params, number);
-        let fault = take_fault(shared);
+        let reused = served > 0;
+        served += 1;
+        let fault = take_fault(shared, reused);
         let resp = match fault {
-            Fault::Drop => break,
+            Fault::Drop | Fault::DropIfReused | Fault::ResetIfReused => break,
+            Fault::HugeBody { len, with_length } => {
+                let mut body = br#"{"result":"success"}"#.to_vec();
+                body.resize(len.max(body.len()), b' ');
+                let resp = Response::new(200, api::JSON_TYPE, body);
+                if with_length {
+                    resp
+                } else {
+                    let mut bytes = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nConnection: close\r\n\r\n",
+                        api::JSON_TYPE
+                    )
+                    .into_bytes();
+                    bytes.extend_from_slice(&resp.body);
+                    let _ = conn.stream.write_all(&bytes);
+                    let _ = conn.stream.flush();
+                    break;
+                }
+            }
             Fault::Delay(d) => {
                 sleep_interruptibly(shared, d);
                 if shared.stop.load(Ordering::SeqCst) {
@@ -468,12 +605,19 @@ fn serve_connection(stream: TcpStream, shared: &Shared, number: usize) {
             break;
         }
     }
-    let _ = conn.stream.shutdown(Shutdown::Both);
+    let _ = conn.stream.flush();
+    drop(conn);
+    let _ = raw.shutdown(Shutdown::Both);
 }
 
-fn take_fault(shared: &Shared) -> Fault {
+/// The fault for this request, using up one of a limited count. A fault meant for reused
+/// connections does not apply to (and is not used up by) a new connection's first request.
+fn take_fault(shared: &Shared, reused: bool) -> Fault {
     let mut state = lock(&shared.fault);
     let fault = state.fault.clone();
+    if fault.reuse_only() && !reused {
+        return Fault::None;
+    }
     if let Some(n) = state.remaining {
         if n <= 1 {
             *state = FaultState::default();
@@ -578,6 +722,15 @@ fn control(shared: &Shared, req: &Request) -> Response {
     if let Some(secret) = text("secret") {
         *lock(&shared.secret) = secret;
     }
+    if let Some(ms) = text("keepalive") {
+        *lock(&shared.keepalive) = match ms.parse::<u64>() {
+            Ok(0) => None,
+            Ok(ms) => Some(Duration::from_millis(ms)),
+            Err(_) => {
+                return Response::new(400, "text/plain; charset=utf-8", "bad keepalive\n");
+            }
+        };
+    }
     if text("reset").is_some() {
         *lock(&shared.counters) = Counters::default();
         shared.connections.store(0, Ordering::SeqCst);
@@ -607,7 +760,8 @@ fn control(shared: &Shared, req: &Request) -> Response {
 
 /// Parses a fault spec as used by the control endpoint and the binary:
 /// `none`, `garbage`, `drop`, `wrongsig`, `closeafterheaders`, `status:CODE[:HTML body]`,
-/// `delay:MILLIS`, `redirect[:LOCATION]`, `json:BODY`.
+/// `delay:MILLIS`, `redirect[:LOCATION]`, `json:BODY`, `huge:BYTES`, `hugenolength:BYTES`,
+/// `dropifreused`, `resetifreused`.
 pub fn parse_fault(spec: &str) -> Option<Fault> {
     let (kind, arg) = match spec.split_once(':') {
         Some((k, a)) => (k, Some(a)),
@@ -619,6 +773,16 @@ pub fn parse_fault(spec: &str) -> Option<Fault> {
         ("drop", None) => Fault::Drop,
         ("wrongsig" | "wrongsignature", None) => Fault::WrongSignature,
         ("closeafterheaders", None) => Fault::CloseAfterHeaders,
+        ("dropifreused", None) => Fault::DropIfReused,
+        ("resetifreused", None) => Fault::ResetIfReused,
+        ("huge", Some(len)) => Fault::HugeBody {
+            len: len.parse().ok()?,
+            with_length: true,
+        },
+        ("hugenolength", Some(len)) => Fault::HugeBody {
+            len: len.parse().ok()?,
+            with_length: false,
+        },
         ("status", Some(arg)) => {
             let (code, body) = match arg.split_once(':') {
                 Some((c, b)) => (c, b.to_owned()),

@@ -113,6 +113,8 @@ pub struct Config {
     /// `--served-domains` (extension): the domains the global backend serves, lower-case;
     /// `None` serves every domain.
     pub served_domains: Option<Vec<String>>,
+    /// `--allow-insecure-http` (extension): accept plain http to a non-loopback host.
+    pub allow_insecure_http: bool,
     /// `--version`.
     pub version: bool,
 }
@@ -164,6 +166,7 @@ impl Config {
             breaker_cooldown: Duration::from_secs(30),
             ca_file: None,
             served_domains: None,
+            allow_insecure_http: false,
             version: false,
         }
     }
@@ -204,9 +207,23 @@ impl Config {
             }
         }
         let mut config = Self::defaults();
+        let mut url_field = None;
         for (spec, entry) in OPTIONS.iter().zip(merged) {
             if let Some(entry) = entry {
-                config.apply(Field { spec, entry })?;
+                let field = Field { spec, entry };
+                config.apply(field)?;
+                if spec.long == "url" {
+                    url_field = Some(field);
+                }
+            }
+        }
+        if let (Some(url), Some(field)) = (&config.url, url_field) {
+            if !config.allow_insecure_http && crate::jsxc::is_insecure_url(url) {
+                return Err(field.invalid(
+                    "plain http to a host other than loopback: the backend's answers are not \
+                     signed, anyone on the network path could accept any password; use https \
+                     (or set allow-insecure-http if the path is trusted)",
+                ));
             }
         }
         Ok(config)
@@ -298,6 +315,7 @@ impl Config {
             "breaker-cooldown" => self.breaker_cooldown = field.parse(positive_duration)?,
             "ca-file" => self.ca_file = Some(field.path()?),
             "served-domains" => self.served_domains = Some(field.domains()?),
+            "allow-insecure-http" => self.allow_insecure_http = field.flag()?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: field.entry.origin.clone(),

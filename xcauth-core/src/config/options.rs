@@ -399,6 +399,13 @@ pub static OPTIONS: &[OptionSpec] = &[
         "Extension: PEM file of extra CA certificates trusted for the backend, in addition to \
          the system's",
     ),
+    flag(
+        "allow-insecure-http",
+        None,
+        "Extension: accept a plain http:// backend URL (url= or a per-domain authurl) on a host \
+         other than loopback. Off by default: the backend's answers are not signed, so anyone \
+         on the network path could accept any password",
+    ),
 ];
 
 /// The option with this canonical long name (`cache-query-ttl`), if any. Use

@@ -115,6 +115,7 @@ fn everything_expected() -> Config {
         breaker_cooldown: secs(120),
         ca_file: Some("/etc/ssl/private-ca.pem".into()),
         served_domains: Some(vec!["example.org".into(), "example.net".into()]),
+        allow_insecure_http: false,
         version: false,
     }
 }
@@ -585,6 +586,43 @@ fn url_validation() {
         cli_error("url", many(&["https://a/", "https://b/"])),
         "command line: --url: takes a single value, not a list"
     );
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused_unless_allowed() {
+    let err = file_error("secret=s\nurl=http://cloud.example.org/x");
+    assert!(
+        err.starts_with("/etc/xcauth.conf:2: key 'url': plain http to a host other than loopback"),
+        "{err}"
+    );
+    assert!(
+        cli_error("url", one("http://192.0.2.7/x")).starts_with("command line: --url: plain http")
+    );
+    for loopback in [
+        "http://127.0.0.1:8080/x",
+        "http://127.1.2.3/x",
+        "http://[::1]:80/x",
+        "http://localhost/x",
+        "http://LOCALHOST:81/x",
+        "https://cloud.example.org/x",
+    ] {
+        assert!(
+            resolve_file(&format!("url={loopback}")).is_ok(),
+            "{loopback}"
+        );
+    }
+    for allowed in [
+        "allow-insecure-http\nurl=http://cloud.example.org/x",
+        "url=http://cloud.example.org/x\nallow-insecure-http=yes",
+    ] {
+        let config = resolve_file(allowed).unwrap();
+        assert!(config.allow_insecure_http);
+    }
+    // The flag in one layer, the URL in another.
+    let system =
+        RawConfig::parse_str("url=http://10.0.0.5/x", Path::new("/etc/xcauth.conf")).unwrap();
+    assert!(Config::resolve(std::slice::from_ref(&system)).is_err());
+    assert!(Config::resolve(&[system, cli(&[("allow-insecure-http", RawValue::Flag)])]).is_ok());
 }
 
 #[test]
