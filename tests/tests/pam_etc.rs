@@ -123,12 +123,13 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
             "{ctx}"
         );
 
-        // account, (a): a Nextcloud-only user is unknown to pam_unix (USER_UNKNOWN, ignored)
-        // and passes via pam_xcauth, after its auth (above) and without one.
+        // account, (a): a Nextcloud-only user is unknown to pam_unix (USER_UNKNOWN, ignored);
+        // pam_xcauth vouches only for a user it authenticated on this handle (the auth+account
+        // runs above), and without one answers PAM_IGNORE: nobody vouched, so libpam refuses.
         let r = account_only(svc, "alice@example.org");
-        assert_eq!(r.code, "SUCCESS", "{ctx}: {}", r.output);
+        assert_eq!(r.code, "PERM_DENIED", "{ctx}: {}", r.output);
         let r = account_only(svc, "nobody@example.org");
-        assert_eq!(r.code, "USER_UNKNOWN", "{ctx}: {}", r.output);
+        assert_eq!(r.code, "PERM_DENIED", "{ctx}: {}", r.output);
         // (b): a local user passes via pam_unix's account check (pam_xcauth, which does not
         // know the name, would have said USER_UNKNOWN).
         let r = account_only(svc, &local.name);

@@ -136,6 +136,12 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
             return fail(code, &msg);
         }
     };
+    if config.served_domains.is_none() {
+        log::warn!(
+            "served-domains is not set: a name in any domain is checked against the global \
+             Nextcloud (alice@other.example logs in as alice); list the domains you serve"
+        );
+    }
     info!(
         "xcauthd {} starting, backend {}",
         xcauth_core::VERSION,
