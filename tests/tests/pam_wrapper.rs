@@ -3,6 +3,7 @@
 // Helpers outside #[test] fns: a failed set-up step is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -320,7 +321,41 @@ fn configuration_errors_are_service_errors() {
     let readable = w
         .scratch
         .write("readable.conf", &std::fs::read_to_string(&w.conf).unwrap());
+    // A symbolic link at the configured path, even to a good file.
+    let link = w.scratch.join("link.conf");
+    std::os::unix::fs::symlink(&w.conf, &link).unwrap();
+    // A good file in a directory anyone may write to (they could swap it).
+    let open_dir = w.scratch.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    let in_open_dir = open_dir.join("xcauth.conf");
+    std::fs::copy(&w.conf, &in_open_dir).unwrap();
+    xcauth_tests::pam_support::secure_conf(&in_open_dir);
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The secret pasted on a line of its own: the error must not quote it.
+    let stray = w.scratch.write(
+        "stray.conf",
+        &format!(
+            "{}Stray2Secret9Line\n",
+            std::fs::read_to_string(&w.conf).unwrap()
+        ),
+    );
+    xcauth_tests::pam_support::secure_conf(&stray);
     let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "symlinked",
+            format!("config={} syslog_socket={log}", link.display()),
+            "link.conf is a symbolic link: refused",
+        ),
+        (
+            "open-dir",
+            format!("config={} syslog_socket={log}", in_open_dir.display()),
+            "/open is writable by group or others (mode 0777)",
+        ),
+        (
+            "stray-secret",
+            format!("config={} syslog_socket={log}", stray.display()),
+            "stray.conf:5: unrecognised line",
+        ),
         (
             "missing-config",
             format!("config=/nonexistent/xcauth.conf syslog_socket={log}"),
@@ -371,7 +406,10 @@ fn configuration_errors_are_service_errors() {
             "configuration errors are LOG_ERR: {line}"
         );
     }
-    assert_no_secrets(&w.log.lines(), &w.secrets(&["hunter2-in-argv"]));
+    assert_no_secrets(
+        &w.log.lines(),
+        &w.secrets(&["hunter2-in-argv", "Stray2Secret9Line"]),
+    );
 }
 
 #[test]
