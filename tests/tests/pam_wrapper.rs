@@ -659,3 +659,46 @@ fn the_cache_vouches_while_the_backend_is_down() {
     assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
     assert_no_secrets(&w.log.lines(), &w.secrets(&["wrong-5"]));
 }
+
+#[test]
+fn a_held_database_lock_does_not_stall_logins() {
+    let w = World::with_conf(
+        "pamwrap-dblock",
+        "cache-storage=db\ncache-bcrypt-rounds=4\ndb=DBPATH",
+    );
+    let db = w.scratch.join("cache.sqlite3");
+    let conf = std::fs::read_to_string(&w.conf)
+        .unwrap()
+        .replace("DBPATH", &db.display().to_string());
+    std::fs::write(&w.conf, conf).unwrap();
+    let dir = w.wrapper_service("dblock", &service(&w.module(), ""));
+    let run = |user: &str, pw: &str| {
+        Pamtester::new("dblock", user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+    assert_eq!(run("alice@example.org", ALICE_PW).code, "SUCCESS");
+    w.log.wait_for("via=backend");
+
+    // Another process's writer that never lets go.
+    let holder = xcauth_core::db::rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for (user, pw, via) in [
+        ("bob@example.org", BOB_PW, "via=backend"),
+        ("alice@example.org", ALICE_PW, "via=cache"),
+    ] {
+        w.log.take();
+        let started = Instant::now();
+        let r = run(user, pw);
+        let took = started.elapsed();
+        assert_eq!(r.code, "SUCCESS", "{user}: {}", r.output);
+        w.log.wait_for(via);
+        assert!(
+            took < Duration::from_secs(10),
+            "{user}: a login waited {took:?} on the database lock"
+        );
+    }
+    holder.execute_batch("COMMIT").unwrap();
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
+}

@@ -4,6 +4,7 @@
 //! read `xcauth.conf` the same way.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use std::io::ErrorKind;
 
@@ -61,6 +62,11 @@ fn cache_settings(config: &Config, cost: u32) -> CacheSettings {
     }
 }
 
+/// The longest a login waits for another process's lock on the shared
+/// database, per operation; then it goes on without the cache (SQLite's own
+/// writes take milliseconds, so only a stuck or hostile holder hits this).
+pub const LOGIN_DB_WAIT: Duration = Duration::from_secs(1);
+
 /// The shared database as far as this process could open it.
 #[derive(Debug)]
 pub enum DbState {
@@ -78,6 +84,7 @@ pub enum DbState {
 pub fn open_db(config: &Config, need: bool) -> DbState {
     let opts = DbOptions {
         mode: config.db_mode,
+        busy_timeout: LOGIN_DB_WAIT,
         ..DbOptions::default()
     };
     let path = match &config.db {
