@@ -702,3 +702,106 @@ fn a_held_database_lock_does_not_stall_logins() {
     holder.execute_batch("COMMIT").unwrap();
     assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
 }
+
+/// `chown OWNER PATH` with the system's chown.
+fn chown(owner: &str, path: &Path) {
+    let st = std::process::Command::new("chown")
+        .arg(owner)
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown {owner} {}", path.display());
+}
+
+#[test]
+fn only_a_database_nobody_else_can_write_is_trusted() {
+    use xcauth_core::cache::CredentialCache;
+    use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
+
+    const PLANTED: &str = "planted-pw-Z9q";
+    let w = World::with_conf(
+        "pamwrap-dbtrust",
+        "cache-storage=db\ncache-bcrypt-rounds=4\ndb=DBPATH",
+    );
+    let db_dir = w.scratch.join("state");
+    std::fs::create_dir(&db_dir).unwrap();
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db_path = db_dir.join("xcauth.sqlite3");
+    let conf = std::fs::read_to_string(&w.conf)
+        .unwrap()
+        .replace("DBPATH", &db_path.display().to_string());
+    std::fs::write(&w.conf, conf).unwrap();
+
+    // Whoever can write the file plants a cache row for alice with a password
+    // of their choosing, and a domain row sending foreign.example elsewhere.
+    {
+        let db = std::sync::Arc::new(Db::open(&db_path, &DbOptions::default()).unwrap());
+        let cache = DbCache::new(
+            db.clone(),
+            CacheSettings {
+                bcrypt_cost: 4,
+                ..CacheSettings::default()
+            },
+        );
+        cache.store(
+            "alice@example.org",
+            &xcauth_core::Password::new(PLANTED),
+            std::time::SystemTime::now(),
+        );
+        let url = w.double.url();
+        db.run(|c| {
+            c.execute(
+                "INSERT INTO domains (xmppdomain, authsecret, authurl) VALUES ('foreign.example', ?1, ?2)",
+                [xcauth_tests::pam_support::SECRET, url.as_str()],
+            )
+        })
+        .unwrap();
+    }
+    let dir = w.wrapper_service("dbtrust", &service(&w.module(), "debug"));
+    let run = |user: &str, pw: &str| {
+        Pamtester::new("dbtrust", user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    // Owned by another user: the planted row is not used, the backend says no.
+    chown("nobody", &db_path);
+    let r = run("alice@example.org", PLANTED);
+    assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
+    let line = w.log.wait_for("cache=none (database not trusted:");
+    assert!(line.contains("owned by root or uid 0"), "{line}");
+    w.log.wait_for("user=alice@example.org reason=bad_password");
+    // A domain the file lists fails closed, saying why.
+    w.log.take();
+    let r = run("alice@foreign.example", ALICE_PW);
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    let line = w.log.wait_for("backend unavailable");
+    assert!(line.contains("which is not trusted"), "{line}");
+    // Other domains go on with the global backend.
+    let r = run("alice@example.org", ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    w.log.wait_for("via=backend");
+
+    // The same file owned by root, mode 0600: the cache vouches (the row was good).
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db_path.display()));
+        if file.exists() {
+            chown("root", &file);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    w.log.take();
+    let r = run("alice@example.org", PLANTED);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    w.log.wait_for("via=cache");
+
+    // A group-writable directory: refused again.
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    w.log.take();
+    let r = run("alice@example.org", PLANTED);
+    assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
+    let line = w.log.wait_for("cache=none (database not trusted:");
+    assert!(line.contains("/state is writable by group or others"), "{line}");
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[PLANTED]));
+}
