@@ -293,8 +293,11 @@ mod permission_tests {
         std::fs::write(&path, "url=https://x/\nsecret=s\n").unwrap();
         for ok in [0o600, 0o640, 0o400] {
             chmod(&path, ok);
-            let raw = read_config(&path).unwrap_or_else(|e| panic!("{ok:o}: {e}"));
-            assert!(raw.get("url").is_some());
+            let raw = read_config(&path);
+            assert!(
+                raw.as_ref().is_ok_and(|r| r.get("url").is_some()),
+                "{ok:o}: {raw:?}"
+            );
         }
         chmod(&path, 0o644);
         assert!(read_config(&path)

@@ -802,6 +802,9 @@ fn only_a_database_nobody_else_can_write_is_trusted() {
     let r = run("alice@example.org", PLANTED);
     assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
     let line = w.log.wait_for("cache=none (database not trusted:");
-    assert!(line.contains("/state is writable by group or others"), "{line}");
+    assert!(
+        line.contains("/state is writable by group or others"),
+        "{line}"
+    );
     assert_no_secrets(&w.log.lines(), &w.secrets(&[PLANTED]));
 }

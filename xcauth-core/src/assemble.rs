@@ -205,7 +205,10 @@ fn untrusted(path: &Path, euid: u32, why: String, exists: bool, opts: &DbOptions
         },
         Err(e) => {
             warn!("{e}; per-domain settings unknown: logins fail until this is fixed");
-            DbState::Broken(format!("database {} is not trusted ({why}) and cannot be read: {e}", path.display()))
+            DbState::Broken(format!(
+                "database {} is not trusted ({why}) and cannot be read: {e}",
+                path.display()
+            ))
         }
     }
 }
