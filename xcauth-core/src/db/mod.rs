@@ -17,8 +17,10 @@
 //!   operations (domains, cache entries, the GDPR helpers).
 //!
 //! The file holds bcrypt hashes and backend secrets: it should belong to the
-//! user xcauthd runs as (`xcauth` in the shipped units) with mode 0600, or
-//! 0640 with a group for other readers such as a PAM host.
+//! user xcauthd runs as (`xcauth` in the shipped units) with mode 0600. Logins
+//! only use a file this process can trust (see `crate::assemble::open_db`):
+//! owned by root or the process's own user, in a directory nobody else can
+//! write to.
 
 mod cache;
 mod domains;
