@@ -189,15 +189,14 @@ mod tests {
     #[test]
     fn null_argv_with_a_count_is_an_error_not_an_empty_list() {
         // SAFETY: a NULL vector is never dereferenced.
-        let got = unsafe { collect_args(2, std::ptr::null()) };
-        assert_eq!(got, Err(BadArgs::NullVector(2)));
+        let two = unsafe { collect_args(2, std::ptr::null()) };
+        assert_eq!(two, Err(BadArgs::NullVector(2)));
         // SAFETY: as above.
-        assert_eq!(unsafe { collect_args(0, std::ptr::null()) }, Ok(Vec::new()));
+        let none = unsafe { collect_args(0, std::ptr::null()) };
+        assert_eq!(none, Ok(Vec::new()));
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { collect_args(-1, std::ptr::null()) },
-            Err(BadArgs::NegativeCount(-1))
-        );
+        let negative = unsafe { collect_args(-1, std::ptr::null()) };
+        assert_eq!(negative, Err(BadArgs::NegativeCount(-1)));
     }
 
     #[test]
@@ -209,16 +208,12 @@ mod tests {
         let got = unsafe { collect_args(2, argv.as_ptr()) };
         assert_eq!(got, Ok(vec!["group=Admins".to_owned(), "debug".to_owned()]));
         // SAFETY: entry 2 is NULL, which collect_args checks before reading it.
-        assert_eq!(
-            unsafe { collect_args(3, argv.as_ptr()) },
-            Err(BadArgs::NullEntry(2))
-        );
+        let null_entry = unsafe { collect_args(3, argv.as_ptr()) };
+        assert_eq!(null_entry, Err(BadArgs::NullEntry(2)));
         let bad = [0xffu8, 0];
         let argv = [bad.as_ptr().cast::<c_char>()];
         // SAFETY: one NUL-terminated (non-UTF-8) string.
-        assert_eq!(
-            unsafe { collect_args(1, argv.as_ptr()) },
-            Err(BadArgs::NotUtf8(0))
-        );
+        let not_utf8 = unsafe { collect_args(1, argv.as_ptr()) };
+        assert_eq!(not_utf8, Err(BadArgs::NotUtf8(0)));
     }
 }

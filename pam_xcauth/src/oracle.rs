@@ -6,6 +6,7 @@
 //! client (whose drop joins reqwest's runtime thread), the optional SQLite cache, the engine.
 //! Nothing is kept in a static, so nothing survives into a `fork()`ed child or past `pam_end`.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use xcauth_core::backend::UserExists;
 use xcauth_core::config::{Config, RawConfig};
 use xcauth_core::engine::{LoginRules, NameMatch};
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
+use xcauth_core::trust;
 use xcauth_core::{AuthDecision, Engine, Password, Via};
 
 /// The answer to a password check.
@@ -82,8 +84,7 @@ impl Oracle for Box<dyn Oracle> {
 /// (→ `PAM_SERVICE_ERR`), with the path and what to fix.
 pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, String> {
     let deadline = std::time::Instant::now() + budget;
-    check_config_permissions(config_path)?;
-    let raw = RawConfig::parse_file(config_path).map_err(|e| e.to_string())?;
+    let raw = read_config(config_path)?;
     let config = Config::resolve(&[raw]).map_err(|e| e.to_string())?;
     let (url, _) = config
         .require_backend()
@@ -106,22 +107,45 @@ pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, Str
     })
 }
 
-/// The settings file holds the API secret and decides who may log in, so it
-/// must be a regular file owned by root or by the user the host runs as, not
-/// writable by group or others, and not readable by everyone (pam.md §6).
-/// A file that does not exist is left to the parser's error.
-pub fn check_config_permissions(path: &Path) -> Result<(), String> {
+/// Opens the settings file once and parses what that descriptor holds, so the file checked
+/// is the file read. It holds the API secret and decides who may log in, so it must be a
+/// regular file (not a symbolic link) owned by root or by the user the host runs as, not
+/// writable by group or others, not readable by everyone (pam.md §6), in directories that
+/// only root or that user can change, up to `/`.
+pub fn read_config(path: &Path) -> Result<RawConfig, String> {
+    let shown = path.display();
+    let euid = trust::euid();
+    trust::check_directories(path, euid, trust::Parent::Ancestor)
+        .map_err(|why| format!("config file {shown} refused: {why}"))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO planted in its place must not block the call.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                format!(
+                    "config file {shown} is a symbolic link: refused; \
+                     point config= at the file itself"
+                )
+            } else {
+                format!("cannot open config file {shown}: {e}")
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot check config file {shown}: {e}"))?;
+    check_config_metadata(&meta, euid, path)?;
+    RawConfig::parse_reader(file, path).map_err(|e| e.to_string())
+}
+
+/// The rules of [`read_config`] for the opened file itself.
+fn check_config_metadata(meta: &std::fs::Metadata, euid: u32, path: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(_) => return Ok(()),
-    };
     let shown = path.display();
     if !meta.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
-    // /proc/self belongs to the effective user: no libc call needed.
-    let euid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
     if meta.uid() != 0 && meta.uid() != euid {
         return Err(format!(
             "{shown} must be owned by root or the user running the service (owner uid {})",
@@ -316,36 +340,65 @@ impl Oracle for Socket {
 mod permission_tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use super::check_config_permissions;
+    use super::read_config;
+
+    fn chmod(path: &std::path::Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
 
     #[test]
     fn config_file_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("xcauth.conf");
         std::fs::write(&path, "url=https://x/\nsecret=s\n").unwrap();
-        let set = |mode| {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        };
         for ok in [0o600, 0o640, 0o400] {
-            set(ok);
-            assert_eq!(check_config_permissions(&path), Ok(()), "{ok:o}");
+            chmod(&path, ok);
+            let raw = read_config(&path);
+            assert!(
+                raw.as_ref().is_ok_and(|r| r.get("url").is_some()),
+                "{ok:o}: {raw:?}"
+            );
         }
-        set(0o644);
-        assert!(check_config_permissions(&path)
+        chmod(&path, 0o644);
+        assert!(read_config(&path)
             .unwrap_err()
             .contains("readable by everyone"));
-        set(0o660);
-        assert!(check_config_permissions(&path)
+        chmod(&path, 0o660);
+        assert!(read_config(&path)
             .unwrap_err()
             .contains("writable by group"));
-        set(0o602);
-        assert!(check_config_permissions(&path).is_err());
-        assert!(check_config_permissions(dir.path())
+        chmod(&path, 0o602);
+        assert!(read_config(&path).is_err());
+        assert!(read_config(dir.path())
             .unwrap_err()
             .contains("not a regular file"));
-        assert_eq!(
-            check_config_permissions(&dir.path().join("missing")),
-            Ok(())
+        let e = read_config(&dir.path().join("missing")).unwrap_err();
+        assert!(e.starts_with("cannot open config file "), "{e}");
+    }
+
+    #[test]
+    fn links_and_open_directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("xcauth.conf");
+        std::fs::write(&path, "url=https://x/\nsecret=s\n").unwrap();
+        chmod(&path, 0o600);
+        let link = dir.path().join("link.conf");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let e = read_config(&link).unwrap_err();
+        assert!(e.contains("is a symbolic link: refused"), "{e}");
+
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        let inner = open.join("xcauth.conf");
+        std::fs::copy(&path, &inner).unwrap();
+        chmod(&inner, 0o600);
+        chmod(&open, 0o777);
+        let e = read_config(&inner).unwrap_err();
+        assert!(
+            e.contains("is writable by group or others (mode 0777)"),
+            "{e}"
         );
+        chmod(&open, 0o755);
+        assert!(read_config(&inner).is_ok());
     }
 }

@@ -3,6 +3,7 @@
 // Helpers outside #[test] fns: a failed set-up step is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -320,7 +321,41 @@ fn configuration_errors_are_service_errors() {
     let readable = w
         .scratch
         .write("readable.conf", &std::fs::read_to_string(&w.conf).unwrap());
+    // A symbolic link at the configured path, even to a good file.
+    let link = w.scratch.join("link.conf");
+    std::os::unix::fs::symlink(&w.conf, &link).unwrap();
+    // A good file in a directory anyone may write to (they could swap it).
+    let open_dir = w.scratch.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    let in_open_dir = open_dir.join("xcauth.conf");
+    std::fs::copy(&w.conf, &in_open_dir).unwrap();
+    xcauth_tests::pam_support::secure_conf(&in_open_dir);
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The secret pasted on a line of its own: the error must not quote it.
+    let stray = w.scratch.write(
+        "stray.conf",
+        &format!(
+            "{}Stray2Secret9Line\n",
+            std::fs::read_to_string(&w.conf).unwrap()
+        ),
+    );
+    xcauth_tests::pam_support::secure_conf(&stray);
     let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "symlinked",
+            format!("config={} syslog_socket={log}", link.display()),
+            "link.conf is a symbolic link: refused",
+        ),
+        (
+            "open-dir",
+            format!("config={} syslog_socket={log}", in_open_dir.display()),
+            "/open is writable by group or others (mode 0777)",
+        ),
+        (
+            "stray-secret",
+            format!("config={} syslog_socket={log}", stray.display()),
+            "stray.conf:5: unrecognised line",
+        ),
         (
             "missing-config",
             format!("config=/nonexistent/xcauth.conf syslog_socket={log}"),
@@ -371,7 +406,10 @@ fn configuration_errors_are_service_errors() {
             "configuration errors are LOG_ERR: {line}"
         );
     }
-    assert_no_secrets(&w.log.lines(), &w.secrets(&["hunter2-in-argv"]));
+    assert_no_secrets(
+        &w.log.lines(),
+        &w.secrets(&["hunter2-in-argv", "Stray2Secret9Line"]),
+    );
 }
 
 #[test]
@@ -675,4 +713,153 @@ fn the_cache_vouches_while_the_backend_is_down() {
     let r = run("wrong-5");
     assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
     assert_no_secrets(&w.log.lines(), &w.secrets(&["wrong-5"]));
+}
+
+#[test]
+fn a_held_database_lock_does_not_stall_logins() {
+    let w = World::with_conf(
+        "pamwrap-dblock",
+        "cache-storage=db\ncache-bcrypt-rounds=4\ndb=DBPATH",
+    );
+    let db = w.scratch.join("cache.sqlite3");
+    let conf = std::fs::read_to_string(&w.conf)
+        .unwrap()
+        .replace("DBPATH", &db.display().to_string());
+    std::fs::write(&w.conf, conf).unwrap();
+    let dir = w.wrapper_service("dblock", &service(&w.module(), ""));
+    let run = |user: &str, pw: &str| {
+        Pamtester::new("dblock", user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+    assert_eq!(run("alice@example.org", ALICE_PW).code, "SUCCESS");
+    w.log.wait_for("via=backend");
+
+    // Another process's writer that never lets go.
+    let holder = xcauth_core::db::rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for (user, pw, via) in [
+        ("bob@example.org", BOB_PW, "via=backend"),
+        ("alice@example.org", ALICE_PW, "via=cache"),
+    ] {
+        w.log.take();
+        let started = Instant::now();
+        let r = run(user, pw);
+        let took = started.elapsed();
+        assert_eq!(r.code, "SUCCESS", "{user}: {}", r.output);
+        w.log.wait_for(via);
+        assert!(
+            took < Duration::from_secs(10),
+            "{user}: a login waited {took:?} on the database lock"
+        );
+    }
+    holder.execute_batch("COMMIT").unwrap();
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
+}
+
+/// `chown OWNER PATH` with the system's chown.
+fn chown(owner: &str, path: &Path) {
+    let st = std::process::Command::new("chown")
+        .arg(owner)
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown {owner} {}", path.display());
+}
+
+#[test]
+fn only_a_database_nobody_else_can_write_is_trusted() {
+    use xcauth_core::cache::CredentialCache;
+    use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
+
+    const PLANTED: &str = "planted-pw-Z9q";
+    let w = World::with_conf(
+        "pamwrap-dbtrust",
+        "cache-storage=db\ncache-bcrypt-rounds=4\ndb=DBPATH",
+    );
+    let db_dir = w.scratch.join("state");
+    std::fs::create_dir(&db_dir).unwrap();
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db_path = db_dir.join("xcauth.sqlite3");
+    let conf = std::fs::read_to_string(&w.conf)
+        .unwrap()
+        .replace("DBPATH", &db_path.display().to_string());
+    std::fs::write(&w.conf, conf).unwrap();
+
+    // Whoever can write the file plants a cache row for alice with a password
+    // of their choosing, and a domain row sending foreign.example elsewhere.
+    {
+        let db = std::sync::Arc::new(Db::open(&db_path, &DbOptions::default()).unwrap());
+        let cache = DbCache::new(
+            db.clone(),
+            CacheSettings {
+                bcrypt_cost: 4,
+                ..CacheSettings::default()
+            },
+        );
+        cache.store(
+            "alice@example.org",
+            &xcauth_core::Password::new(PLANTED),
+            std::time::SystemTime::now(),
+        );
+        let url = w.double.url();
+        db.run(|c| {
+            c.execute(
+                "INSERT INTO domains (xmppdomain, authsecret, authurl) VALUES ('foreign.example', ?1, ?2)",
+                [xcauth_tests::pam_support::SECRET, url.as_str()],
+            )
+        })
+        .unwrap();
+    }
+    let dir = w.wrapper_service("dbtrust", &service(&w.module(), "debug"));
+    let run = |user: &str, pw: &str| {
+        Pamtester::new("dbtrust", user, AUTH_ACCT)
+            .wrapped(&dir)
+            .password(pw)
+            .run()
+    };
+
+    // Owned by another user: the planted row is not used, the backend says no.
+    chown("nobody", &db_path);
+    let r = run("alice@example.org", PLANTED);
+    assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
+    let line = w.log.wait_for("cache=none (database not trusted:");
+    assert!(line.contains("owned by root or uid 0"), "{line}");
+    w.log.wait_for("user=alice@example.org reason=bad_password");
+    // A domain the file lists fails closed, saying why.
+    w.log.take();
+    let r = run("alice@foreign.example", ALICE_PW);
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    let line = w.log.wait_for("backend unavailable");
+    assert!(line.contains("which is not trusted"), "{line}");
+    // Other domains go on with the global backend.
+    let r = run("alice@example.org", ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    w.log.wait_for("via=backend");
+
+    // The same file owned by root, mode 0600: the cache vouches (the row was good).
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db_path.display()));
+        if file.exists() {
+            chown("root", &file);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    w.log.take();
+    let r = run("alice@example.org", PLANTED);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    w.log.wait_for("via=cache");
+
+    // A group-writable directory: refused again.
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    w.log.take();
+    let r = run("alice@example.org", PLANTED);
+    assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
+    let line = w.log.wait_for("cache=none (database not trusted:");
+    assert!(
+        line.contains("/state is writable by group or others"),
+        "{line}"
+    );
+    assert_no_secrets(&w.log.lines(), &w.secrets(&[PLANTED]));
 }

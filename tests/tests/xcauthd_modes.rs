@@ -765,3 +765,57 @@ fn tells_systemd_when_ready() {
         "listening by the time READY is sent"
     );
 }
+
+#[test]
+fn a_database_another_user_owns_is_not_trusted_at_start() {
+    use xcauth_core::cache::CredentialCache;
+    use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
+    let d = double();
+    let s = Scratch::new("dbtrust");
+    let db_path = s.join("xcauth.sqlite3");
+    let c = conf(
+        &s,
+        &d,
+        &format!(
+            "cache-storage=db\ncache-bcrypt-rounds=4\ndb={}",
+            db_path.display()
+        ),
+    );
+    // A cache row whose password the backend would refuse.
+    DbCache::new(
+        std::sync::Arc::new(Db::open(&db_path, &DbOptions::default()).unwrap()),
+        CacheSettings {
+            bcrypt_cost: 4,
+            ..CacheSettings::default()
+        },
+    )
+    .store(
+        "alice@example.org",
+        &xcauth_core::Password::new("planted"),
+        std::time::SystemTime::now(),
+    );
+    let run = || {
+        let out = support::xcauthd(&c)
+            .args(["-A", "alice", "example.org", "planted"])
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // As root, the file is trusted: the row vouches.
+    assert_eq!(run().0, "True");
+    let st = Command::new("chown")
+        .arg("nobody")
+        .arg(&db_path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (answer, stderr) = run();
+    assert_eq!(answer, "False", "{stderr}");
+    assert!(
+        stderr.contains(&format!("database {} is not trusted", db_path.display())),
+        "{stderr}"
+    );
+}

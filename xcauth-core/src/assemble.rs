@@ -3,7 +3,10 @@
 //! of the shared database. Used by xcauthd and by the PAM module, so both
 //! read `xcauth.conf` the same way.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use std::io::ErrorKind;
 
@@ -14,6 +17,7 @@ use crate::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache, SqliteDomain
 use crate::domains::{DomainRow, Domains, GlobalBackend};
 use crate::engine::Engine;
 use crate::jsxc::{self, ClientOptions, JsxcClient};
+use crate::trust;
 use crate::SystemClock;
 
 /// Where the engine will live; it decides what is worth keeping.
@@ -36,8 +40,9 @@ pub enum Host {
 pub struct Assembly {
     /// The engine.
     pub engine: Engine,
-    /// The cache in use: `none`, `memory` or `db`.
-    pub cache: &'static str,
+    /// The cache in use: `none`, `memory` or `db`, with why when it is not
+    /// the configured one.
+    pub cache: String,
     /// The shared database, when one is open (admin commands, roster state).
     pub db: Option<Arc<Db>>,
 }
@@ -69,6 +74,11 @@ fn cache_settings(config: &Config, cost: u32) -> CacheSettings {
     }
 }
 
+/// The longest a login waits for another process's lock on the shared
+/// database, per operation; then it goes on without the cache (SQLite's own
+/// writes take milliseconds, so only a stuck or hostile holder hits this).
+pub const LOGIN_DB_WAIT: Duration = Duration::from_secs(1);
+
 /// The shared database as far as this process could open it.
 #[derive(Debug)]
 pub enum DbState {
@@ -78,6 +88,16 @@ pub enum DbState {
     Open(Arc<Db>),
     /// The file exists but cannot be used; the reason is log-safe.
     Broken(String),
+    /// The file, a companion or its directory could be changed by a user this
+    /// process must not trust: its cache rows could let anyone in and its
+    /// `domains` rows pick URL and secret. No cache; the file is opened
+    /// read-only (when it exists) only to fail its domains closed.
+    Untrusted {
+        /// Why, log-safe.
+        why: String,
+        /// The file, read-only, to find out which domains it lists.
+        db: Option<Arc<Db>>,
+    },
 }
 
 /// Opens the shared database when it is needed: always for `cache-storage=db`,
@@ -86,6 +106,7 @@ pub enum DbState {
 pub fn open_db(config: &Config, need: bool) -> DbState {
     let opts = DbOptions {
         mode: config.db_mode,
+        busy_timeout: LOGIN_DB_WAIT,
         ..DbOptions::default()
     };
     let path = match &config.db {
@@ -112,6 +133,10 @@ pub fn open_db(config: &Config, need: bool) -> DbState {
     if !exists && !need {
         return DbState::Absent;
     }
+    let euid = trust::euid();
+    if let Err(why) = check_db_trust(path, euid, exists) {
+        return untrusted(path, euid, why, exists, &opts);
+    }
     match Db::open(path, &opts) {
         Ok(db) => DbState::Open(Arc::new(db)),
         Err(e) if !exists => {
@@ -121,6 +146,99 @@ pub fn open_db(config: &Config, need: bool) -> DbState {
         Err(e) => {
             warn!("{e}; per-domain settings unknown: logins fail until this is fixed");
             DbState::Broken(e.to_string())
+        }
+    }
+}
+
+/// The database file, its `-wal`/`-shm` companions (when present) and the
+/// directories up to `/` must be owned by root or `euid` and writable by
+/// nobody else; the file's own directory not even with the sticky bit, as
+/// anyone could create the companions there before SQLite does. The file is
+/// not a symbolic link (its target's directory would escape the check).
+fn check_db_trust(path: &Path, euid: u32, exists: bool) -> Result<(), String> {
+    trust::check_directories(path, euid, trust::Parent::Strict)?;
+    if exists {
+        check_db_file(path, euid)?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        let companion = PathBuf::from(companion);
+        match std::fs::symlink_metadata(&companion) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            _ => check_db_file(&companion, euid)?,
+        }
+    }
+    Ok(())
+}
+
+fn check_db_file(file: &Path, euid: u32) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(file)
+        .map_err(|e| format!("cannot check {}: {e}", file.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!("{} is a symbolic link", file.display()));
+    }
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", file.display()));
+    }
+    trust::check_owner_and_mode(&meta, euid, file)
+}
+
+/// Set once the "not trusted" warning was logged in this process.
+static UNTRUSTED_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// An untrusted database: warned about once per process, opened read-only
+/// (if it exists) so that the domains it lists fail closed instead of
+/// silently going to the global backend.
+fn untrusted(path: &Path, euid: u32, why: String, exists: bool, opts: &DbOptions) -> DbState {
+    if !UNTRUSTED_WARNED.swap(true, Ordering::Relaxed) {
+        warn!(
+            "database {} is not trusted: {why}; running without the credential cache, and \
+             logins for domains listed in its domains table fail, until it and its directory \
+             belong to root or uid {euid} and only their owner can write them",
+            path.display()
+        );
+    }
+    if !exists {
+        return DbState::Untrusted { why, db: None };
+    }
+    let read_only = DbOptions {
+        read_only: true,
+        ..*opts
+    };
+    match Db::open(path, &read_only) {
+        Ok(db) => DbState::Untrusted {
+            why,
+            db: Some(Arc::new(db)),
+        },
+        Err(e) => {
+            warn!("{e}; per-domain settings unknown: logins fail until this is fixed");
+            DbState::Broken(format!(
+                "database {} is not trusted ({why}) and cannot be read: {e}",
+                path.display()
+            ))
+        }
+    }
+}
+
+/// The `domains` table of an untrusted database: a domain it lists fails
+/// (its row would pick URL and secret); other domains use the global backend.
+#[derive(Debug)]
+struct UntrustedDomains {
+    rows: SqliteDomains,
+    label: String,
+    why: String,
+}
+
+impl Domains for UntrustedDomains {
+    fn lookup(&self, xmppdomain: &str) -> Result<Option<DomainRow>, String> {
+        match self.rows.lookup(xmppdomain)? {
+            None => Ok(None),
+            Some(_) => Err(format!(
+                "the domain is listed in database {}, which is not trusted ({}): its \
+                 settings are not used",
+                self.label, self.why
+            )),
         }
     }
 }
@@ -162,26 +280,41 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     if let DbState::Broken(why) = &state {
         engine = engine.with_domains(Arc::new(BrokenDomains(why.clone())));
     }
+    let mut untrusted = None;
     let db = match state {
         DbState::Open(db) => Some(db),
+        DbState::Untrusted { why, db } => {
+            untrusted = Some(why.clone());
+            if let Some(db) = db {
+                engine = engine.with_domains(Arc::new(UntrustedDomains {
+                    rows: SqliteDomains::new(db.clone()),
+                    label: db.label().to_owned(),
+                    why,
+                }));
+            }
+            None
+        }
         DbState::Absent | DbState::Broken(_) => None,
     };
     let cache = match (config.cache_storage, host, &db) {
         (CacheStorage::Db, _, Some(db)) => {
             let settings = cache_settings(config, config.bcrypt_rounds.persistent);
             engine = engine.with_cache(Arc::new(DbCache::new(db.clone(), settings)));
-            "db"
+            "db".to_owned()
         }
-        (CacheStorage::Db, _, None) => "none (database unavailable)",
+        (CacheStorage::Db, _, None) => match &untrusted {
+            Some(why) => format!("none (database not trusted: {why})"),
+            None => "none (database unavailable)".to_owned(),
+        },
         (CacheStorage::Memory, Host::Daemon, _) => {
             let settings = cache_settings(config, config.bcrypt_rounds.memory);
             engine = engine.with_cache(Arc::new(MemoryCache::new(settings)));
-            "memory"
+            "memory".to_owned()
         }
         (CacheStorage::Memory, Host::PerCall { .. }, _) => {
-            "none (a memory cache lasts one PAM call)"
+            "none (a memory cache lasts one PAM call)".to_owned()
         }
-        (CacheStorage::None, _, _) => "none",
+        (CacheStorage::None, _, _) => "none".to_owned(),
     };
     if let Some(db) = &db {
         engine = engine.with_domains(Arc::new(SqliteDomains::new(db.clone())));

@@ -22,6 +22,7 @@ pub mod logsafe;
 pub mod pamsock;
 pub mod secret;
 pub mod token;
+pub mod trust;
 
 pub use backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -33,6 +33,12 @@ pub enum ConfigError {
         /// The key as written.
         key: String,
     },
+    /// A line of a config file whose first word is not a known key and does not look like a
+    /// key either (it may be a stray secret): reported without its text.
+    UnrecognisedLine {
+        /// File and line.
+        origin: Origin,
+    },
     /// An option that only the command line accepts (`config-file`, `version`) in a file.
     CommandLineOnly {
         /// File and line.
@@ -90,6 +96,11 @@ impl fmt::Display for ConfigError {
                 write!(f, "command line: unknown option --{key}")
             }
             Self::UnknownKey { origin, key } => write!(f, "{origin}: unknown key '{key}'"),
+            Self::UnrecognisedLine { origin } => write!(
+                f,
+                "{origin}: unrecognised line (not a known key; its text is not shown because it \
+                 may hold a secret)"
+            ),
             Self::CommandLineOnly { origin, key } => write!(
                 f,
                 "{origin}: key '{key}' is only accepted on the command line (--{key})"

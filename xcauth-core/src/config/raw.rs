@@ -152,10 +152,24 @@ impl RawConfig {
     /// Reads and parses a config file. A file that cannot be read (including a missing one)
     /// is [`ConfigError::Open`].
     pub fn parse_file(path: &Path) -> Result<Self, ConfigError> {
-        let bytes = Zeroizing::new(fs::read(path).map_err(|source| ConfigError::Open {
+        let file = fs::File::open(path).map_err(|source| ConfigError::Open {
             path: path.to_path_buf(),
             source,
-        })?);
+        })?;
+        Self::parse_reader(file, path)
+    }
+
+    /// Reads a config file from `reader` (a file the caller opened and checked itself) and
+    /// parses it; `path` is only used in origins and messages. A read error is
+    /// [`ConfigError::Open`].
+    pub fn parse_reader(mut reader: impl io::Read, path: &Path) -> Result<Self, ConfigError> {
+        let mut bytes = Zeroizing::new(Vec::new());
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|source| ConfigError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         match std::str::from_utf8(&bytes) {
             Ok(text) => Self::parse_str(text, path),
             Err(e) => {
@@ -224,10 +238,14 @@ impl RawConfig {
         }
         let key = normalize_key(written_key);
         let Some(spec) = find_option(&key) else {
-            return Err(ConfigError::UnknownKey {
-                origin,
-                key: written_key.to_owned(),
-            });
+            let bare = after_key.trim().is_empty();
+            if looks_like_key(written_key, bare) {
+                return Err(ConfigError::UnknownKey {
+                    origin,
+                    key: written_key.to_owned(),
+                });
+            }
+            return Err(ConfigError::UnrecognisedLine { origin });
         };
         if spec.cli_only {
             return Err(ConfigError::CommandLineOnly { origin, key });
@@ -314,6 +332,24 @@ impl fmt::Debug for RawConfig {
         }
         map.finish()
     }
+}
+
+/// Whether an unknown first word may be quoted in an error message: only when it has the
+/// shape of an option name (a lower-case letter, then up to 31 lower-case letters, digits,
+/// `-` or `_`, after optional leading dashes). A line that is a single word (`bare`) must also
+/// be free of digits, as option names are: a pasted API secret or password on a line of its
+/// own, or the part of one before a `=`/`:`, is never echoed into a log.
+fn looks_like_key(written: &str, bare: bool) -> bool {
+    let name = written.trim_start_matches('-');
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    name.len() <= 32
+        && first.is_ascii_lowercase()
+        && chars.all(|c| {
+            c.is_ascii_lowercase() || c == '-' || c == '_' || (!bare && c.is_ascii_digit())
+        })
 }
 
 /// The words a flag accepts as its value, for messages.

@@ -747,6 +747,62 @@ fn unknown_keys() {
 }
 
 #[test]
+fn unknown_lines_never_echo_what_may_be_a_secret() {
+    // A typo in a key is named, the value never.
+    assert_eq!(
+        file_error(&format!("secrte={SECRET}")),
+        "/etc/xcauth.conf:1: unknown key 'secrte'"
+    );
+    assert_eq!(
+        file_error("debgu"),
+        "/etc/xcauth.conf:1: unknown key 'debgu'"
+    );
+    assert_eq!(
+        file_error("cache-ttl2 = 1h"),
+        "/etc/xcauth.conf:1: unknown key 'cache-ttl2'"
+    );
+    // A line that is just the secret, or starts with a piece of it, is not quoted.
+    let hidden = [
+        SECRET.to_owned(),
+        format!("  {SECRET}  "),
+        "hunter2".to_owned(),
+        format!("{SECRET}=x"),
+        "Ab0:rest-of-the-secret".to_owned(),
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3".to_owned(),
+        "abcdefghijklmnopqrstuvwxyzabcdefghij=1".to_owned(),
+        "s3cr3t/with+symbols=".to_owned(),
+        "pässwort".to_owned(),
+    ];
+    for line in hidden {
+        let e = file_error(&format!("debug\n{line}"));
+        assert_eq!(
+            e,
+            "/etc/xcauth.conf:2: unrecognised line (not a known key; its text is not shown \
+             because it may hold a secret)",
+            "{line}"
+        );
+        let word = line.trim().split(['=', ':']).next().unwrap_or_default();
+        assert!(!e.contains(word), "{e}");
+    }
+}
+
+#[test]
+fn errors_of_sensitive_keys_do_not_quote_values() {
+    for text in [
+        format!("secret=\"{SECRET}"),
+        format!("secret=\"{SECRET}\"x"),
+        format!("auth-test=[u, d, \"{PASSWORD}]"),
+        format!("auth-test=[u, {PASSWORD}]"),
+        format!("auth-test=u d {PASSWORD} extra"),
+        format!("secret=[{SECRET}, {SECRET}]"),
+    ] {
+        let e = file_error(&text);
+        assert!(!e.contains(SECRET) && !e.contains(PASSWORD), "{e}");
+        assert!(e.starts_with("/etc/xcauth.conf:1: key '"), "{e}");
+    }
+}
+
+#[test]
 fn require_backend() {
     let e = Config::defaults().require_backend().unwrap_err();
     assert_eq!(

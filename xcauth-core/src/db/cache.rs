@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bcrypt::Version;
 use log::{debug, info, warn};
@@ -111,7 +111,14 @@ struct Core<S> {
     settings: CacheSettings,
     kind: &'static str,
     warned: AtomicBool,
+    /// Until when the storage is left alone after it stayed locked by another
+    /// process for a whole busy timeout: one login pays that wait, the next
+    /// ones go straight to the backend.
+    paused_until: Mutex<Option<Instant>>,
 }
+
+/// How long the cache is skipped after the database stayed locked.
+const BUSY_PAUSE: Duration = Duration::from_secs(10);
 
 impl<S: Storage> Core<S> {
     fn new(storage: S, settings: CacheSettings, kind: &'static str) -> Self {
@@ -120,6 +127,38 @@ impl<S: Storage> Core<S> {
             settings,
             kind,
             warned: AtomicBool::new(false),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// True while the storage is skipped after a lock that outlasted the busy timeout.
+    fn paused(&self) -> bool {
+        let mut until = lock(&self.paused_until);
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Logs a storage failure (a warning the first time, debug afterwards); a
+    /// lock that outlasted the busy timeout pauses the storage for a while.
+    fn failed(&self, what: &str, err: &DbError) {
+        if err.is_busy() {
+            *lock(&self.paused_until) = Some(Instant::now() + BUSY_PAUSE);
+            self.degraded(
+                what,
+                &format_args!(
+                    "{err} (still locked by another process after the busy timeout; \
+                     the cache is skipped for {}s)",
+                    BUSY_PAUSE.as_secs()
+                ),
+            );
+        } else {
+            self.degraded(what, err);
         }
     }
 
@@ -140,12 +179,15 @@ impl<S: Storage> Core<S> {
         if password.len() > BCRYPT_MAX_PASSWORD {
             return CacheCheck::Miss;
         }
+        if self.paused() {
+            return CacheCheck::Miss;
+        }
         let now = unix_micros(now);
         let entry = match self.storage.get(jid) {
             Ok(Some(entry)) => entry,
             Ok(None) => return CacheCheck::Miss,
             Err(e) => {
-                self.degraded("look up an entry", &e);
+                self.failed("look up an entry", &e);
                 return CacheCheck::Miss;
             }
         };
@@ -167,7 +209,7 @@ impl<S: Storage> Core<S> {
             Err(e) => {
                 // The entry vouched at read time; failing to record the use
                 // only shortens its life.
-                self.degraded("record a cache hit", &e);
+                self.failed("record a cache hit", &e);
                 CacheCheck::Hit
             }
         }
@@ -181,6 +223,9 @@ impl<S: Storage> Core<S> {
             );
             return;
         }
+        if self.paused() {
+            return;
+        }
         let pwhash = match bcrypt::hash_with_result(password.expose(), self.settings.bcrypt_cost) {
             Ok(parts) => parts.format_for_version(Version::TwoB),
             Err(e) => {
@@ -189,12 +234,12 @@ impl<S: Storage> Core<S> {
             }
         };
         if let Err(e) = self.storage.upsert(jid, &pwhash, unix_micros(now)) {
-            self.degraded("store an entry", &e);
+            self.failed("store an entry", &e);
         }
     }
 
     fn forget_if_matches(&self, jid: &str, password: &Password) {
-        if password.len() > BCRYPT_MAX_PASSWORD {
+        if password.len() > BCRYPT_MAX_PASSWORD || self.paused() {
             return;
         }
         let pwhash = match self.storage.get(jid) {
@@ -203,7 +248,7 @@ impl<S: Storage> Core<S> {
             })) => h,
             Ok(_) => return,
             Err(e) => {
-                self.degraded("look up an entry", &e);
+                self.failed("look up an entry", &e);
                 return;
             }
         };
@@ -216,7 +261,7 @@ impl<S: Storage> Core<S> {
                 logsafe::clean(jid, 256)
             ),
             Ok(false) => {}
-            Err(e) => self.degraded("remove a revoked entry", &e),
+            Err(e) => self.failed("remove a revoked entry", &e),
         }
     }
 }

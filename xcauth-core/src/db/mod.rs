@@ -2,20 +2,25 @@
 //! credential cache, per-domain settings and the shared-roster state.
 //!
 //! - [`Db`] opens the file (created mode 0600 unless told otherwise, before
-//!   SQLite writes to it), switches it to WAL, sets a busy timeout and creates
-//!   missing tables in one transaction on every open.
+//!   SQLite writes to it). Opening only reads when the file is already in WAL
+//!   mode with every table: switching to WAL and creating missing tables (one
+//!   write transaction) happen only when needed, so a login never queues
+//!   behind another process's write lock just to open the file.
 //! - Connections are pooled: a thread takes one for a single operation and
 //!   puts it back, so no `rusqlite::Connection` is ever used by two threads at
 //!   once. Writes run in `BEGIN IMMEDIATE` transactions and are retried when
 //!   SQLite reports the database busy or locked, so saslauthd workers, Apache
-//!   threads and xcauthd can share one file.
+//!   threads and xcauthd can share one file. Every operation (waits and
+//!   retries together) gives up after the busy timeout.
 //! - [`DbCache`] / [`MemoryCache`] are the `cache-storage=db|memory` caches,
 //!   [`SqliteDomains`] the `domains` table, [`admin`] the administrator's
 //!   operations (domains, cache entries, the GDPR helpers).
 //!
 //! The file holds bcrypt hashes and backend secrets: it should belong to the
-//! user xcauthd runs as (`xcauth` in the shipped units) with mode 0600, or
-//! 0640 with a group for other readers such as a PAM host.
+//! user xcauthd runs as (`xcauth` in the shipped units) with mode 0600. Logins
+//! only use a file this process can trust (see `crate::assemble::open_db`):
+//! owned by root or the process's own user, in a directory nobody else can
+//! write to.
 
 mod cache;
 mod domains;
@@ -35,7 +40,7 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
@@ -58,8 +63,8 @@ pub const MEMORY_PATH: &str = ":memory:";
 /// Idle connections kept per [`Db`]; busier moments open more and drop them after use.
 const MAX_IDLE: usize = 16;
 
-/// How often a write is retried when SQLite answers "busy"/"locked" at once
-/// (WAL snapshot conflicts skip the busy handler), on top of the busy timeout.
+/// How often an operation is retried when SQLite answers "busy"/"locked" at
+/// once (WAL snapshot conflicts skip the busy handler), within the busy timeout.
 const BUSY_RETRIES: u32 = 8;
 
 /// How a database file is opened.
@@ -71,7 +76,8 @@ pub struct DbOptions {
     /// Open read-only: no table creation, no WAL switch; writes fail (a cache
     /// on such a database never stores anything). Default `false`.
     pub read_only: bool,
-    /// How long SQLite waits for another connection's lock. Default 5 s.
+    /// The longest one operation (open, read, write transaction) waits for
+    /// other connections' locks, retries included. Default 5 s.
     pub busy_timeout: Duration,
 }
 
@@ -213,7 +219,7 @@ impl Db {
             // Fails here (not on the first login) if the file is not a database.
             schema::column_names(&conn, "authcache").map_err(open_err)?;
         } else {
-            initialise(&mut conn, &label).map_err(open_err)?;
+            initialise(&mut conn, &label, opts.busy_timeout).map_err(open_err)?;
             if created {
                 restrict_sidecars(path, opts.mode);
             }
@@ -313,7 +319,7 @@ impl Db {
                         })?
                     }
                 };
-                let result = retry_busy(&self.label, || op(&mut conn));
+                let result = retry_busy(&self.label, *busy_timeout, &mut conn, |c| op(c));
                 // A connection is only reused after a clean operation: after
                 // an error its state (open transaction, broken file) is suspect.
                 if result.is_ok() {
@@ -341,14 +347,26 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn retry_busy<T>(label: &str, mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+/// Runs `op` on `conn` until it succeeds, fails for another reason, or
+/// `budget` is spent: SQLite's busy handler waits at most the time left, and
+/// an immediate "busy" is retried after a short pause while time is left.
+fn retry_busy<T>(
+    label: &str,
+    budget: Duration,
+    conn: &mut Connection,
+    mut op: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + budget;
     let mut attempt = 0;
     loop {
-        match op() {
-            Err(e) if is_busy(&e) && attempt < BUSY_RETRIES => {
+        let left = deadline.saturating_duration_since(Instant::now());
+        conn.busy_timeout(left)?;
+        match op(conn) {
+            Err(e) if is_busy(&e) && attempt < BUSY_RETRIES && !left.is_zero() => {
                 attempt += 1;
                 debug!("database {label} busy ({e}), retry {attempt}/{BUSY_RETRIES}");
-                std::thread::sleep(Duration::from_millis(2u64 << attempt.min(7)));
+                let pause = Duration::from_millis(2u64 << attempt.min(7));
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             }
             other => return other,
         }
@@ -358,23 +376,34 @@ fn retry_busy<T>(label: &str, mut op: impl FnMut() -> rusqlite::Result<T>) -> ru
 fn connect(path: &Path, flags: OpenFlags, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(busy_timeout)?;
+    // Our schema has no views or triggers: nothing a file's schema defines
+    // may call functions with side effects.
+    conn.execute_batch("PRAGMA trusted_schema = OFF")?;
     Ok(conn)
 }
 
-/// WAL (persistent in the file) and missing tables, in one transaction.
-fn initialise(conn: &mut Connection, label: &str) -> rusqlite::Result<()> {
-    retry_busy(label, || {
+/// WAL (persistent in the file) and missing tables. Both are writes, so they
+/// only happen when the file needs them: an initialised file is only read.
+fn initialise(conn: &mut Connection, label: &str, budget: Duration) -> rusqlite::Result<()> {
+    retry_busy(label, budget, conn, |conn| {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             warn!("database {label}: cannot switch to WAL (journal mode is {mode}); concurrent access will be slower");
         }
         Ok(())
     })?;
-    retry_busy(label, || {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        schema::create_missing(&tx)?;
-        tx.commit()
-    })?;
+    let complete = retry_busy(label, budget, conn, |conn| schema::all_tables_exist(conn))?;
+    if !complete {
+        retry_busy(label, budget, conn, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            schema::create_missing(&tx)?;
+            tx.commit()
+        })?;
+    }
     schema::warn_about_missing_columns(conn, label)
 }
 

@@ -3,9 +3,10 @@
 //! `/var/lib/xcauth/xcauth.sqlite3` is read and written unchanged.
 //!
 //! Unlike the original (which created tables only for a new file and raced
-//! when several processes started at once, issue #66), every open runs all
-//! `CREATE TABLE IF NOT EXISTS` statements in one immediate transaction: a
-//! partially created file is completed and parallel starts do not race.
+//! when several processes started at once, issue #66), an open that finds a
+//! table missing runs all `CREATE TABLE IF NOT EXISTS` statements in one
+//! immediate transaction: a partially created file is completed and parallel
+//! starts do not race. A complete file is only read.
 
 use log::warn;
 use rusqlite::{Connection, Transaction};
@@ -47,6 +48,18 @@ pub(crate) fn create_missing(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         tx.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} ({columns})"))?;
     }
     Ok(())
+}
+
+/// True when every table exists (the file needs no schema write).
+pub(crate) fn all_tables_exist(conn: &Connection) -> rusqlite::Result<bool> {
+    let mut stmt =
+        conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+    for (table, _) in TABLES {
+        if !stmt.exists([table])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Logs a warning for every expected column an existing table lacks (a table

@@ -783,7 +783,7 @@ fn a_held_write_lock_is_waited_for() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("busy.sqlite3");
     let opts = DbOptions {
-        busy_timeout: std::time::Duration::from_millis(50),
+        busy_timeout: std::time::Duration::from_secs(3),
         ..DbOptions::default()
     };
     let db = Db::open(&path, &opts).unwrap();
@@ -804,4 +804,41 @@ fn a_held_write_lock_is_waited_for() {
         .unwrap();
     assert_eq!(n, 1);
     holder.join().unwrap();
+}
+
+#[test]
+fn a_lock_held_for_longer_than_the_busy_timeout_is_given_up_on_in_time() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stuck.sqlite3");
+    let opts = DbOptions {
+        busy_timeout: Duration::from_millis(300),
+        ..DbOptions::default()
+    };
+    Db::open(&path, &opts).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // Opening a complete WAL file only reads: no wait at all.
+    let started = Instant::now();
+    let db = Db::open(&path, &opts).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    // Reads go on beside the writer.
+    let n: i64 = db
+        .run(|c| c.query_row("SELECT count(*) FROM authcache", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 0);
+    // A write gives up after the busy timeout, retries included.
+    let started = Instant::now();
+    let e = db
+        .transaction(|tx| tx.execute("INSERT INTO domains (xmppdomain) VALUES ('x')", []))
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(e.is_busy(), "{e}");
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    holder.execute_batch("COMMIT").unwrap();
 }
