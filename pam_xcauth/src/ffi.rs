@@ -165,6 +165,34 @@ pub(crate) fn user_id(name: &str) -> Result<Option<u32>, String> {
     }
 }
 
+/// The uid of the process on the other end of a connected Unix socket (`SO_PEERCRED`; for a
+/// listening socket, the process that called `listen`).
+pub(crate) fn peer_uid(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, String> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>())
+        .map_err(|_| "ucred size".to_owned())?;
+    // SAFETY: `fd` is an open socket for the duration of the borrow; `cred` and `len` are
+    // writable, and `len` holds the size of `cred`, which the kernel fills up to that size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(cred.uid)
+}
+
 /// `syslog(LOG_AUTHPRIV | level, "%s", msg)` without `openlog`: the host keeps its ident.
 /// Used for the core library's log records and the panic hook, where no PAM handle is at hand.
 pub(crate) fn raw_syslog(level: Level, msg: &str) {

@@ -286,6 +286,9 @@ pub fn authenticate<H: Handle, O: Oracle>(
     if password.len() > MAX_PASSWORD {
         return Outcome::UnusablePassword("longer than 4096 bytes");
     }
+    // The call's time budget runs from here: however long the user took to type, the
+    // backend gets the whole budget.
+    oracle.start_budget();
     match decide(&mut oracle, user, &domain, &password, opts, log) {
         Decision::Accepted { via, uid, groups } => {
             let user = user.to_owned();

@@ -10,10 +10,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use xcauth_core::assemble::{self, Host};
 use xcauth_core::backend::UserExists;
 use xcauth_core::config::{Config, RawConfig};
 use xcauth_core::engine::{LoginRules, NameMatch};
+use xcauth_core::jsxc::CallBudget;
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
 use xcauth_core::{AuthDecision, Engine, Password, Via};
@@ -50,6 +53,9 @@ pub enum ExistsAnswer {
 pub trait Oracle {
     /// A short description for debug lines (`in-process url=…`, `socket=…`).
     fn describe(&self) -> String;
+    /// Starts the call's time budget (the flow calls it once the password is in). An oracle
+    /// whose clock starts with its first question needs nothing here.
+    fn start_budget(&mut self) {}
     /// Checks `password` (or a token) for `user@domain`. The name must spell the account
     /// exactly. With `need_uid` the answer must say which account logged in, so the
     /// credential cache is skipped.
@@ -67,6 +73,9 @@ impl Oracle for Box<dyn Oracle> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn start_budget(&mut self) {
+        (**self).start_budget();
+    }
     fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool) -> AuthAnswer {
         (**self).auth(u, d, p, need_uid)
     }
@@ -83,7 +92,9 @@ impl Oracle for Box<dyn Oracle> {
 /// call (memory cache, circuit breaker). Errors are configuration problems
 /// (→ `PAM_SERVICE_ERR`), with the path and what to fix.
 pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, String> {
-    let deadline = std::time::Instant::now() + budget;
+    // Started by the flow once the password is in: the user's typing time is not the
+    // backend's (a budget used up while typing would otherwise look like an outage).
+    let call_budget = Arc::new(CallBudget::new(budget));
     let raw = read_config(config_path)?;
     let config = Config::resolve(&[raw]).map_err(|e| e.to_string())?;
     let (url, _) = config
@@ -92,10 +103,16 @@ pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, Str
     let url_host = url.host_str().unwrap_or("?").to_owned();
     // Cheap: reqwest's client (TLS roots, runtime thread) is only built on the
     // first backend call, so a token login never pays for it.
-    let built = assemble::engine(&config, Host::PerCall { deadline })
-        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let built = assemble::engine(
+        &config,
+        Host::PerCall {
+            budget: call_budget.clone(),
+        },
+    )
+    .map_err(|e| format!("{}: {e}", config_path.display()))?;
     Ok(InProcess {
         engine: built.engine,
+        budget: call_budget,
         summary: format!(
             "in-process config={} url_host={url_host} timeout={}s,{}s budget={}s cache={}",
             config_path.display(),
@@ -171,12 +188,17 @@ fn check_config_metadata(meta: &std::fs::Metadata, euid: u32, path: &Path) -> Re
 #[derive(Debug)]
 pub struct InProcess {
     engine: Engine,
+    budget: Arc<CallBudget>,
     summary: String,
 }
 
 impl Oracle for InProcess {
     fn describe(&self) -> String {
         self.summary.clone()
+    }
+
+    fn start_budget(&mut self) {
+        self.budget.start();
     }
 
     fn auth(
@@ -241,7 +263,19 @@ impl Socket {
     fn ask(&mut self, req: &PamRequest) -> Result<PamReply, String> {
         if self.conn.is_none() {
             check_socket_owner(&self.path, self.owner)?;
-            self.conn = Some(Connection::open(&self.path, self.timeout)?);
+            let conn = Connection::open(&self.path, self.timeout)?;
+            // The file check above and the connect are two look-ups of the path; the peer's
+            // credentials belong to the socket actually connected.
+            let peer = crate::ffi::peer_uid(conn.socket())
+                .map_err(|e| format!("cannot check who serves {}: {e}", self.path.display()))?;
+            if peer != 0 && peer != self.owner {
+                return Err(format!(
+                    "refusing socket={}: it is served by uid {peer}, not by root or the \
+                     socket_owner= user",
+                    self.path.display()
+                ));
+            }
+            self.conn = Some(conn);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err("not connected".into());

@@ -324,7 +324,9 @@ fn a_changed_password_evicts_the_entry() {
     s.double.set_fault(Fault::Drop);
     assert!(matches!(s.auth("pass3"), AuthDecision::Unavailable(_)));
     s.double.set_fault(Fault::None);
-    assert_eq!(s.double.count("auth"), 4);
+    // Four logins reached the backend; the last one twice, because a reused keep-alive
+    // connection that closes without an answer is retried once on a new connection.
+    assert_eq!(s.double.count("auth"), 5);
 }
 
 /// Timing for BENCHMARKS.md: a cache miss answered by the backend over HTTP

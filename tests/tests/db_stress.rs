@@ -59,7 +59,9 @@ impl Backend for FakeCloud {
         }
         let idx: usize = user.trim_start_matches('u').parse().unwrap();
         if password.expose() == good(idx) {
-            AuthReply::Accepted { uid: None }
+            AuthReply::Accepted {
+                uid: Some(user.to_owned()),
+            }
         } else {
             AuthReply::Rejected
         }

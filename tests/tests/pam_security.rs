@@ -11,6 +11,7 @@
 // Helpers outside #[test] fns: a failed set-up step is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use xcauth_tests::double::User;
@@ -341,4 +342,172 @@ fn panic_guard_holds_in_the_real_module_and_the_module_is_nodelete() {
     assert!(!bytes
         .windows(b"xcauth-panic-trigger".len())
         .any(|w| w == b"xcauth-panic-trigger"));
+}
+
+/// The shipped `smtp` stack with the credential cache: a cache row planted in a database that
+/// another user owns does not log anyone in; the same file owned by root is used.
+#[test]
+fn shipped_smtp_example_ignores_a_database_someone_else_owns() {
+    use xcauth_core::cache::CredentialCache;
+    use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
+
+    const PLANTED: &str = "planted-pw-smtp-4K";
+    let w = World::with_conf(
+        "sec-db-example",
+        "cache-storage=db\ncache-bcrypt-rounds=4\ndb=DBPATH",
+    );
+    let state = w.scratch.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db_path = state.join("xcauth.sqlite3");
+    let conf = std::fs::read_to_string(&w.conf)
+        .unwrap()
+        .replace("DBPATH", &db_path.display().to_string());
+    std::fs::write(&w.conf, conf).unwrap();
+    {
+        let db = std::sync::Arc::new(Db::open(&db_path, &DbOptions::default()).unwrap());
+        let settings = CacheSettings {
+            bcrypt_cost: 4,
+            ..CacheSettings::default()
+        };
+        DbCache::new(db, settings).store(
+            "alice@example.org",
+            &xcauth_core::Password::new(PLANTED),
+            std::time::SystemTime::now(),
+        );
+    }
+    let svc = EtcPamService::new(
+        "db-example",
+        &instantiate(&example("smtp"), &w.module(), None),
+    );
+    let run = || {
+        Pamtester::new(&svc.name, "alice", AUTH_ACCT)
+            .password(PLANTED)
+            .run()
+            .code
+    };
+    let chown = |owner: &str| {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", db_path.display()));
+            if file.exists() {
+                let st = Command::new("chown")
+                    .arg(owner)
+                    .arg(&file)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+    };
+    chown("nobody");
+    assert_eq!(run(), "AUTH_ERR", "a planted row in nobody's database");
+    chown("root");
+    assert_eq!(run(), "SUCCESS", "the same row in root's own database");
+}
+
+/// One PAM call never outlasts `timeout=`, however slow the backend and however long
+/// xcauth.conf's own timeouts: auth then group= would take 2 × 4 s here.
+#[test]
+fn one_pam_call_stays_within_its_budget() {
+    let w = World::with_conf("sec-budget", "timeout=5,10");
+    // World's config sets timeout=2,3 first; the later line wins.
+    w.double.set_fault(xcauth_tests::double::Fault::Delay(
+        std::time::Duration::from_secs(4),
+    ));
+    let m = w.module();
+    let svc = EtcPamService::new(
+        "budget",
+        &format!("auth required {m} timeout=3 group=Team\naccount required {m}\n"),
+    );
+    let started = std::time::Instant::now();
+    let r = Pamtester::new(&svc.name, "alice@example.org", AUTH_ACCT)
+        .password(ALICE_PW)
+        .run();
+    let took = started.elapsed();
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "took {took:?} with timeout=3"
+    );
+    w.double.set_fault(xcauth_tests::double::Fault::None);
+    let r = Pamtester::new(&svc.name, "alice@example.org", AUTH_ACCT)
+        .password(ALICE_PW)
+        .run();
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+}
+
+/// `socket_owner=` holds for the socket actually connected, not only for the file at the
+/// path: a socket served by another user is refused even when its file belongs to root (as
+/// after a swap between the file check and the connect), and no password is sent.
+#[test]
+fn socket_mode_checks_who_serves_the_connected_socket() {
+    xcauth_tests::support::require_program("setpriv");
+    let w = World::new("sec-sock-peer");
+    let dir = w.scratch.join("impostor");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sock = dir.join("pam.sock");
+    let got = dir.join("received");
+    // A server running as nobody that records whatever it is sent.
+    let script = format!(
+        "import socket,sys\n\
+         s=socket.socket(socket.AF_UNIX)\n\
+         s.bind({sock:?})\n\
+         s.listen(4)\n\
+         print('ready', flush=True)\n\
+         s.settimeout(20)\n\
+         try:\n\
+         \x20   c,_=s.accept()\n\
+         \x20   c.settimeout(5)\n\
+         \x20   data=c.recv(65536)\n\
+         \x20   open({got:?},'wb').write(data)\n\
+         except Exception:\n\
+         \x20   pass\n",
+        sock = sock.display().to_string(),
+        got = got.display().to_string()
+    );
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "python3",
+            "-c",
+            &script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    // The file now looks right: root's.
+    std::os::unix::fs::chown(&sock, Some(0), Some(0)).unwrap();
+    let m = format!(
+        "{} socket={} syslog_socket={}",
+        w.so.display(),
+        sock.display(),
+        w.log.path().display()
+    );
+    let svc = EtcPamService::new("sock-peer", &format!("auth required {m}\n"));
+    let r = Pamtester::new(&svc.name, "alice@example.org", &["authenticate"])
+        .password(ALICE_PW)
+        .run();
+    assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    w.log.wait_for("is served by uid 65534");
+    let _ = child.kill();
+    let _ = child.wait();
+    let received = std::fs::read(&got).unwrap_or_default();
+    assert!(
+        !received
+            .windows(ALICE_PW.len())
+            .any(|w| w == ALICE_PW.as_bytes()),
+        "the password reached the impostor"
+    );
+    assert!(received.is_empty(), "nothing is sent: {received:?}");
 }

@@ -16,22 +16,22 @@ use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
 use crate::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache, SqliteDomains};
 use crate::domains::{DomainRow, Domains, GlobalBackend};
 use crate::engine::Engine;
-use crate::jsxc::{self, ClientOptions, JsxcClient};
+use crate::jsxc::{self, CallBudget, ClientOptions, JsxcClient};
 use crate::trust;
 use crate::SystemClock;
 
 /// Where the engine will live; it decides what is worth keeping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Host {
     /// A long-running process (xcauthd, one-shots): memory cache and circuit
     /// breaker make sense.
     Daemon,
     /// One PAM call: nothing outlives the call, so a memory cache or a breaker
     /// would only cost time. `cache-storage=memory` acts as `none` here.
-    /// Every backend request ends by `deadline`, the end of the call's budget.
+    /// Every backend request ends within `budget`.
     PerCall {
-        /// When the call's budget runs out.
-        deadline: std::time::Instant,
+        /// The call's time budget (started by the caller once the password is in).
+        budget: Arc<CallBudget>,
     },
 }
 
@@ -48,7 +48,7 @@ pub struct Assembly {
 }
 
 /// HTTP client options from the configuration.
-pub fn client_options(config: &Config, host: Host) -> ClientOptions {
+pub fn client_options(config: &Config, host: &Host) -> ClientOptions {
     ClientOptions {
         connect_timeout: config.timeout.connect,
         read_timeout: config.timeout.read,
@@ -58,9 +58,9 @@ pub fn client_options(config: &Config, host: Host) -> ClientOptions {
             Host::PerCall { .. } => 0,
         },
         breaker_cooldown: config.breaker_cooldown,
-        deadline: match host {
+        budget: match host {
             Host::Daemon => None,
-            Host::PerCall { deadline } => Some(deadline),
+            Host::PerCall { budget } => Some(budget.clone()),
         },
     }
 }
@@ -90,13 +90,13 @@ pub enum DbState {
     Broken(String),
     /// The file, a companion or its directory could be changed by a user this
     /// process must not trust: its cache rows could let anyone in and its
-    /// `domains` rows pick URL and secret. No cache; the file is opened
-    /// read-only (when it exists) only to fail its domains closed.
+    /// `domains` rows pick URL and secret. It is not opened at all (SQLite
+    /// would run whatever views or WAL content its owner planted): no cache,
+    /// no per-domain rows, so `served-domains` alone decides which domains the
+    /// global backend serves.
     Untrusted {
         /// Why, log-safe.
         why: String,
-        /// The file, read-only, to find out which domains it lists.
-        db: Option<Arc<Db>>,
     },
 }
 
@@ -135,7 +135,7 @@ pub fn open_db(config: &Config, need: bool) -> DbState {
     }
     let euid = trust::euid();
     if let Err(why) = check_db_trust(path, euid, exists) {
-        return untrusted(path, euid, why, exists, &opts);
+        return untrusted(path, euid, why);
     }
     match Db::open(path, &opts) {
         Ok(db) => DbState::Open(Arc::new(db)),
@@ -187,60 +187,18 @@ fn check_db_file(file: &Path, euid: u32) -> Result<(), String> {
 /// Set once the "not trusted" warning was logged in this process.
 static UNTRUSTED_WARNED: AtomicBool = AtomicBool::new(false);
 
-/// An untrusted database: warned about once per process, opened read-only
-/// (if it exists) so that the domains it lists fail closed instead of
-/// silently going to the global backend.
-fn untrusted(path: &Path, euid: u32, why: String, exists: bool, opts: &DbOptions) -> DbState {
+/// An untrusted database: warned about once per process, never opened.
+fn untrusted(path: &Path, euid: u32, why: String) -> DbState {
     if !UNTRUSTED_WARNED.swap(true, Ordering::Relaxed) {
         warn!(
-            "database {} is not trusted: {why}; running without the credential cache, and \
-             logins for domains listed in its domains table fail, until it and its directory \
-             belong to root or uid {euid} and only their owner can write them",
+            "database {} is not trusted: {why}; running without the credential cache and \
+             without its per-domain settings (served-domains alone limits the domains the \
+             global url serves) until it and its directory belong to root or uid {euid} and \
+             only their owner can write them",
             path.display()
         );
     }
-    if !exists {
-        return DbState::Untrusted { why, db: None };
-    }
-    let read_only = DbOptions {
-        read_only: true,
-        ..*opts
-    };
-    match Db::open(path, &read_only) {
-        Ok(db) => DbState::Untrusted {
-            why,
-            db: Some(Arc::new(db)),
-        },
-        Err(e) => {
-            warn!("{e}; per-domain settings unknown: logins fail until this is fixed");
-            DbState::Broken(format!(
-                "database {} is not trusted ({why}) and cannot be read: {e}",
-                path.display()
-            ))
-        }
-    }
-}
-
-/// The `domains` table of an untrusted database: a domain it lists fails
-/// (its row would pick URL and secret); other domains use the global backend.
-#[derive(Debug)]
-struct UntrustedDomains {
-    rows: SqliteDomains,
-    label: String,
-    why: String,
-}
-
-impl Domains for UntrustedDomains {
-    fn lookup(&self, xmppdomain: &str) -> Result<Option<DomainRow>, String> {
-        match self.rows.lookup(xmppdomain)? {
-            None => Ok(None),
-            Some(_) => Err(format!(
-                "the domain is listed in database {}, which is not trusted ({}): its \
-                 settings are not used",
-                self.label, self.why
-            )),
-        }
-    }
+    DbState::Untrusted { why }
 }
 
 /// Stands in for a `domains` table that exists but cannot be read: every
@@ -263,7 +221,7 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         warn!("backend url {url} is plain http (allow-insecure-http is set): anyone on the network path can forge answers");
     }
     let client =
-        JsxcClient::new(&client_options(config, host)).map_err(|e| ConfigError::Invalid {
+        JsxcClient::new(&client_options(config, &host)).map_err(|e| ConfigError::Invalid {
             origin: crate::config::Origin::Default,
             key: "ca-file".into(),
             problem: e.to_string(),
@@ -283,15 +241,8 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     let mut untrusted = None;
     let db = match state {
         DbState::Open(db) => Some(db),
-        DbState::Untrusted { why, db } => {
-            untrusted = Some(why.clone());
-            if let Some(db) = db {
-                engine = engine.with_domains(Arc::new(UntrustedDomains {
-                    rows: SqliteDomains::new(db.clone()),
-                    label: db.label().to_owned(),
-                    why,
-                }));
-            }
+        DbState::Untrusted { why } => {
+            untrusted = Some(why);
             None
         }
         DbState::Absent | DbState::Broken(_) => None,

@@ -53,6 +53,10 @@ pub enum Unavailable {
     Misconfigured(String),
     /// The backend's circuit breaker is open: the call was skipped.
     CircuitOpen,
+    /// The caller's own time budget (`timeout=` of a PAM call) was used up before the
+    /// request could start. Says nothing about the backend, so the cache's unreachable path
+    /// does not apply.
+    BudgetUsedUp,
 }
 
 impl fmt::Display for Unavailable {
@@ -67,6 +71,9 @@ impl fmt::Display for Unavailable {
             Unavailable::Malformed(e) => write!(f, "malformed response: {e}"),
             Unavailable::Misconfigured(e) => write!(f, "domain misconfigured: {e}"),
             Unavailable::CircuitOpen => f.write_str("backend circuit breaker open"),
+            Unavailable::BudgetUsedUp => {
+                f.write_str("the call's time budget (timeout=) is used up")
+            }
         }
     }
 }

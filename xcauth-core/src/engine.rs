@@ -329,9 +329,10 @@ impl Engine {
             debug!("auth {jid}: empty user or password");
             return answer(AuthDecision::Rejected);
         }
-        if domain.contains('@') || domain.is_empty() || domain.ends_with('.') {
+        if domain.contains('@') || domain.ends_with('.') {
             // `user@domain` must be unambiguous: it keys the cache and the token
-            // MAC. A trailing dot would be one more spelling of a domain.
+            // MAC. A trailing dot would be one more spelling of a domain. (An
+            // empty domain is saslauthd without a realm: the bare user name.)
             debug!("auth {jid}: not a usable domain");
             return answer(AuthDecision::Rejected);
         }
@@ -386,8 +387,13 @@ impl Engine {
                 // Only a name that spells the account exactly is remembered:
                 // the cache cannot re-check the name, so a case-folded match
                 // must not teach it a second spelling.
+                // The backend was asked for `user@authdomain` (a `domains` row
+                // may map the XMPP domain to another one), then `user`.
+                let spells = |rule: NameMatch, uid: &str| {
+                    rule.matches(user, domain, uid) || rule.matches(user, &target.authdomain, uid)
+                };
                 let exact = match &uid {
-                    Some(uid) if !rules.names.matches(user, domain, uid) => {
+                    Some(uid) if !spells(rules.names, uid) => {
                         warn!(
                             "auth {jid}: the password belongs to the Nextcloud account {}, \
                              which this name does not spell; refused",
@@ -395,10 +401,20 @@ impl Engine {
                         );
                         return answer(AuthDecision::Rejected);
                     }
-                    Some(uid) => NameMatch::Exact.matches(user, domain, uid),
+                    Some(uid) => spells(NameMatch::Exact, uid),
+                    None if rules.names == NameMatch::Exact => {
+                        // Without the uid the name cannot be checked, and one account
+                        // would answer to every spelling: refuse (fail closed).
+                        warn!(
+                            "auth {jid}: the backend accepted the password but did not say \
+                             which Nextcloud account logged in (data.uid); refused: update \
+                             the JSXC app"
+                        );
+                        return answer(AuthDecision::Rejected);
+                    }
                     None => {
                         debug!("auth {jid}: the backend did not say which account logged in");
-                        true
+                        false
                     }
                 };
                 if cacheable && exact {
@@ -417,6 +433,12 @@ impl Engine {
                     self.cache.forget_if_matches(&cache_key, password);
                 }
                 answer(AuthDecision::Rejected)
+            }
+            AuthReply::Unavailable(why @ Unavailable::BudgetUsedUp) => {
+                // Our own caller ran out of time: nothing is known about the backend, so the
+                // cache's unreachable path (meant for outages) must not vouch.
+                warn!("auth {jid}: {why}");
+                answer(AuthDecision::Unavailable(why))
             }
             AuthReply::Unavailable(why) => {
                 warn!("backend unavailable for {jid} at {}: {why}", target.url);
@@ -454,7 +476,7 @@ impl Engine {
     /// A name in a domain that is not served does not exist.
     pub fn isuser(&self, user: &str, domain: &str) -> UserExists {
         let jid = logsafe::jid(user, domain);
-        let answer = if domain.is_empty() || domain.contains('@') || domain.ends_with('.') {
+        let answer = if domain.contains('@') || domain.ends_with('.') {
             UserExists::No
         } else {
             match self.route(domain) {
@@ -520,8 +542,13 @@ mod tests {
     struct Scripted(Mutex<Vec<AuthReply>>);
 
     impl Backend for Scripted {
-        fn auth(&self, _: &Target, _: &str, _: &Password) -> AuthReply {
-            self.0.lock().unwrap().remove(0)
+        fn auth(&self, _: &Target, user: &str, _: &Password) -> AuthReply {
+            match self.0.lock().unwrap().remove(0) {
+                AuthReply::Accepted { uid: None } if user != "no-uid" => AuthReply::Accepted {
+                    uid: Some(user.to_owned()),
+                },
+                reply => reply,
+            }
         }
         fn isuser(&self, _: &Target, _: &str) -> UserExists {
             UserExists::Yes
@@ -628,6 +655,46 @@ mod tests {
             AuthDecision::Unavailable(Unavailable::Misconfigured(_))
         ));
         assert!(matches!(e.isuser("u", "d"), UserExists::Unknown(_)));
+    }
+
+    #[test]
+    fn an_acceptance_without_a_uid_is_refused_for_exact_names_and_never_cached() {
+        let (e, c) = engine(
+            vec![AuthReply::Accepted { uid: None }],
+            CacheCheck::Miss,
+            CacheCheck::Miss,
+        );
+        assert_eq!(
+            e.auth("no-uid", "d", &Password::new("pw")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(c.stores.load(Ordering::SeqCst), 0);
+        let (e, c) = engine(
+            vec![AuthReply::Accepted { uid: None }],
+            CacheCheck::Miss,
+            CacheCheck::Miss,
+        );
+        let rules = LoginRules {
+            names: NameMatch::IgnoreCase,
+            need_uid: false,
+        };
+        let login = e.login("no-uid", "d", &Password::new("pw"), rules);
+        assert_eq!(login.decision, AuthDecision::Accepted(Via::Backend));
+        assert_eq!(login.uid, None);
+        assert_eq!(c.stores.load(Ordering::SeqCst), 0, "not cached");
+    }
+
+    #[test]
+    fn budget_used_up_never_takes_the_unreachable_path() {
+        let (e, _) = engine(
+            vec![AuthReply::Unavailable(Unavailable::BudgetUsedUp)],
+            CacheCheck::Miss,
+            CacheCheck::Hit,
+        );
+        assert_eq!(
+            e.auth("u", "d", &Password::new("pw")),
+            AuthDecision::Unavailable(Unavailable::BudgetUsedUp)
+        );
     }
 
     #[test]

@@ -52,9 +52,37 @@ pub struct ClientOptions {
     pub breaker_failures: u32,
     /// How long an open breaker skips calls before one probe is let through.
     pub breaker_cooldown: Duration,
-    /// The end of the caller's whole budget (one PAM call): every request is cut to the time
-    /// left, and none starts after it. `None` for the daemon.
-    pub deadline: Option<Instant>,
+    /// The caller's whole budget (one PAM call): every request is cut to the time left, and
+    /// none starts after it. `None` for the daemon.
+    pub budget: Option<Arc<CallBudget>>,
+}
+
+/// The time budget of one caller-defined call (a PAM call), started when the caller says so
+/// (after the password was typed: the user's typing time is not the backend's).
+#[derive(Debug)]
+pub struct CallBudget {
+    length: Duration,
+    end: OnceLock<Instant>,
+}
+
+impl CallBudget {
+    /// A budget of `length`, not started yet.
+    pub fn new(length: Duration) -> Self {
+        Self {
+            length,
+            end: OnceLock::new(),
+        }
+    }
+
+    /// Starts the clock (once; later calls change nothing).
+    pub fn start(&self) {
+        let _ = self.end.get_or_init(|| Instant::now() + self.length);
+    }
+
+    /// When the budget runs out: started now if nobody started it yet.
+    pub fn end(&self) -> Instant {
+        *self.end.get_or_init(|| Instant::now() + self.length)
+    }
 }
 
 impl Default for ClientOptions {
@@ -65,7 +93,7 @@ impl Default for ClientOptions {
             ca_file: None,
             breaker_failures: 0,
             breaker_cooldown: Duration::from_secs(30),
-            deadline: None,
+            budget: None,
         }
     }
 }
@@ -227,12 +255,11 @@ impl JsxcClient {
         // As configured (the client's own timeouts), but never past the caller's budget.
         let mut request_timeout = self.opts.read_timeout;
         let mut deadline = started + self.opts.connect_timeout + self.opts.read_timeout;
-        if let Some(budget_end) = self.opts.deadline {
+        if let Some(budget) = &self.opts.budget {
+            let budget_end = budget.end();
             let left = budget_end.saturating_duration_since(started);
             if left.is_zero() {
-                return Err(Failed::Other(Unavailable::Timeout(
-                    "the call's time budget is used up (timeout=)".into(),
-                )));
+                return Err(Failed::Other(Unavailable::BudgetUsedUp));
             }
             request_timeout = request_timeout.min(left);
             deadline = deadline.min(budget_end);

@@ -595,6 +595,12 @@ impl Connection {
         })
     }
 
+    /// The connected socket, for checks such as the peer's credentials.
+    pub fn socket(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.stream.as_fd()
+    }
+
     /// Sends `req` and waits for the reply. A reply that does not fit the request, an
     /// [`PamReply::Error`], a timeout or a broken connection are errors (log-safe text).
     pub fn ask(&mut self, req: &PamRequest) -> Result<PamReply, String> {

@@ -13,9 +13,20 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The effective user id of this process. `/proc/self` belongs to it.
+/// The effective user id of this process, from the `Uid:` line of `/proc/self/status`
+/// (real, effective, saved, filesystem). The owner of `/proc/self` is not it: a process that
+/// changed its user (Apache's children) keeps a root-owned `/proc/self`. Unreadable: 0, which
+/// only makes the checks stricter (files of the real user are then refused).
 pub fn euid() -> u32 {
-    fs::metadata("/proc/self").map_or(0, |m| m.uid())
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| parse_status_euid(&status))
+        .unwrap_or(0)
+}
+
+fn parse_status_euid(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// How strictly the directory holding the file itself is checked.
@@ -182,5 +193,15 @@ mod tests {
         );
         let e = check_directories(&base.path().join("nope/f"), me, Parent::Strict).unwrap_err();
         assert!(e.contains("cannot check directory"), "{e}");
+    }
+
+    #[test]
+    fn the_effective_uid_is_the_second_uid_of_proc_status() {
+        let status = "Name:\tx\nUid:\t1000\t33\t33\t33\nGid:\t1\t2\t2\t2\n";
+        assert_eq!(super::parse_status_euid(status), Some(33));
+        assert_eq!(super::parse_status_euid("Name:\tx\n"), None);
+        // A process that never changed its user owns its /proc/self.
+        let owner = std::fs::metadata("/proc/self").unwrap().uid();
+        assert_eq!(super::euid(), owner);
     }
 }

@@ -49,9 +49,13 @@ impl Drop for ScriptedBackend {
 }
 
 impl Backend for ScriptedBackend {
-    fn auth(&self, _target: &Target, _user: &str, _password: &Password) -> AuthReply {
+    fn auth(&self, _target: &Target, user: &str, _password: &Password) -> AuthReply {
         self.calls.fetch_add(1, Ordering::SeqCst);
         match self.script.lock().unwrap().pop_front() {
+            // As Nextcloud does, an acceptance names the account: here the user asked for.
+            Some(AuthReply::Accepted { uid: None }) => AuthReply::Accepted {
+                uid: Some(user.to_owned()),
+            },
             Some(reply) => reply,
             None => panic!("the backend was called, but this step must be served without it"),
         }
