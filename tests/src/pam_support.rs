@@ -65,29 +65,39 @@ pub fn require_pam_wrapper() {
     }
 }
 
+/// Runs `cargo build -p pam_xcauth` (with `features`, if any) for the profile of the running
+/// test and returns that profile's directory.
+fn build_module(features: Option<&str>) -> PathBuf {
+    let profile_dir = crate::support::target_dir();
+    let target = profile_dir.parent().expect("target dir").to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "pam_xcauth", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target);
+    if let Some(features) = features {
+        cmd.args(["--features", features]);
+    }
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo build -p pam_xcauth");
+    assert!(
+        out.status.success(),
+        "cargo build -p pam_xcauth failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir
+}
+
 /// `target/<profile>/…/libpam_xcauth.so`, built (once per test process) with
 /// `cargo build -p pam_xcauth` for the profile of the running test, so it is never stale.
 pub fn module_so() -> PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
     SO.get_or_init(|| {
-        let profile_dir = crate::support::target_dir();
-        let target = profile_dir.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "pam_xcauth", "--manifest-path"])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build -p pam_xcauth");
-        assert!(
-            out.status.success(),
-            "cargo build -p pam_xcauth failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let profile_dir = build_module(None);
         for candidate in [
             profile_dir.join("libpam_xcauth.so"),
             profile_dir.join("deps/libpam_xcauth.so"),
@@ -107,32 +117,25 @@ pub fn module_so() -> PathBuf {
 /// A copy of `libpam_xcauth.so` built with the test-only `panic-trigger` feature, at `dest`.
 /// The normal module is rebuilt afterwards, so later tests never load the trigger build.
 pub fn panic_trigger_so(dest: &Path) {
-    let profile_dir = crate::support::target_dir();
-    let target = profile_dir.parent().expect("target dir").to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let build = |features: bool| {
-        let mut cmd = Command::new(&cargo);
-        cmd.args(["build", "--quiet", "-p", "pam_xcauth", "--manifest-path"])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target);
-        if features {
-            cmd.args(["--features", "panic-trigger"]);
-        }
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build -p pam_xcauth");
-        assert!(
-            out.status.success(),
-            "cargo build -p pam_xcauth failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    build(true);
+    let _only_us = MODULE_FILE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let profile_dir = build_module(Some("panic-trigger"));
     std::fs::copy(profile_dir.join("libpam_xcauth.so"), dest).unwrap();
-    build(false);
+    build_module(None);
+}
+
+/// Held while the module file in `target/` is copied or briefly replaced by the trigger
+/// build, so no test of this process copies the wrong one.
+static MODULE_FILE: Mutex<()> = Mutex::new(());
+
+/// Copies the normal module to `dest`.
+fn copy_module(dest: &Path) {
+    let so = module_so();
+    let _only_us = MODULE_FILE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::fs::copy(so, dest).unwrap();
 }
 
 /// Receives the module's syslog datagrams (option `syslog_socket=PATH`).
@@ -255,7 +258,7 @@ impl World {
     pub fn with_double(scratch: Scratch, double: BackendDouble, extra_conf: &str) -> World {
         require_root();
         let so = scratch.join("pam_xcauth.so");
-        std::fs::copy(module_so(), &so).unwrap();
+        copy_module(&so);
         std::fs::set_permissions(&so, std::fs::Permissions::from_mode(0o755)).unwrap();
         double.add_user(User::new("alice", ALICE_PW));
         double.add_user(User::new("bob", BOB_PW));

@@ -472,7 +472,7 @@ fn socket_mode_checks_who_serves_the_connected_socket() {
             "--reuid=nobody",
             "--regid=nogroup",
             "--clear-groups",
-            "python3",
+            "/usr/bin/python3",
             "-c",
             &script,
         ])
