@@ -133,6 +133,15 @@ pub fn open_db(config: &Config, need: bool) -> DbState {
     if !exists && !need {
         return DbState::Absent;
     }
+    // Something that is no database at all (a directory, a device) is a broken
+    // configuration, not an untrusted file: fail closed as for an unreadable one.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.is_file() && !meta.file_type().is_symlink() {
+            let why = format!("database {} is not a regular file", path.display());
+            warn!("{why}; per-domain settings unknown: logins fail until this is fixed");
+            return DbState::Broken(why);
+        }
+    }
     let euid = trust::euid();
     if let Err(why) = check_db_trust(path, euid, exists) {
         return untrusted(path, euid, why);
