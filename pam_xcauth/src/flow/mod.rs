@@ -252,10 +252,8 @@ pub fn split_user<'a>(name: &'a str, domains: &[String]) -> Result<(&'a str, Str
     Ok((user, domain))
 }
 
-/// The steps both entry points begin with.
-///
-/// The user as PAM gives it, recorded for the log line. libpam's failure to give one ends
-/// the call.
+/// How both entry points begin: the user as PAM gives it, recorded for the log line. libpam's
+/// failure to give one ends the call.
 fn pam_user<H: Handle>(h: &H, ctx: &mut Ctx) -> Result<String, Outcome> {
     let name = h.user().map_err(Outcome::UserItem)?;
     ctx.user = Some(name.clone());
@@ -270,9 +268,9 @@ fn open_oracle<O: Oracle>(
     open(opts).map_err(Outcome::ServiceError)
 }
 
-/// Either way the call ends in an outcome; `Err` is the early one.
-fn settle(result: Result<Outcome, Outcome>) -> Outcome {
-    result.unwrap_or_else(|early| early)
+/// Either way a call ends in an outcome; `Err` is one that ends it early.
+fn settle(steps: impl FnOnce() -> Result<Outcome, Outcome>) -> Outcome {
+    steps().unwrap_or_else(|early| early)
 }
 
 /// `pam_sm_authenticate` after option parsing: user → domain → oracle → password → decision.
@@ -284,34 +282,25 @@ pub fn authenticate<H: Handle, O: Oracle>(
     log: &Logger<'_>,
     ctx: &mut Ctx,
 ) -> Outcome {
-    settle(try_authenticate(h, flags, opts, open, log, ctx))
-}
-
-fn try_authenticate<H: Handle, O: Oracle>(
-    h: &H,
-    flags: PamFlags,
-    opts: &Options,
-    open: impl FnOnce(&Options) -> Result<O, String>,
-    log: &Logger<'_>,
-    ctx: &mut Ctx,
-) -> Result<Outcome, Outcome> {
-    let name = pam_user(h, ctx)?;
-    let (user, domain) = split_user(&name, &opts.domains)?;
-    let mut oracle = open_oracle(open, opts)?;
-    log.debug(|| format!("user={user} domain={domain} via {}", oracle.describe()));
-    let password = password(h, flags)?;
-    // The call's time budget runs from here: however long the user took to type, the
-    // backend gets the whole budget.
-    oracle.start_budget();
-    let (via, uid, groups) = decide(&mut oracle, user, &domain, &password, opts, log)?;
-    ctx.verified = Some(Marker {
-        user: user.to_owned(),
-        name,
-        domain,
-        uid: uid.unwrap_or_default(),
-        groups,
-    });
-    Ok(Outcome::Accepted(via))
+    settle(move || {
+        let name = pam_user(h, ctx)?;
+        let (user, domain) = split_user(&name, &opts.domains)?;
+        let mut oracle = open_oracle(open, opts)?;
+        log.debug(|| format!("user={user} domain={domain} via {}", oracle.describe()));
+        let password = password(h, flags)?;
+        // The call's time budget runs from here: however long the user took to type, the
+        // backend gets the whole budget.
+        oracle.start_budget();
+        let (via, uid, groups) = decide(&mut oracle, user, &domain, &password, opts, log)?;
+        ctx.verified = Some(Marker {
+            user: user.to_owned(),
+            name,
+            domain,
+            uid: uid.unwrap_or_default(),
+            groups,
+        });
+        Ok(Outcome::Accepted(via))
+    })
 }
 
 /// The password (or token) to check, or why there is none worth sending.
@@ -447,59 +436,51 @@ pub fn account<H: Handle, O: Oracle>(
     log: &Logger<'_>,
     ctx: &mut Ctx,
 ) -> Outcome {
-    settle(try_account(h, opts, open, log, ctx))
-}
-
-fn try_account<H: Handle, O: Oracle>(
-    h: &H,
-    opts: &Options,
-    open: impl FnOnce(&Options) -> Result<O, String>,
-    log: &Logger<'_>,
-    ctx: &mut Ctx,
-) -> Result<Outcome, Outcome> {
-    let name = pam_user(h, ctx)?;
-    let marker = h.marker().filter(|m| m.name == name);
-    let (user, domain, uid) = match &marker {
-        Some(m) => {
-            if let Some(g) = m.groups.iter().find(|g| opts.groups.contains(g)) {
-                log.debug(|| format!("account: group {g} was verified at authentication"));
-                return Ok(Outcome::AccountAuthenticated);
+    settle(move || {
+        let name = pam_user(h, ctx)?;
+        let marker = h.marker().filter(|m| m.name == name);
+        let (user, domain, uid) = match &marker {
+            Some(m) => {
+                if let Some(g) = m.groups.iter().find(|g| opts.groups.contains(g)) {
+                    log.debug(|| format!("account: group {g} was verified at authentication"));
+                    return Ok(Outcome::AccountAuthenticated);
+                }
+                if opts.groups.is_empty() {
+                    return Ok(Outcome::AccountAuthenticated);
+                }
+                let uid = (!m.uid.is_empty()).then(|| m.uid.clone());
+                (m.user.clone(), m.domain.clone(), uid)
             }
-            if opts.groups.is_empty() {
-                return Ok(Outcome::AccountAuthenticated);
+            None if !opts.account_check => return Ok(Outcome::NotOurs),
+            None => {
+                // Without a password nothing says which account the name means; the one spelled
+                // exactly like the user part is the only one that cannot be a different person.
+                let (user, domain) = split_user(&name, &opts.domains)?;
+                (user.to_owned(), domain, Some(user.to_owned()))
             }
-            let uid = (!m.uid.is_empty()).then(|| m.uid.clone());
-            (m.user.clone(), m.domain.clone(), uid)
-        }
-        None if !opts.account_check => return Ok(Outcome::NotOurs),
-        None => {
-            // Without a password nothing says which account the name means; the one spelled
-            // exactly like the user part is the only one that cannot be a different person.
-            let (user, domain) = split_user(&name, &opts.domains)?;
-            (user.to_owned(), domain, Some(user.to_owned()))
-        }
-    };
-    let mut oracle = open_oracle(open, opts)?;
-    log.debug(|| {
-        format!(
-            "account user={user} domain={domain} authenticated_by_xcauth={} via {}",
-            marker.is_some(),
-            oracle.describe()
-        )
-    });
-    if marker.is_some() {
-        // We authenticated this account on this handle: it exists; only group= is left.
-        check_groups(&mut oracle, uid.as_deref(), &domain, opts, log)?;
-        return Ok(Outcome::AccountAuthenticated);
-    }
-    match oracle.isuser(&user, &domain) {
-        UserExists::Yes => {
+        };
+        let mut oracle = open_oracle(open, opts)?;
+        log.debug(|| {
+            format!(
+                "account user={user} domain={domain} authenticated_by_xcauth={} via {}",
+                marker.is_some(),
+                oracle.describe()
+            )
+        });
+        if marker.is_some() {
+            // We authenticated this account on this handle: it exists; only group= is left.
             check_groups(&mut oracle, uid.as_deref(), &domain, opts, log)?;
-            Ok(Outcome::AccountExists)
+            return Ok(Outcome::AccountAuthenticated);
         }
-        UserExists::No => Ok(Outcome::UnknownUser),
-        UserExists::Unknown(why) => Ok(Outcome::Unavailable(reason(why))),
-    }
+        match oracle.isuser(&user, &domain) {
+            UserExists::Yes => {
+                check_groups(&mut oracle, uid.as_deref(), &domain, opts, log)?;
+                Ok(Outcome::AccountExists)
+            }
+            UserExists::No => Ok(Outcome::UnknownUser),
+            UserExists::Unknown(why) => Ok(Outcome::Unavailable(reason(why))),
+        }
+    })
 }
 
 #[cfg(test)]
