@@ -1,21 +1,29 @@
-//! The C boundary: the six `pam_sm_*` symbols libpam looks up, and raw `syslog(3)`.
+//! The C boundary: the six `pam_sm_*` symbols libpam looks up; raw `syslog(3)` and the
+//! process-wide hooks that write to it; the NSS and `SO_PEERCRED` look-ups the socket oracle
+//! needs, handed down as [`LOOKUPS`].
 //!
 //! This is the only module allowed `unsafe`. pamsm's `pam_module!` macro is deliberately not
 //! used: it converts `argv` outside of any panic guard and silently returns `PAM_SERVICE_ERR`
 //! for a non-UTF-8 argument. Here every entry point does all its work, argument conversion
 //! included, inside [`std::panic::catch_unwind`]; a panic (which would otherwise abort the
 //! host, Rust ≥ 1.81) becomes `PAM_SERVICE_ERR` plus a log line. The panic hook installed by
-//! [`crate::install_process_hooks`] sends the panic location to syslog, never to stderr.
+//! [`install_process_hooks`] (inside the guard too) sends the panic location to syslog,
+//! never to stderr.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use pamsm::{Pam, PamError, PamFlags};
 
-use crate::logging::{Level, LOG_AUTHPRIV};
-use crate::{BadArgs, Entry};
+use crate::entry::{self, BadArgs, Entry};
+use crate::logging::{CoreLog, Level, LOG_AUTHPRIV};
+use crate::oracle::Lookups;
+
+/// The system look-ups of this module, for the socket oracle.
+pub(crate) const LOOKUPS: Lookups = Lookups { user_id, peer_uid };
 
 /// Runs `f`; if it panics, runs `on_panic` (itself guarded) and returns `PAM_SERVICE_ERR`.
 pub(crate) fn guarded(f: impl FnOnce() -> PamError, on_panic: impl FnOnce()) -> PamError {
@@ -71,18 +79,18 @@ unsafe fn run(
     argc: c_int,
     argv: *const *const c_char,
 ) -> c_int {
-    crate::install_process_hooks();
     let flags = PamFlags::from_bits_truncate(flags);
     let code = guarded(
         || {
+            install_process_hooks();
             // SAFETY: forwarded from the caller's contract.
             let args = unsafe { collect_args(argc, argv) };
-            crate::dispatch(entry, &pamh, flags, args)
+            entry::dispatch(entry, &pamh, flags, args, LOOKUPS)
         },
         || {
             // SAFETY: forwarded from the caller's contract.
             let args = unsafe { collect_args(argc, argv) };
-            crate::report_panic(entry, &pamh, args);
+            entry::report_panic(entry, &pamh, args);
         },
     );
     code as c_int
@@ -134,7 +142,7 @@ entry_point!(
 
 /// The uid of the user called `name`, looked up through NSS (`getpwnam_r`): `Ok(None)` when
 /// there is no such user.
-pub(crate) fn user_id(name: &str) -> Result<Option<u32>, String> {
+fn user_id(name: &str) -> Result<Option<u32>, String> {
     let cname = CString::new(name).map_err(|_| "NUL in a user name".to_owned())?;
     let mut buf: Vec<c_char> = vec![0; 1024];
     loop {
@@ -167,7 +175,7 @@ pub(crate) fn user_id(name: &str) -> Result<Option<u32>, String> {
 
 /// The uid of the process on the other end of a connected Unix socket (`SO_PEERCRED`; for a
 /// listening socket, the process that called `listen`).
-pub(crate) fn peer_uid(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, String> {
+fn peer_uid(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, String> {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {
         pid: 0,
@@ -193,9 +201,32 @@ pub(crate) fn peer_uid(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32, String> {
     Ok(cred.uid)
 }
 
+static PROCESS_HOOKS: Once = Once::new();
+
+/// The one core logger handed to `log::set_logger`.
+static CORE_LOG: CoreLog = CoreLog::new(raw_syslog);
+
+/// Installs, once per process, the stateless core logger and a panic hook that writes to
+/// syslog instead of stderr. Both live in this library's own copy of `std`/`log` (statically
+/// linked), so the host's hooks are untouched; `-z nodelete` keeps them mapped.
+fn install_process_hooks() {
+    PROCESS_HOOKS.call_once(|| {
+        if log::set_logger(&CORE_LOG).is_ok() {
+            log::set_max_level(log::LevelFilter::Warn);
+        }
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            raw_syslog(Level::Crit, &format!("pam_xcauth: panic at {location}"));
+        }));
+    });
+}
+
 /// `syslog(LOG_AUTHPRIV | level, "%s", msg)` without `openlog`: the host keeps its ident.
 /// Used for the core library's log records and the panic hook, where no PAM handle is at hand.
-pub(crate) fn raw_syslog(level: Level, msg: &str) {
+fn raw_syslog(level: Level, msg: &str) {
     let Ok(text) = CString::new(msg.replace('\0', "?")) else {
         return;
     };
@@ -243,5 +274,19 @@ mod tests {
         // SAFETY: one NUL-terminated (non-UTF-8) string.
         let not_utf8 = unsafe { collect_args(1, argv.as_ptr()) };
         assert_eq!(not_utf8, Err(BadArgs::NotUtf8(0)));
+    }
+
+    #[test]
+    fn guard_turns_a_panic_into_service_err() {
+        let mut reported = false;
+        #[allow(clippy::panic)]
+        let code = guarded(|| -> PamError { panic!("boom") }, || reported = true);
+        assert_eq!(code, PamError::SERVICE_ERR);
+        assert!(reported);
+        // A panic while reporting is swallowed too.
+        #[allow(clippy::panic)]
+        let code = guarded(|| -> PamError { panic!("boom") }, || panic!("again"));
+        assert_eq!(code, PamError::SERVICE_ERR);
+        assert_eq!(guarded(|| PamError::AUTH_ERR, || ()), PamError::AUTH_ERR);
     }
 }

@@ -194,12 +194,20 @@ impl Line {
     }
 }
 
-/// The process-wide logger for the core library's `log` records (WARN and above).
+/// The process-wide logger for the core library's `log` records (WARN and above). It holds
+/// only the function that writes a line to syslog (given by `ffi`, which owns the `unsafe`
+/// call).
 #[derive(Debug)]
-pub struct CoreLog;
+pub struct CoreLog {
+    send: fn(Level, &str),
+}
 
-/// The one instance handed to `log::set_logger`.
-pub static CORE_LOG: CoreLog = CoreLog;
+impl CoreLog {
+    /// A logger that writes through `send`.
+    pub const fn new(send: fn(Level, &str)) -> Self {
+        Self { send }
+    }
+}
 
 impl log::Log for CoreLog {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
@@ -215,7 +223,7 @@ impl log::Log for CoreLog {
             _ => Level::Warning,
         };
         let text = format!("pam_xcauth(core): {}", record.args());
-        crate::ffi::raw_syslog(level, &logsafe::clean(&text, 2048));
+        (self.send)(level, &logsafe::clean(&text, 2048));
     }
 
     fn flush(&self) {}

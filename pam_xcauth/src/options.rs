@@ -19,6 +19,26 @@ pub const DEFAULT_TIMEOUT: u64 = 15;
 /// Upper bound for `timeout=`, in seconds.
 pub const MAX_TIMEOUT: u64 = 300;
 
+/// Who answers the module's questions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authority {
+    /// `config=PATH` (default [`DEFAULT_CONFIG`]): the core engine, built in this process for
+    /// each call from the xcauth configuration file.
+    InProcess {
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// `socket=PATH`: the xcauthd listening on this Unix socket (no secret needed here).
+    /// `config=` is then not read.
+    Socket {
+        /// The socket file.
+        path: PathBuf,
+        /// `socket_owner=USER`: besides root, the user (name or uid) that may own the socket
+        /// file. A password is only sent to a socket owned by root or by this user.
+        owner: Option<String>,
+    },
+}
+
 /// The parsed arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -32,8 +52,8 @@ pub struct Options {
     pub quiet: bool,
     /// `debug`: decision detail at LOG_DEBUG (never a password, token or secret).
     pub debug: bool,
-    /// `config=PATH`: the xcauth configuration file (in-process mode only).
-    pub config: PathBuf,
+    /// `config=` or `socket=` (with `socket_owner=`): who answers.
+    pub authority: Authority,
     /// `domain=A[,B…]`: the domains this service serves (lower-cased). The first is the
     /// domain of user names without `@`; a name in any other domain is an unknown user.
     /// Empty: no default domain and no restriction.
@@ -44,16 +64,10 @@ pub struct Options {
     /// `group=A[,B…]`: only members of one of these Nextcloud groups (display names, exact
     /// match) are let in. Empty: no group restriction.
     pub groups: Vec<String>,
-    /// `socket=PATH`: ask the xcauthd listening on this Unix socket instead of Nextcloud.
-    pub socket: Option<PathBuf>,
     /// `timeout=SECONDS` (alias `socket_timeout=`): the budget of the whole PAM call.
     pub timeout: Duration,
-    /// `socket_owner=USER`: besides root, the user (name or uid) that may own the `socket=`
-    /// file. A password is only sent to a socket owned by root or by this user.
-    pub socket_owner: Option<String>,
-    /// `syslog_socket=PATH` (for tests): send the log lines as syslog datagrams to this Unix
-    /// socket instead of calling `pam_syslog`.
-    pub syslog_socket: Option<PathBuf>,
+    /// The test-only arguments (see [`TestHooks`]).
+    pub test_hooks: TestHooks,
 }
 
 impl Default for Options {
@@ -63,14 +77,14 @@ impl Default for Options {
             try_first_pass: false,
             quiet: false,
             debug: false,
-            config: PathBuf::from(DEFAULT_CONFIG),
+            authority: Authority::InProcess {
+                config: PathBuf::from(DEFAULT_CONFIG),
+            },
             domains: Vec::new(),
             account_check: false,
             groups: Vec::new(),
-            socket: None,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT),
-            socket_owner: None,
-            syslog_socket: None,
+            test_hooks: TestHooks::default(),
         }
     }
 }
@@ -99,15 +113,23 @@ impl fmt::Display for OptionError {
     }
 }
 
-/// Parses the module arguments. Later occurrences of an option win.
+/// Parses the module arguments. Later occurrences of an option win; `socket=` wins over
+/// `config=` wherever each stands.
 pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
     let mut opts = Options::default();
+    let mut config = PathBuf::from(DEFAULT_CONFIG);
+    let mut socket = None;
+    let mut socket_owner = None;
     let mut errors = Vec::new();
     for arg in args {
         let (name, value) = match arg.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (arg.as_str(), None),
         };
+        if let Some(result) = test_hook(name, value, &mut opts.test_hooks) {
+            errors.extend(result.err());
+            continue;
+        }
         let result = match (name, value) {
             ("use_first_pass", None) => {
                 opts.use_first_pass = true;
@@ -129,17 +151,14 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
                 opts.account_check = true;
                 Ok(())
             }
-            ("config", Some(v)) => absolute("config", v).map(|p| opts.config = p),
+            ("config", Some(v)) => absolute("config", v).map(|p| config = p),
             ("domain", Some(v)) => domains(v).map(|d| opts.domains = d),
             ("group", Some(v)) => groups(v).map(|g| opts.groups = g),
-            ("socket", Some(v)) => absolute("socket", v).map(|p| opts.socket = Some(p)),
+            ("socket", Some(v)) => absolute("socket", v).map(|p| socket = Some(p)),
             ("timeout" | "socket_timeout", Some(v)) => {
                 timeout(value_name(name), v).map(|t| opts.timeout = t)
             }
-            ("socket_owner", Some(v)) => owner(v).map(|o| opts.socket_owner = Some(o)),
-            ("syslog_socket", Some(v)) => {
-                absolute("syslog_socket", v).map(|p| opts.syslog_socket = Some(p))
-            }
+            ("socket_owner", Some(v)) => owner(v).map(|o| socket_owner = Some(o)),
             (
                 "use_first_pass" | "try_first_pass" | "quiet" | "debug" | "account_check",
                 Some(_),
@@ -149,7 +168,7 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
             }),
             (
                 "config" | "domain" | "group" | "socket" | "timeout" | "socket_timeout"
-                | "socket_owner" | "syslog_socket",
+                | "socket_owner",
                 None,
             ) => Err(OptionError::BadValue {
                 name: value_name(name),
@@ -163,7 +182,43 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
             errors.push(e);
         }
     }
+    opts.authority = match socket {
+        Some(path) => Authority::Socket {
+            path,
+            owner: socket_owner,
+        },
+        None => Authority::InProcess { config },
+    };
     (opts, errors)
+}
+
+/// Arguments that only the test suite uses, kept out of [`parse`]'s table of production
+/// options. They are accepted by every build because the end-to-end tests drive the same
+/// `.so` that is shipped; none of them widens who may log in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestHooks {
+    /// `syslog_socket=PATH`: send the log lines as syslog datagrams to this Unix socket
+    /// instead of calling `pam_syslog` (pam_wrapper and test hosts have no syslog daemon to
+    /// read back).
+    pub syslog_socket: Option<PathBuf>,
+}
+
+/// Parses one test-only argument into `hooks`; `None` when `name` is not one.
+fn test_hook(
+    name: &str,
+    value: Option<&str>,
+    hooks: &mut TestHooks,
+) -> Option<Result<(), OptionError>> {
+    match (name, value) {
+        ("syslog_socket", Some(v)) => {
+            Some(absolute("syslog_socket", v).map(|p| hooks.syslog_socket = Some(p)))
+        }
+        ("syslog_socket", None) => Some(Err(OptionError::BadValue {
+            name: "syslog_socket",
+            problem: "needs a value (NAME=VALUE)".into(),
+        })),
+        _ => None,
+    }
 }
 
 fn flag_name(name: &str) -> &'static str {
@@ -184,8 +239,7 @@ fn value_name(name: &str) -> &'static str {
         "socket" => "socket",
         "timeout" => "timeout",
         "socket_timeout" => "socket_timeout",
-        "socket_owner" => "socket_owner",
-        _ => "syslog_socket",
+        _ => "socket_owner",
     }
 }
 
@@ -275,7 +329,12 @@ mod tests {
         let (o, e) = parse(&[]);
         assert!(e.is_empty());
         assert_eq!(o, Options::default());
-        assert_eq!(o.config, Path::new("/etc/xcauth.conf"));
+        assert_eq!(
+            o.authority,
+            Authority::InProcess {
+                config: "/etc/xcauth.conf".into()
+            }
+        );
         assert_eq!(o.timeout, Duration::from_secs(15));
         assert!(!o.account_check);
     }
@@ -298,14 +357,30 @@ mod tests {
         ]));
         assert_eq!(e, vec![]);
         assert!(o.use_first_pass && o.try_first_pass && o.quiet && o.debug);
-        assert_eq!(o.config, Path::new("/etc/x.conf"));
         assert_eq!(o.domains, vec!["example.org", "example.com"]);
         assert!(o.account_check);
         assert_eq!(o.groups, vec!["Team A".to_owned(), "admins".to_owned()]);
-        assert_eq!(o.socket.as_deref(), Some(Path::new("/run/xcauth/pam.sock")));
+        // socket= wins over config=, wherever each stands.
+        assert_eq!(
+            o.authority,
+            Authority::Socket {
+                path: "/run/xcauth/pam.sock".into(),
+                owner: Some("xcauth".into()),
+            }
+        );
         assert_eq!(o.timeout, Duration::from_secs(7));
-        assert_eq!(o.socket_owner.as_deref(), Some("xcauth"));
-        assert_eq!(o.syslog_socket.as_deref(), Some(Path::new("/tmp/log.sock")));
+        assert_eq!(
+            o.test_hooks.syslog_socket.as_deref(),
+            Some(Path::new("/tmp/log.sock"))
+        );
+        let (o, e) = parse(&args(&["config=/etc/x.conf"]));
+        assert!(e.is_empty());
+        assert_eq!(
+            o.authority,
+            Authority::InProcess {
+                config: "/etc/x.conf".into()
+            }
+        );
         let (o, e) = parse(&args(&["timeout=9"]));
         assert!(e.is_empty());
         assert_eq!(o.timeout, Duration::from_secs(9));

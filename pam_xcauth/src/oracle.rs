@@ -6,50 +6,22 @@
 //! client (whose drop joins reqwest's runtime thread), the optional SQLite cache, the engine.
 //! Nothing is kept in a static, so nothing survives into a `fork()`ed child or past `pam_end`.
 
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use xcauth_core::assemble::{self, Host};
-use xcauth_core::backend::UserExists;
+use xcauth_core::backend::{Unavailable, UserExists};
 use xcauth_core::config::{Config, RawConfig};
-use xcauth_core::engine::{LoginRules, NameMatch};
+use xcauth_core::engine::{Login, LoginRules, NameMatch};
 use xcauth_core::jsxc::CallBudget;
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
-use xcauth_core::{AuthDecision, Engine, Password, Via};
+use xcauth_core::{AuthDecision, Engine, Password};
 
-/// The answer to a password check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthAnswer {
-    /// Let the user in: how it was vouched for, and the Nextcloud account that logged in when
-    /// known.
-    Accepted {
-        /// How.
-        via: Via,
-        /// The account's uid; `None` after a cache hit or from a backend that did not say.
-        uid: Option<String>,
-    },
-    /// Wrong password or unknown user.
-    Rejected,
-    /// Nobody could say; log-safe reason.
-    Unavailable(String),
-}
-
-/// The answer to "does this user exist?".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExistsAnswer {
-    /// Yes.
-    Yes,
-    /// No.
-    No,
-    /// Nobody could say; log-safe reason.
-    Unknown(String),
-}
-
-/// Answers the module's questions for one PAM call.
+/// Answers the module's questions for one PAM call, in the core's own terms.
 pub trait Oracle {
     /// A short description for debug lines (`in-process url=…`, `socket=…`).
     fn describe(&self) -> String;
@@ -59,13 +31,12 @@ pub trait Oracle {
     /// Checks `password` (or a token) for `user@domain`. The name must spell the account
     /// exactly. With `need_uid` the answer must say which account logged in, so the
     /// credential cache is skipped.
-    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool)
-        -> AuthAnswer;
+    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool) -> Login;
     /// Does `user@domain` exist?
-    fn isuser(&mut self, user: &str, domain: &str) -> ExistsAnswer;
+    fn isuser(&mut self, user: &str, domain: &str) -> UserExists;
     /// The Nextcloud group display names of exactly the account `uid` (on the backend that
     /// serves `domain`), or why they are unknown.
-    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, String>;
+    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, Unavailable>;
 }
 
 /// Lets the flow take either oracle chosen at run time.
@@ -76,15 +47,25 @@ impl Oracle for Box<dyn Oracle> {
     fn start_budget(&mut self) {
         (**self).start_budget();
     }
-    fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool) -> AuthAnswer {
+    fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool) -> Login {
         (**self).auth(u, d, p, need_uid)
     }
-    fn isuser(&mut self, u: &str, d: &str) -> ExistsAnswer {
+    fn isuser(&mut self, u: &str, d: &str) -> UserExists {
         (**self).isuser(u, d)
     }
-    fn groups(&mut self, u: &str, d: &str) -> Result<Vec<String>, String> {
+    fn groups(&mut self, u: &str, d: &str) -> Result<Vec<String>, Unavailable> {
         (**self).groups(u, d)
     }
+}
+
+/// What the socket oracle asks of the system and only libc answers. The answers come from
+/// `ffi`, the one module allowed `unsafe`, which hands them down here.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookups {
+    /// The uid of the user called `name` (NSS): `Ok(None)` when there is no such user.
+    pub user_id: fn(name: &str) -> Result<Option<u32>, String>,
+    /// The uid of the process on the other end of a connected Unix socket.
+    pub peer_uid: fn(fd: BorrowedFd<'_>) -> Result<u32, String>,
 }
 
 /// Reads the configuration and builds the engine for one call, exactly as
@@ -201,40 +182,20 @@ impl Oracle for InProcess {
         self.budget.start();
     }
 
-    fn auth(
-        &mut self,
-        user: &str,
-        domain: &str,
-        password: &Password,
-        need_uid: bool,
-    ) -> AuthAnswer {
+    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool) -> Login {
         let rules = LoginRules {
             names: NameMatch::Exact,
             need_uid,
         };
-        let login = self.engine.login(user, domain, password, rules);
-        match login.decision {
-            AuthDecision::Accepted(via) => AuthAnswer::Accepted {
-                via,
-                uid: login.uid,
-            },
-            AuthDecision::Rejected => AuthAnswer::Rejected,
-            AuthDecision::Unavailable(why) => AuthAnswer::Unavailable(why.to_string()),
-        }
+        self.engine.login(user, domain, password, rules)
     }
 
-    fn isuser(&mut self, user: &str, domain: &str) -> ExistsAnswer {
-        match self.engine.isuser(user, domain) {
-            UserExists::Yes => ExistsAnswer::Yes,
-            UserExists::No => ExistsAnswer::No,
-            UserExists::Unknown(why) => ExistsAnswer::Unknown(why.to_string()),
-        }
+    fn isuser(&mut self, user: &str, domain: &str) -> UserExists {
+        self.engine.isuser(user, domain)
     }
 
-    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, String> {
-        self.engine
-            .groups_of_account(uid, domain)
-            .map_err(|why| why.to_string())
+    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, Unavailable> {
+        self.engine.groups_of_account(uid, domain)
     }
 }
 
@@ -245,17 +206,19 @@ pub struct Socket {
     path: PathBuf,
     timeout: Duration,
     owner: u32,
+    peer_uid: fn(BorrowedFd<'_>) -> Result<u32, String>,
     conn: Option<Connection>,
 }
 
 impl Socket {
-    /// Nothing is connected until the first question. The socket file must be owned by root
-    /// or by uid `owner`.
-    pub fn new(path: &Path, timeout: Duration, owner: u32) -> Self {
+    /// Nothing is connected until the first question. The socket file, and the process
+    /// serving it (`lookups.peer_uid`), must be root or uid `owner`.
+    pub fn new(path: &Path, timeout: Duration, owner: u32, lookups: Lookups) -> Self {
         Self {
             path: path.to_path_buf(),
             timeout,
             owner,
+            peer_uid: lookups.peer_uid,
             conn: None,
         }
     }
@@ -266,7 +229,7 @@ impl Socket {
             let conn = Connection::open(&self.path, self.timeout)?;
             // The file check above and the connect are two look-ups of the path; the peer's
             // credentials belong to the socket actually connected.
-            let peer = crate::ffi::peer_uid(conn.socket())
+            let peer = (self.peer_uid)(conn.socket())
                 .map_err(|e| format!("cannot check who serves {}: {e}", self.path.display()))?;
             if peer != 0 && peer != self.owner {
                 return Err(format!(
@@ -320,54 +283,61 @@ impl Oracle for Socket {
         )
     }
 
-    fn auth(
-        &mut self,
-        user: &str,
-        domain: &str,
-        password: &Password,
-        need_uid: bool,
-    ) -> AuthAnswer {
+    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool) -> Login {
         let req = PamRequest::Auth {
             user: user.to_owned(),
             domain: domain.to_owned(),
             password: password.clone(),
             need_uid,
         };
-        match self.ask(&req) {
-            Ok(PamReply::Accepted { via, uid }) => AuthAnswer::Accepted { via, uid },
-            Ok(PamReply::Rejected) => AuthAnswer::Rejected,
-            Ok(PamReply::Unavailable(why)) => AuthAnswer::Unavailable(format!("xcauthd: {why}")),
-            Ok(other) => AuthAnswer::Unavailable(format!("unexpected reply {other:?}")),
-            Err(e) => AuthAnswer::Unavailable(e),
-        }
+        let (decision, uid) = match self.ask(&req) {
+            Ok(PamReply::Accepted { via, uid }) => (AuthDecision::Accepted(via), uid),
+            Ok(PamReply::Rejected) => (AuthDecision::Rejected, None),
+            Ok(other) => (AuthDecision::Unavailable(not_answered(other)), None),
+            Err(e) => (AuthDecision::Unavailable(not_asked(e)), None),
+        };
+        Login { decision, uid }
     }
 
-    fn isuser(&mut self, user: &str, domain: &str) -> ExistsAnswer {
+    fn isuser(&mut self, user: &str, domain: &str) -> UserExists {
         let req = PamRequest::IsUser {
             user: user.to_owned(),
             domain: domain.to_owned(),
         };
         match self.ask(&req) {
-            Ok(PamReply::Exists) => ExistsAnswer::Yes,
-            Ok(PamReply::NoSuchUser) => ExistsAnswer::No,
-            Ok(PamReply::Unavailable(why)) => ExistsAnswer::Unknown(format!("xcauthd: {why}")),
-            Ok(other) => ExistsAnswer::Unknown(format!("unexpected reply {other:?}")),
-            Err(e) => ExistsAnswer::Unknown(e),
+            Ok(PamReply::Exists) => UserExists::Yes,
+            Ok(PamReply::NoSuchUser) => UserExists::No,
+            Ok(other) => UserExists::Unknown(not_answered(other)),
+            Err(e) => UserExists::Unknown(not_asked(e)),
         }
     }
 
-    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, String> {
+    fn groups(&mut self, uid: &str, domain: &str) -> Result<Vec<String>, Unavailable> {
         let req = PamRequest::Groups {
             uid: uid.to_owned(),
             domain: domain.to_owned(),
         };
         match self.ask(&req) {
             Ok(PamReply::Groups(groups)) => Ok(groups),
-            Ok(PamReply::Unavailable(why)) => Err(format!("xcauthd: {why}")),
-            Ok(other) => Err(format!("unexpected reply {other:?}")),
-            Err(e) => Err(e),
+            Ok(other) => Err(not_answered(other)),
+            Err(e) => Err(not_asked(e)),
         }
     }
+}
+
+/// xcauthd answered, but not with an answer to the question: it said the backend is
+/// unavailable, or it sent a reply that belongs to another question.
+fn not_answered(reply: PamReply) -> Unavailable {
+    match reply {
+        PamReply::Unavailable(why) => not_asked(format!("xcauthd: {why}")),
+        other => not_asked(format!("unexpected reply {other:?}")),
+    }
+}
+
+/// xcauthd could not be asked (or did not answer); `why` is the whole log-safe reason.
+fn not_asked(why: String) -> Unavailable {
+    // core: Unavailable::Daemon
+    Unavailable::Transport(why)
 }
 
 #[cfg(test)]

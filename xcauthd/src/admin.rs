@@ -16,7 +16,7 @@ use xcauth_core::db::{Db, DbOptions};
 use xcauth_core::Secret;
 use zeroize::Zeroizing;
 
-use crate::setup::fail;
+use crate::exit::{self, fail};
 
 fn arg(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name).required(true).help(help)
@@ -131,8 +131,8 @@ fn read_secret() -> Result<Secret, String> {
 
 fn admin_err(e: AdminError) -> ExitCode {
     let code = match e {
-        AdminError::Db(_) => 1,
-        _ => 2,
+        AdminError::Db(_) => exit::FAILURE,
+        _ => exit::USAGE,
     };
     fail(code, &e.to_string())
 }
@@ -142,7 +142,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
     let creates = matches!((name, m.subcommand_name()), ("domain", Some("add")));
     let db = match open(config, creates) {
         Ok(db) => db,
-        Err(e) => return fail(1, &e),
+        Err(e) => return fail(exit::FAILURE, &e),
     };
     let s = |k: &str| {
         m.get_one::<String>(k)
@@ -154,7 +154,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
             Some(("add", a)) => {
                 let secret = match read_secret() {
                     Ok(s) => s,
-                    Err(e) => return fail(2, &e),
+                    Err(e) => return fail(exit::USAGE, &e),
                 };
                 let get = |k: &str| a.get_one::<String>(k).map(String::as_str);
                 match admin::add_domain(
@@ -172,7 +172,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
                 let secret = if a.get_flag("secret-stdin") {
                     match read_secret() {
                         Ok(s) => Some(s),
-                        Err(e) => return fail(2, &e),
+                        Err(e) => return fail(exit::USAGE, &e),
                     }
                 } else {
                     None
@@ -188,7 +188,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
                     authdomain,
                 };
                 if change.secret.is_none() && change.url.is_none() && change.authdomain.is_none() {
-                    return fail(2, "nothing to change: give --url, --authdomain, --clear-authdomain or --secret-stdin");
+                    return fail(exit::USAGE, "nothing to change: give --url, --authdomain, --clear-authdomain or --secret-stdin");
                 }
                 let domain = a
                     .get_one::<String>("DOMAIN")
@@ -216,7 +216,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
                 Ok(rows) => rows.iter().for_each(|r| say(r)),
                 Err(e) => return admin_err(e),
             },
-            _ => return fail(2, "unknown domain command"),
+            _ => return fail(exit::USAGE, "unknown domain command"),
         },
         "cache" => match m.subcommand() {
             Some(("show", a)) => {
@@ -228,7 +228,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
                     Ok(Some(info)) => say(&info),
                     Ok(None) => {
                         say(&format!("no cache entry for {jid}"));
-                        return ExitCode::from(1);
+                        return ExitCode::from(exit::NO);
                     }
                     Err(e) => return admin_err(e),
                 }
@@ -243,7 +243,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
                     Err(e) => return admin_err(e),
                 }
             }
-            _ => return fail(2, "unknown cache command"),
+            _ => return fail(exit::USAGE, "unknown cache command"),
         },
         "delete-user" => match admin::delete_user(&db, s("JID")) {
             Ok(r) => say(&r),
@@ -262,9 +262,17 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
                             r.group
                         )),
                         Ok(st) => {
-                            return fail(1, &format!("{} srg_delete failed: {st}", ctl.display()))
+                            return fail(
+                                exit::FAILURE,
+                                &format!("{} srg_delete failed: {st}", ctl.display()),
+                            )
                         }
-                        Err(e) => return fail(1, &format!("cannot run {}: {e}", ctl.display())),
+                        Err(e) => {
+                            return fail(
+                                exit::FAILURE,
+                                &format!("cannot run {}: {e}", ctl.display()),
+                            )
+                        }
                     }
                 }
             }
@@ -278,7 +286,7 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
             Ok(r) => say(&r),
             Err(e) => return admin_err(e),
         },
-        other => return fail(2, &format!("unknown command {other}")),
+        other => return fail(exit::USAGE, &format!("unknown command {other}")),
     }
     ExitCode::SUCCESS
 }

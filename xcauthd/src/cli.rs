@@ -1,5 +1,7 @@
 //! The command line: built from the core's option table, so every
 //! `xcauth.conf` key is also a `--flag`, plus the daemon's own switches.
+//! [`run`] picks the mode and calls its entry: an admin command, `--demo`, a
+//! one-shot, or the daemon.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -9,8 +11,10 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use xcauth_core::config::{Config, OptionKind, Origin, RawConfig, RawValue, OPTIONS};
 
+use crate::daemon::{self, Start};
+use crate::exit::{self, fail};
 use crate::logging::{self, Sink};
-use crate::{demo, oneshot, setup};
+use crate::{admin, demo, oneshot, sys};
 
 const ABOUT: &str = "Checks XMPP, mail and PAM logins against Nextcloud's JSXC external API.";
 
@@ -73,7 +77,7 @@ fn command() -> Command {
         }
         cmd = cmd.arg(arg);
     }
-    crate::setup::admin_subcommands(cmd)
+    admin::subcommands(cmd)
 }
 
 /// The command line as a raw configuration layer.
@@ -99,12 +103,6 @@ fn raw_from_matches(m: &ArgMatches) -> RawConfig {
     raw
 }
 
-#[allow(clippy::print_stderr)] // the CLI's own error channel
-fn fail(code: u8, msg: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "xcauthd: {msg}");
-    ExitCode::from(code)
-}
-
 /// Parses the command line and runs the chosen mode.
 pub fn run() -> ExitCode {
     run_with(std::env::args_os().collect())
@@ -114,7 +112,7 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
     let matches = match command().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -138,7 +136,7 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
     }
     if let Some((name, sub)) = matches.subcommand() {
         logging::init(&Sink::Stderr, config.debug);
-        return setup::run_admin(&config, name, sub);
+        return admin::run(&config, name, sub);
     }
     if matches.get_flag("demo") {
         logging::init(&Sink::Stderr, config.debug || config.interactive);
@@ -149,7 +147,19 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
         logging::init(&Sink::Stderr, config.debug || config.interactive);
         return oneshot::run(&config);
     }
-    setup::serve(&config, matches.get_flag("daemon"))
+    let inherited = sys::take_listen_fds();
+    let start = if !inherited.is_empty() {
+        Start::Activated(inherited)
+    } else if matches.get_flag("daemon") {
+        Start::Listen
+    } else if config.protocol.is_some() {
+        Start::Spawned
+    } else {
+        // No mode given: help on stderr and status 1, as xcauth 2.
+        let _ = print_help_stderr();
+        return ExitCode::from(exit::FAILURE);
+    };
+    daemon::run(&config, start)
 }
 
 #[allow(clippy::print_stdout)] // --version output
@@ -162,8 +172,8 @@ fn print_version() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Prints `--help` to stderr (no mode given: exit status 1, as xcauth 2).
-pub fn print_help_stderr() -> std::io::Result<()> {
+/// Prints `--help` to stderr.
+fn print_help_stderr() -> std::io::Result<()> {
     let help = command().render_help();
     write!(std::io::stderr(), "{help}")
 }

@@ -18,8 +18,9 @@ use xcauth_core::config::Config;
 use xcauth_core::domains::GlobalBackend;
 use xcauth_core::{Engine, Password, Secret, SystemClock};
 
+use crate::exit::{self, fail};
 use crate::listen::{self, Endpoint, Service};
-use crate::setup::{fail, limits};
+use crate::startup;
 
 /// Demo accounts: (user, password, display name).
 pub const ACCOUNTS: [(&str, &str, &str); 2] = [
@@ -121,12 +122,17 @@ pub fn run(config: &Config) -> ExitCode {
     ] {
         match Endpoint::bind_tcp(SocketAddr::new(lo, port), Service::Framing(framing)) {
             Ok(ep) => endpoints.push(ep),
-            Err(e) => return fail(1, &format!("demo: cannot listen on 127.0.0.1:{port}: {e}")),
+            Err(e) => {
+                return fail(
+                    exit::FAILURE,
+                    &format!("demo: cannot listen on 127.0.0.1:{port}: {e}"),
+                )
+            }
         }
     }
     if let Err(e) = std::fs::create_dir_all(&sock_dir) {
         return fail(
-            1,
+            exit::FAILURE,
             &format!("demo: cannot create {}: {e}", sock_dir.display()),
         );
     }
@@ -136,7 +142,12 @@ pub fn run(config: &Config) -> ExitCode {
             ep.policy = listen::PeerPolicy::new(&[], None, ep.socket_gid());
             endpoints.push(ep);
         }
-        Err(e) => return fail(1, &format!("demo: cannot listen on {}: {e}", mux.display())),
+        Err(e) => {
+            return fail(
+                exit::FAILURE,
+                &format!("demo: cannot listen on {}: {e}", mux.display()),
+            )
+        }
     }
     let expiry = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,10 +181,10 @@ and see README.md, \"Configuration\".
         app = APP_PASSWORD.1,
         mux = mux.display(),
     ));
-    let result = listen::run(engine, endpoints, limits(config));
+    let result = listen::run(engine, endpoints, startup::limits(config));
     let _ = std::fs::remove_dir_all(&sock_dir);
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(1, &format!("demo: {e}")),
+        Err(e) => fail(exit::FAILURE, &format!("demo: {e}")),
     }
 }

@@ -7,13 +7,15 @@
 
 mod admin;
 mod cli;
+mod daemon;
 mod demo;
+mod exit;
 mod listen;
 mod logging;
 mod oneshot;
 mod pam_listener;
 mod serve;
-mod setup;
+mod startup;
 mod sys;
 
 use std::process::ExitCode;

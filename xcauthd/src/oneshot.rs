@@ -11,10 +11,8 @@ use xcauth_core::backend::{RosterReply, UserExists};
 use xcauth_core::config::Config;
 use xcauth_core::AuthDecision;
 
-use crate::setup::{build_engine, fail};
-
-/// Exit status when the backend could not answer.
-pub const EXIT_UNAVAILABLE: u8 = 3;
+use crate::exit::{self, fail};
+use crate::startup;
 
 #[allow(clippy::print_stdout)]
 fn say(text: &str) {
@@ -25,9 +23,9 @@ fn say(text: &str) {
 
 /// Runs the one-shot given in `config` (precedence -I, -R, -A, as xcauth 2).
 pub fn run(config: &Config) -> ExitCode {
-    let engine = match build_engine(config) {
+    let engine = match startup::engine(config) {
         Ok(e) => e,
-        Err((code, msg)) => return fail(code, &msg),
+        Err(failure) => return failure.exit(),
     };
     if let Some((user, domain)) = &config.isuser_test {
         return match engine.isuser(user, domain) {
@@ -37,11 +35,11 @@ pub fn run(config: &Config) -> ExitCode {
             }
             UserExists::No => {
                 say("False");
-                ExitCode::from(1)
+                ExitCode::from(exit::NO)
             }
             UserExists::Unknown(_) => {
                 say("None");
-                ExitCode::from(EXIT_UNAVAILABLE)
+                ExitCode::from(exit::UNAVAILABLE)
             }
         };
     }
@@ -54,7 +52,7 @@ pub fn run(config: &Config) -> ExitCode {
             RosterReply::Unavailable(why) => {
                 log::warn!("roster: {why}");
                 say("None");
-                ExitCode::from(EXIT_UNAVAILABLE)
+                ExitCode::from(exit::UNAVAILABLE)
             }
         };
     }
@@ -66,13 +64,13 @@ pub fn run(config: &Config) -> ExitCode {
             }
             AuthDecision::Rejected => {
                 say("False");
-                ExitCode::from(1)
+                ExitCode::from(exit::NO)
             }
             AuthDecision::Unavailable(_) => {
                 say("False");
-                ExitCode::from(EXIT_UNAVAILABLE)
+                ExitCode::from(exit::UNAVAILABLE)
             }
         };
     }
-    fail(1, "no one-shot command given")
+    fail(exit::FAILURE, "no one-shot command given")
 }

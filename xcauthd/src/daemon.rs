@@ -1,46 +1,32 @@
-//! Turning a validated `Config` into a running engine and listeners.
+//! The daemon: serves the engine on inherited (systemd), configured (`--daemon`), inetd or
+//! stdin/stdout connections until told to stop.
 
-use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{ArgMatches, Command};
 use log::{error, info, warn};
-use xcauth_core::assemble::{self, Host};
 use xcauth_core::codec::Framing;
 use xcauth_core::config::{Config, ListenAddr, Protocol};
 use xcauth_core::Engine;
 
+use crate::exit::{self, fail};
 use crate::listen::{self, Conn, Endpoint, Limits, PeerPolicy, Service};
 use crate::logging::{self, Sink};
-use crate::serve::{self, Ctx, Timeouts};
+use crate::serve::{self, Ctx};
+use crate::startup;
 use crate::sys::{self, FdKind};
 
-/// Prints a one-line error to stderr and returns `code`.
-#[allow(clippy::print_stderr)]
-pub fn fail(code: u8, msg: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "xcauthd: {msg}");
-    ExitCode::from(code)
-}
-
-/// Builds the engine for the configured backend, cache and domains.
-pub fn build_engine(config: &Config) -> Result<Engine, (u8, String)> {
-    let built =
-        assemble::engine(config, Host::Daemon).map_err(|e| (e.exit_code(), e.to_string()))?;
-    log::debug!("credential cache: {}", built.cache);
-    Ok(built.engine)
-}
-
-/// Connection limits from the config.
-pub fn limits(config: &Config) -> Limits {
-    Limits {
-        max_connections: config.max_connections,
-        timeouts: Timeouts {
-            idle: config.idle_timeout,
-            request: config.request_timeout,
-        },
-        max_line: config.max_line,
-    }
+/// Where the connections come from; the command line picks it.
+#[derive(Debug)]
+pub enum Start {
+    /// systemd socket activation: the inherited listening sockets with their
+    /// `FileDescriptorName`s.
+    Activated(Vec<(OwnedFd, Option<String>)>),
+    /// `--daemon`: bind the `listen=` addresses.
+    Listen,
+    /// Spawned by ejabberd or Prosody (stdin/stdout), or by inetd (fd 0 is a socket).
+    Spawned,
 }
 
 /// The ids behind `socket-group`, `socket-allow-users` and `socket-allow-groups`, resolved
@@ -120,20 +106,15 @@ fn daemon_sink(config: &Config) -> Sink {
     }
 }
 
-/// Serving modes: socket activation, `--daemon`, inetd, stdin/stdout.
-pub fn serve(config: &Config, daemon: bool) -> ExitCode {
-    let inherited = sys::take_listen_fds();
-    if inherited.is_empty() && !daemon && config.protocol.is_none() {
-        let _ = crate::cli::print_help_stderr();
-        return ExitCode::from(1);
-    }
+/// Serves until stopped.
+pub fn run(config: &Config, start: Start) -> ExitCode {
     logging::init(&daemon_sink(config), config.debug || config.interactive);
     sys::install_signal_handlers();
-    let engine = match build_engine(config) {
+    let engine = match startup::engine(config) {
         Ok(e) => Arc::new(e),
-        Err((code, msg)) => {
-            error!("{msg}");
-            return fail(code, &msg);
+        Err(failure) => {
+            error!("{}", failure.message);
+            return failure.exit();
         }
     };
     if config.served_domains.is_none() {
@@ -151,75 +132,109 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
             .map(ToString::to_string)
             .unwrap_or_default()
     );
-    let limits = limits(config);
+    let limits = startup::limits(config);
     let access = match SocketAccess::resolve(config) {
         Ok(a) => a,
         Err(msg) => {
             error!("{msg}");
-            return fail(2, &msg);
+            return fail(exit::USAGE, &msg);
         }
     };
     let default_service = config
         .protocol
         .map_or(Service::Framing(Framing::Generic), service_of);
+    match start {
+        Start::Activated(inherited) => {
+            activated(engine, inherited, default_service, &access, limits)
+        }
+        Start::Listen => listen_configured(config, engine, &access, limits),
+        Start::Spawned => spawned(engine, default_service, &access, limits),
+    }
+}
 
-    if !inherited.is_empty() {
-        let mut endpoints = Vec::new();
-        for (fd, name) in inherited {
-            let service = match name.as_deref().and_then(Service::from_name) {
-                Some(s) => s,
-                None => {
-                    warn!(
-                        "socket {:?} has no known FileDescriptorName; serving {}",
-                        name.as_deref().unwrap_or("unknown"),
-                        default_service.name()
-                    );
-                    default_service
-                }
-            };
-            let kind = sys::classify(std::os::fd::AsFd::as_fd(&fd));
-            let label = format!("systemd:{}", name.as_deref().unwrap_or("unknown"));
-            match Endpoint::from_fd(fd, kind, service, label.clone()) {
-                Some(ep) => endpoints.push(ep),
-                None => {
-                    warn!("{label}: inherited descriptor is not a listening stream socket; ignored")
-                }
+/// systemd socket activation: each inherited socket serves the protocol its
+/// `FileDescriptorName` names.
+fn activated(
+    engine: Arc<Engine>,
+    inherited: Vec<(OwnedFd, Option<String>)>,
+    default_service: Service,
+    access: &SocketAccess,
+    limits: Limits,
+) -> ExitCode {
+    let mut endpoints = Vec::new();
+    for (fd, name) in inherited {
+        let service = match name.as_deref().and_then(Service::from_name) {
+            Some(s) => s,
+            None => {
+                warn!(
+                    "socket {:?} has no known FileDescriptorName; serving {}",
+                    name.as_deref().unwrap_or("unknown"),
+                    default_service.name()
+                );
+                default_service
+            }
+        };
+        let kind = sys::classify(std::os::fd::AsFd::as_fd(&fd));
+        let label = format!("systemd:{}", name.as_deref().unwrap_or("unknown"));
+        match Endpoint::from_fd(fd, kind, service, label.clone()) {
+            Some(ep) => endpoints.push(ep),
+            None => {
+                warn!("{label}: inherited descriptor is not a listening stream socket; ignored")
             }
         }
-        if endpoints.is_empty() {
-            return fail(1, "socket activation passed no usable listening socket");
-        }
-        access.apply(&mut endpoints);
-        return run_listeners(engine, endpoints, limits);
     }
+    if endpoints.is_empty() {
+        return fail(
+            exit::FAILURE,
+            "socket activation passed no usable listening socket",
+        );
+    }
+    access.apply(&mut endpoints);
+    run_listeners(engine, endpoints, limits)
+}
 
-    if daemon {
-        if config.listen.is_empty() {
-            return fail(2, "--daemon needs at least one listen= address (e.g. listen=generic@tcp:127.0.0.1:23663)");
-        }
-        let mut endpoints = Vec::new();
-        for spec in &config.listen {
-            let service = service_of(spec.protocol);
-            let bound = match &spec.addr {
-                ListenAddr::Tcp(addr) => Endpoint::bind_tcp(*addr, service),
-                ListenAddr::Unix(path) => {
-                    Endpoint::bind_unix(path, service, config.socket_mode, access.group)
-                }
-            };
-            match bound {
-                Ok(ep) => endpoints.push(ep),
-                Err(e) => {
-                    let msg = format!("cannot listen on {spec}: {e}");
-                    error!("{msg}");
-                    return fail(1, &msg);
-                }
+/// `--daemon`: binds the `listen=` addresses.
+fn listen_configured(
+    config: &Config,
+    engine: Arc<Engine>,
+    access: &SocketAccess,
+    limits: Limits,
+) -> ExitCode {
+    if config.listen.is_empty() {
+        return fail(
+            exit::USAGE,
+            "--daemon needs at least one listen= address (e.g. listen=generic@tcp:127.0.0.1:23663)",
+        );
+    }
+    let mut endpoints = Vec::new();
+    for spec in &config.listen {
+        let service = service_of(spec.protocol);
+        let bound = match &spec.addr {
+            ListenAddr::Tcp(addr) => Endpoint::bind_tcp(*addr, service),
+            ListenAddr::Unix(path) => {
+                Endpoint::bind_unix(path, service, config.socket_mode, access.group)
+            }
+        };
+        match bound {
+            Ok(ep) => endpoints.push(ep),
+            Err(e) => {
+                let msg = format!("cannot listen on {spec}: {e}");
+                error!("{msg}");
+                return fail(exit::FAILURE, &msg);
             }
         }
-        access.apply(&mut endpoints);
-        return run_listeners(engine, endpoints, limits);
     }
+    access.apply(&mut endpoints);
+    run_listeners(engine, endpoints, limits)
+}
 
-    // Spawned by a server (stdin/stdout) or by inetd (fd 0 is a socket).
+/// Spawned by a server (stdin/stdout) or by inetd (fd 0 is a socket).
+fn spawned(
+    engine: Arc<Engine>,
+    default_service: Service,
+    access: &SocketAccess,
+    limits: Limits,
+) -> ExitCode {
     if let Some((fd, kind)) = sys::take_stdin_socket() {
         return match kind {
             FdKind::TcpListener | FdKind::UnixListener => {
@@ -229,7 +244,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
                         access.apply(&mut endpoints);
                         run_listeners(engine, endpoints, limits)
                     }
-                    None => fail(1, "fd 0 is not a usable listening socket"),
+                    None => fail(exit::FAILURE, "fd 0 is not a usable listening socket"),
                 }
             }
             FdKind::TcpStream => {
@@ -244,7 +259,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
                     .ok()
                     .and_then(|a| listen::socket_file_gid(&a));
                 if !access.policy(gid).admit(&stream, "inetd") {
-                    return ExitCode::from(1);
+                    return ExitCode::from(exit::FAILURE);
                 }
                 let conn = Conn::Unix(stream);
                 listen::serve_conn(&engine, conn, default_service, "inetd", limits);
@@ -254,7 +269,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
         };
     }
     let Service::Framing(framing) = default_service else {
-        return fail(2, "the pam protocol cannot be served on stdin");
+        return fail(exit::USAGE, "the pam protocol cannot be served on stdin");
     };
     let ctx = Ctx {
         engine: &engine,
@@ -270,7 +285,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
         }
         Err(e) => {
             error!("stdin/stdout failed: {e}");
-            ExitCode::from(1)
+            ExitCode::from(exit::FAILURE)
         }
     }
 }
@@ -284,7 +299,7 @@ fn run_listeners(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) 
         }
         Err(e) => {
             error!("listener failed: {e}");
-            ExitCode::from(1)
+            ExitCode::from(exit::FAILURE)
         }
     }
 }
@@ -312,14 +327,4 @@ fn notify_ready() {
     if let Err(e) = sent {
         warn!("sd_notify READY failed: {e}");
     }
-}
-
-/// Adds the admin subcommands.
-pub fn admin_subcommands(cmd: Command) -> Command {
-    crate::admin::subcommands(cmd)
-}
-
-/// Runs an admin subcommand.
-pub fn run_admin(config: &Config, name: &str, sub: &ArgMatches) -> ExitCode {
-    crate::admin::run(config, name, sub)
 }

@@ -1,0 +1,32 @@
+//! What every mode that answers questions builds from the configuration: the engine (daemon,
+//! one-shots) and the listeners' connection limits (daemon, demo).
+
+use xcauth_core::assemble::{self, Host};
+use xcauth_core::config::Config;
+use xcauth_core::Engine;
+
+use crate::exit::Failure;
+use crate::listen::Limits;
+use crate::serve::Timeouts;
+
+/// Builds the engine for the configured backend, cache and domains.
+pub fn engine(config: &Config) -> Result<Engine, Failure> {
+    let built = assemble::engine(config, Host::Daemon).map_err(|e| Failure {
+        code: e.exit_code(),
+        message: e.to_string(),
+    })?;
+    log::debug!("credential cache: {}", built.cache);
+    Ok(built.engine)
+}
+
+/// Connection limits from the config.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_connections: config.max_connections,
+        timeouts: Timeouts {
+            idle: config.idle_timeout,
+            request: config.request_timeout,
+        },
+        max_line: config.max_line,
+    }
+}
