@@ -263,7 +263,7 @@ impl Socket {
     fn ask(&mut self, req: &PamRequest) -> Result<PamReply, String> {
         if self.conn.is_none() {
             check_socket_owner(&self.path, self.owner)?;
-            let conn = Connection::open(&self.path, self.timeout)?;
+            let conn = Connection::open(&self.path, self.timeout).map_err(|e| e.to_string())?;
             // The file check above and the connect are two look-ups of the path; the peer's
             // credentials belong to the socket actually connected.
             let peer = crate::ffi::peer_uid(conn.socket())
@@ -280,7 +280,7 @@ impl Socket {
         let Some(conn) = self.conn.as_mut() else {
             return Err("not connected".into());
         };
-        let reply = conn.ask(req);
+        let reply = conn.ask(req).map_err(|e| e.to_string());
         if reply.is_err() {
             // Whatever went wrong, the stream may be out of step: do not reuse it.
             self.conn = None;

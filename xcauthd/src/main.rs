@@ -11,7 +11,6 @@ mod demo;
 mod listen;
 mod logging;
 mod oneshot;
-mod pam_listener;
 mod serve;
 mod setup;
 mod sys;

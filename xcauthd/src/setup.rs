@@ -13,8 +13,9 @@ use xcauth_core::Engine;
 
 use crate::listen::{self, Conn, Endpoint, Limits, PeerPolicy, Service};
 use crate::logging::{self, Sink};
-use crate::serve::{self, Ctx, Timeouts};
+use crate::serve::{serve_stream, StreamCtx};
 use crate::sys::{self, FdKind};
+use xcauth_core::deadline::ConnectionTimeouts;
 
 /// Prints a one-line error to stderr and returns `code`.
 #[allow(clippy::print_stderr)]
@@ -35,7 +36,7 @@ pub fn build_engine(config: &Config) -> Result<Engine, (u8, String)> {
 pub fn limits(config: &Config) -> Limits {
     Limits {
         max_connections: config.max_connections,
-        timeouts: Timeouts {
+        timeouts: ConnectionTimeouts {
             idle: config.idle_timeout,
             request: config.request_timeout,
         },
@@ -234,7 +235,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
             }
             FdKind::TcpStream => {
                 let conn = Conn::Tcp(std::net::TcpStream::from(fd));
-                listen::serve_conn(&engine, conn, default_service, "inetd", limits);
+                listen::serve_accepted(&engine, conn, default_service, "inetd", limits);
                 ExitCode::SUCCESS
             }
             FdKind::UnixStream => {
@@ -247,7 +248,7 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
                     return ExitCode::from(1);
                 }
                 let conn = Conn::Unix(stream);
-                listen::serve_conn(&engine, conn, default_service, "inetd", limits);
+                listen::serve_accepted(&engine, conn, default_service, "inetd", limits);
                 ExitCode::SUCCESS
             }
             FdKind::NotASocket => ExitCode::SUCCESS,
@@ -256,14 +257,14 @@ pub fn serve(config: &Config, daemon: bool) -> ExitCode {
     let Service::Framing(framing) = default_service else {
         return fail(2, "the pam protocol cannot be served on stdin");
     };
-    let ctx = Ctx {
+    let ctx = StreamCtx {
         engine: &engine,
         max_line: limits.max_line,
         shutdown: &sys::SHUTDOWN,
     };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    match serve::serve(&ctx, framing, stdin.lock(), stdout.lock(), None) {
+    match serve_stream(&ctx, framing, stdin.lock(), stdout.lock(), None) {
         Ok(end) => {
             info!("stdin session ended: {end:?}");
             ExitCode::SUCCESS

@@ -28,6 +28,7 @@
 use std::fmt;
 
 use crate::backend::UserExists;
+use crate::protocol::Protocol;
 use crate::secret::Password;
 
 mod ejabberd;
@@ -51,25 +52,36 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// The framing a protocol speaks: `prosody` is [`Framing::Generic`]; `pam` is none of
+    /// the four.
+    pub fn of(protocol: Protocol) -> Option<Self> {
+        match protocol {
+            Protocol::Generic | Protocol::Prosody => Some(Framing::Generic),
+            Protocol::Ejabberd => Some(Framing::Ejabberd),
+            Protocol::Saslauthd => Some(Framing::Saslauthd),
+            Protocol::Postfix => Some(Framing::Postfix),
+            Protocol::Pam => None,
+        }
+    }
+
+    /// The protocol whose name this framing goes by.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Framing::Generic => Protocol::Generic,
+            Framing::Ejabberd => Protocol::Ejabberd,
+            Framing::Saslauthd => Protocol::Saslauthd,
+            Framing::Postfix => Protocol::Postfix,
+        }
+    }
+
     /// The canonical name, as used by `-t` and in log lines.
     pub fn name(self) -> &'static str {
-        match self {
-            Framing::Generic => "generic",
-            Framing::Ejabberd => "ejabberd",
-            Framing::Saslauthd => "saslauthd",
-            Framing::Postfix => "postfix",
-        }
+        self.protocol().as_str()
     }
 
     /// Parses a `-t` value; `prosody` is an alias of `generic`. Exact and lower-case.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "generic" | "prosody" => Some(Framing::Generic),
-            "ejabberd" => Some(Framing::Ejabberd),
-            "saslauthd" => Some(Framing::Saslauthd),
-            "postfix" => Some(Framing::Postfix),
-            _ => None,
-        }
+        name.parse().ok().and_then(Self::of)
     }
 }
 

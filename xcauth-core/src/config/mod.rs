@@ -25,9 +25,9 @@ pub use self::error::ConfigError;
 pub use self::options::{find_option, normalize_key, OptionKind, OptionSpec, OPTIONS};
 pub use self::raw::{Origin, RawConfig, RawEntry, RawValue};
 pub use self::values::{
-    parse_duration, BcryptRounds, CacheStorage, DbLocation, ListenAddr, ListenSpec, Protocol,
-    Timeouts,
+    parse_duration, BcryptRounds, CacheStorage, DbLocation, ListenAddr, ListenSpec, Timeouts,
 };
+pub use crate::protocol::Protocol;
 use crate::secret::{Password, Secret};
 
 /// The configuration file read when it exists.
