@@ -2,7 +2,7 @@
 //! [`Handle`] and [`Oracle`] seams. Every path ends in an [`Outcome`]; [`pam_code`] is the one
 //! place that turns an outcome into a PAM return code, and [`report`] the one place that logs it.
 
-use std::time::Instant;
+use xcauth_core::deadline;
 
 use pamsm::{PamError, PamFlags};
 use xcauth_core::pamsock::{MAX_NAME, MAX_PASSWORD};
@@ -324,7 +324,7 @@ fn decide<O: Oracle>(
     opts: &Options,
     log: &Logger<'_>,
 ) -> Decision {
-    let started = Instant::now();
+    let started = deadline::now();
     // group= must be checked on the account that actually logged in, which only the backend
     // (or a token) names: the cache does not record it.
     let need_uid = !opts.groups.is_empty();

@@ -19,7 +19,7 @@ use xcauth_core::engine::{LoginRules, NameMatch};
 use xcauth_core::jsxc::CallBudget;
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
-use xcauth_core::{AuthDecision, Engine, Password, Via};
+use xcauth_core::{AuthDecision, Engine, Password, SystemClock, Via};
 
 /// The answer to a password check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Oracle for Box<dyn Oracle> {
 pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, String> {
     // Started by the flow once the password is in: the user's typing time is not the
     // backend's (a budget used up while typing would otherwise look like an outage).
-    let call_budget = Arc::new(CallBudget::new(budget));
+    let call_budget = Arc::new(CallBudget::new(budget, Arc::new(SystemClock)));
     let raw = read_config(config_path)?;
     let config = Config::resolve(&[raw]).map_err(|e| e.to_string())?;
     let (url, _) = config

@@ -30,6 +30,7 @@ use rusqlite::{params, OptionalExtension};
 use super::time::{duration_micros, parse_micros, unix_micros};
 use super::{lock, Db, DbError, DbOptions};
 use crate::cache::{CacheCheck, CredentialCache, Lookup};
+use crate::deadline;
 use crate::engine::BCRYPT_MAX_PASSWORD;
 use crate::logsafe;
 use crate::secret::Password;
@@ -117,7 +118,8 @@ struct Core<S> {
     paused_until: Mutex<Option<Instant>>,
 }
 
-/// How long the cache is skipped after the database stayed locked.
+/// How long the cache is skipped after the database stayed locked (real time, like
+/// SQLite's busy timeout it follows).
 const BUSY_PAUSE: Duration = Duration::from_secs(10);
 
 impl<S: Storage> Core<S> {
@@ -135,7 +137,7 @@ impl<S: Storage> Core<S> {
     fn paused(&self) -> bool {
         let mut until = lock(&self.paused_until);
         match *until {
-            Some(t) if Instant::now() < t => true,
+            Some(t) if deadline::now() < t => true,
             Some(_) => {
                 *until = None;
                 false
@@ -148,7 +150,7 @@ impl<S: Storage> Core<S> {
     /// lock that outlasted the busy timeout pauses the storage for a while.
     fn failed(&self, what: &str, err: &DbError) {
         if err.is_busy() {
-            *lock(&self.paused_until) = Some(Instant::now() + BUSY_PAUSE);
+            *lock(&self.paused_until) = Some(deadline::now() + BUSY_PAUSE);
             self.degraded(
                 what,
                 &format_args!(
