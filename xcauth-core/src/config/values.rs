@@ -72,14 +72,14 @@ impl FromStr for CacheStorage {
 
 /// Backend HTTP timeouts (`timeout`: `N` or `CONNECT,READ`, whole seconds ≥ 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub struct BackendTimeouts {
     /// Time to establish the connection.
     pub connect: Duration,
     /// Time to wait for the response.
     pub read: Duration,
 }
 
-impl FromStr for Timeouts {
+impl FromStr for BackendTimeouts {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        let t = |c, r| Timeouts {
+        let t = |c, r| BackendTimeouts {
             connect: Duration::from_secs(c),
             read: Duration::from_secs(r),
         };
@@ -375,7 +375,7 @@ mod tests {
         assert_eq!("3, 4".parse(), Ok(t(3, 4)));
         for bad in ["1,2,3", "0", "5,0", "", ",", "5,", "1.5", "-1", "5s", "a,b"] {
             assert_eq!(
-                bad.parse::<Timeouts>().unwrap_err(),
+                bad.parse::<BackendTimeouts>().unwrap_err(),
                 format!(
                     "expected N or CONNECT,READ in whole seconds (each at least 1), got '{bad}'"
                 )
