@@ -22,9 +22,11 @@
 //! owned by root or the process's own user, in a directory nobody else can
 //! write to.
 
-mod cache;
-mod domains;
+mod cache_flow;
+mod db_cache;
+mod memory_cache;
 mod schema;
+mod sqlite_domains;
 mod time;
 
 pub mod admin;
@@ -51,9 +53,11 @@ use crate::deadline;
 /// so callers (the roster sync, tests) use the same version.
 pub use rusqlite;
 
-pub use cache::{CacheSettings, DbCache, MemoryCache};
-pub use domains::SqliteDomains;
+pub use cache_flow::CacheSettings;
+pub use db_cache::DbCache;
+pub use memory_cache::MemoryCache;
 pub use schema::TABLES;
+pub use sqlite_domains::SqliteDomains;
 pub use time::{format_timestamp, from_unix_micros, parse_timestamp, unix_micros};
 
 /// xcauth 2's default database path (`--db`).
