@@ -341,7 +341,9 @@ fn decide<O: Oracle>(
         };
         format!(
             "auth result={result} elapsed_ms={}",
-            started.elapsed().as_millis()
+            deadline::now()
+                .saturating_duration_since(started)
+                .as_millis()
         )
     });
     Decision::Other(match answer {
