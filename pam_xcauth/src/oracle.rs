@@ -19,7 +19,7 @@ use xcauth_core::engine::{Login, LoginRules, NameMatch};
 use xcauth_core::jsxc::CallBudget;
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
-use xcauth_core::{AuthDecision, Engine, Password};
+use xcauth_core::{AuthDecision, Engine, Password, SystemClock};
 
 /// Answers the module's questions for one PAM call, in the core's own terms.
 pub trait Oracle {
@@ -75,7 +75,7 @@ pub struct Lookups {
 pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, String> {
     // Started by the flow once the password is in: the user's typing time is not the
     // backend's (a budget used up while typing would otherwise look like an outage).
-    let call_budget = Arc::new(CallBudget::new(budget));
+    let call_budget = Arc::new(CallBudget::new(budget, Arc::new(SystemClock)));
     let raw = read_config(config_path)?;
     let config = Config::resolve(&[raw]).map_err(|e| e.to_string())?;
     let (url, _) = config
@@ -226,7 +226,7 @@ impl Socket {
     fn ask(&mut self, req: &PamRequest) -> Result<PamReply, String> {
         if self.conn.is_none() {
             check_socket_owner(&self.path, self.owner)?;
-            let conn = Connection::open(&self.path, self.timeout)?;
+            let conn = Connection::open(&self.path, self.timeout).map_err(|e| e.to_string())?;
             // The file check above and the connect are two look-ups of the path; the peer's
             // credentials belong to the socket actually connected.
             let peer = (self.peer_uid)(conn.socket())
@@ -243,7 +243,7 @@ impl Socket {
         let Some(conn) = self.conn.as_mut() else {
             return Err("not connected".into());
         };
-        let reply = conn.ask(req);
+        let reply = conn.ask(req).map_err(|e| e.to_string());
         if reply.is_err() {
             // Whatever went wrong, the stream may be out of step: do not reuse it.
             self.conn = None;
@@ -336,8 +336,7 @@ fn not_answered(reply: PamReply) -> Unavailable {
 
 /// xcauthd could not be asked (or did not answer); `why` is the whole log-safe reason.
 fn not_asked(why: String) -> Unavailable {
-    // core: Unavailable::Daemon
-    Unavailable::Transport(why)
+    Unavailable::Daemon(why)
 }
 
 #[cfg(test)]

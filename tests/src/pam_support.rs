@@ -2,7 +2,7 @@
 //! scratch world with the backend double and an `xcauth.conf`, a syslog receiver for the
 //! module's log lines, pamtester runs (under pam_wrapper or with a real `/etc/pam.d` file), an
 //! in-test xcauthd stand-in for `socket=` (a `UnixListener` answering with
-//! [`xcauth_core::pamsock::serve`]), and the `pam.d-examples/` files turned into test services.
+//! [`xcauth_core::pamsock::serve_pam_connection`]), and the `pam.d-examples/` files turned into test services.
 //!
 //! Everything that touches the system (`/etc/pam.d/*`, local users) is undone by a drop guard.
 #![allow(
@@ -599,7 +599,7 @@ impl Drop for LocalUser {
 }
 
 /// An xcauthd stand-in for `socket=`: a `UnixListener` whose connections are answered by
-/// [`xcauth_core::pamsock::serve`] with a real engine, one thread per connection.
+/// [`xcauth_core::pamsock::serve_pam_connection`] with a real engine, one thread per connection.
 #[derive(Debug)]
 pub struct PamSockServer {
     path: PathBuf,
@@ -628,11 +628,13 @@ impl PamSockServer {
                 n.fetch_add(1, Ordering::SeqCst);
                 let engine = Arc::clone(&engine);
                 workers.push(std::thread::spawn(move || {
-                    xcauth_core::pamsock::serve(
+                    xcauth_core::pamsock::serve_pam_connection(
                         &engine,
                         stream,
-                        Duration::from_secs(5),
-                        Duration::from_secs(5),
+                        xcauth_core::deadline::ConnectionTimeouts {
+                            idle: Duration::from_secs(5),
+                            request: Duration::from_secs(5),
+                        },
                     );
                 }));
             }

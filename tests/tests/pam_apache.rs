@@ -1,6 +1,6 @@
 //! Apache (event MPM, workers as www-data) + mod_authnz_pam + pam_xcauth.so with a real
 //! `/etc/pam.d` file: Basic auth 200/401 and 50 concurrent requests, in-process and in
-//! `socket=` mode (the `pam.d-examples/apache` file) against an in-test `pamsock::serve`.
+//! `socket=` mode (the `pam.d-examples/apache` file) against an in-test `pamsock::serve_pam_connection`.
 // Helpers outside #[test] fns: a failed set-up step is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -195,7 +195,9 @@ fn trickling_clients_on_one_listener_do_not_starve_the_others() {
 
     let start = Instant::now();
     assert_eq!(
-        pamsock::query(&dm.pam, &isuser_alice(), Duration::from_secs(5)),
+        pamsock::Connection::open(&dm.pam, Duration::from_secs(5))
+            .and_then(|mut conn| conn.ask(&isuser_alice()))
+            .map_err(|e| e.to_string()),
         Ok(PamReply::Exists)
     );
     let pam_took = start.elapsed();
@@ -328,7 +330,9 @@ fn unix_sockets_serve_only_allowed_peers() {
     );
     // Root (this test) is served.
     assert_eq!(
-        pamsock::query(&dm.pam, &isuser_alice(), Duration::from_secs(5)),
+        pamsock::Connection::open(&dm.pam, Duration::from_secs(5))
+            .and_then(|mut conn| conn.ask(&isuser_alice()))
+            .map_err(|e| e.to_string()),
         Ok(PamReply::Exists)
     );
     drop(dm);

@@ -12,13 +12,13 @@ use std::io::ErrorKind;
 
 use log::warn;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
 use crate::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache, SqliteDomains};
 use crate::domains::{DomainRow, Domains, GlobalBackend};
 use crate::engine::Engine;
 use crate::jsxc::{self, CallBudget, ClientOptions, JsxcClient};
 use crate::trust;
-use crate::SystemClock;
 
 /// Where the engine will live; it decides what is worth keeping.
 #[derive(Debug, Clone)]
@@ -47,8 +47,8 @@ pub struct Assembly {
     pub db: Option<Arc<Db>>,
 }
 
-/// HTTP client options from the configuration.
-pub fn client_options(config: &Config, host: &Host) -> ClientOptions {
+/// HTTP client options from the configuration, timed by `clock`.
+pub fn client_options(config: &Config, host: &Host, clock: Arc<dyn Clock>) -> ClientOptions {
     ClientOptions {
         connect_timeout: config.timeout.connect,
         read_timeout: config.timeout.read,
@@ -62,6 +62,7 @@ pub fn client_options(config: &Config, host: &Host) -> ClientOptions {
             Host::Daemon => None,
             Host::PerCall { budget } => Some(budget.clone()),
         },
+        clock,
     }
 }
 
@@ -229,17 +230,18 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         // Only reachable with allow-insecure-http: the config refuses it otherwise.
         warn!("backend url {url} is plain http (allow-insecure-http is set): anyone on the network path can forge answers");
     }
-    let client =
-        JsxcClient::new(&client_options(config, &host)).map_err(|e| ConfigError::Invalid {
-            origin: crate::config::Origin::Default,
-            key: "ca-file".into(),
-            problem: e.to_string(),
-        })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let options = client_options(config, &host, Arc::clone(&clock));
+    let client = JsxcClient::new(&options).map_err(|e| ConfigError::Invalid {
+        origin: crate::config::Origin::Default,
+        key: "ca-file".into(),
+        problem: e.to_string(),
+    })?;
     let global = GlobalBackend {
         url: url.to_string(),
         secret: secret.clone(),
     };
-    let mut engine = Engine::new(global, Arc::new(client), Arc::new(SystemClock))
+    let mut engine = Engine::new(global, Arc::new(client), clock)
         .with_served_domains(config.served_domains.clone())
         .with_insecure_http(config.allow_insecure_http);
     let wants_db = config.cache_storage == CacheStorage::Db;

@@ -57,6 +57,9 @@ pub enum Unavailable {
     /// request could start. Says nothing about the backend, so the cache's unreachable path
     /// does not apply.
     BudgetUsedUp,
+    /// The PAM module's `socket=` mode: xcauthd could not be asked, or it could not answer
+    /// (its own reason is inside). The log-safe reason is shown as is.
+    Daemon(String),
 }
 
 impl fmt::Display for Unavailable {
@@ -74,6 +77,7 @@ impl fmt::Display for Unavailable {
             Unavailable::BudgetUsedUp => {
                 f.write_str("the call's time budget (timeout=) is used up")
             }
+            Unavailable::Daemon(why) => f.write_str(why),
         }
     }
 }

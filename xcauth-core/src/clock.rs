@@ -3,15 +3,25 @@
 //! The original read "now" once at import time, so tokens never expired inside a
 //! long-running process (xcauth-behaviour.md 3.2). Here every request reads the
 //! clock it was given; production passes [`SystemClock`], tests pass
-//! [`ManualClock`].
+//! [`ManualClock`]. This is the only file that reads the system's clocks
+//! (`SystemTime::now`, `Instant::now`): clippy's `disallowed-methods` refuses them
+//! elsewhere. Socket deadlines, which the kernel measures in real time, read
+//! [`SystemClock`] directly.
+//!
+//! [`Civil`] is the one civil-date formatter (`YYYY-MM-DD HH:MM:SS[.ffffff]`), used by
+//! the database's timestamps and the daemon's log lines.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A source of the current time, in seconds (and microseconds) since the Unix epoch.
+/// A source of the current time: wall-clock time since the Unix epoch (tokens, cache
+/// ages), and monotonic time for deadlines and cool-downs.
 pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current time.
+    /// The current wall-clock time.
     fn now(&self) -> SystemTime;
+
+    /// The current monotonic time (deadlines, circuit-breaker cool-downs, budgets).
+    fn instant(&self) -> Instant;
 
     /// The current time as whole Unix seconds (negative before 1970).
     fn unix_seconds(&self) -> i64 {
@@ -39,41 +49,85 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+// The one place that reads the system's clocks.
+#[allow(clippy::disallowed_methods)]
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
 }
 
-/// A clock that tests set by hand (whole seconds).
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// A clock that tests set by hand. Its monotonic time starts when it is made and moves
+/// with the wall-clock time it is set to (never backwards).
+#[derive(Debug)]
+pub struct ManualClock {
+    /// Microseconds since the epoch.
+    micros: AtomicI64,
+    /// The reading at construction, and the monotonic instant it corresponds to.
+    start_micros: i64,
+    origin: Instant,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::at(0)
+    }
+}
 
 impl ManualClock {
     /// A clock that reads `secs` seconds after the epoch.
     pub fn at(secs: i64) -> Self {
-        Self(AtomicI64::new(secs))
+        let micros = secs.saturating_mul(MICROS_PER_SECOND);
+        Self {
+            micros: AtomicI64::new(micros),
+            start_micros: micros,
+            origin: SystemClock.instant(),
+        }
     }
 
     /// Moves the clock to `secs`.
     pub fn set(&self, secs: i64) {
-        self.0.store(secs, Ordering::SeqCst);
+        self.micros
+            .store(secs.saturating_mul(MICROS_PER_SECOND), Ordering::SeqCst);
     }
 
     /// Moves the clock forward by `secs`.
     pub fn advance(&self, secs: i64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        self.micros
+            .fetch_add(secs.saturating_mul(MICROS_PER_SECOND), Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward by `by` (microsecond resolution).
+    pub fn advance_by(&self, by: Duration) {
+        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        self.micros.fetch_add(micros, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        let s = self.0.load(Ordering::SeqCst);
-        if s >= 0 {
-            UNIX_EPOCH + Duration::from_secs(s.unsigned_abs())
+        let m = self.micros.load(Ordering::SeqCst);
+        let magnitude = Duration::from_micros(m.unsigned_abs());
+        if m >= 0 {
+            UNIX_EPOCH + magnitude
         } else {
-            UNIX_EPOCH - Duration::from_secs(s.unsigned_abs())
+            UNIX_EPOCH - magnitude
         }
+    }
+
+    fn instant(&self) -> Instant {
+        let moved = self
+            .micros
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.start_micros)
+            .max(0);
+        self.origin + Duration::from_micros(moved.unsigned_abs())
     }
 }
 
@@ -106,6 +160,13 @@ impl Civil {
         };
         let mut c = Self::from_unix(secs);
         c.micros = micros;
+        c
+    }
+
+    /// The UTC civil time of whole microseconds since the epoch.
+    pub fn from_unix_micros(micros: i64) -> Self {
+        let mut c = Self::from_unix(micros.div_euclid(MICROS_PER_SECOND));
+        c.micros = u32::try_from(micros.rem_euclid(MICROS_PER_SECOND)).unwrap_or(0);
         c
     }
 
@@ -210,6 +271,17 @@ mod tests {
             Civil::from_system_time(t).to_string(),
             "1970-01-01 00:00:01.500000"
         );
+    }
+
+    #[test]
+    fn manual_clock_moves_its_monotonic_time_forward_only() {
+        let c = ManualClock::at(100);
+        let t0 = c.instant();
+        c.advance_by(Duration::from_millis(1500));
+        assert_eq!(c.instant() - t0, Duration::from_millis(1500));
+        assert_eq!(c.unix_seconds(), 101);
+        c.set(50);
+        assert_eq!(c.instant(), t0);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Per-domain settings: which URL, secret and authdomain serve an XMPP domain
-//! (xcauth-behaviour.md section 6).
+//! The per-domain settings seam: which URL, secret and authdomain serve an XMPP domain
+//! (xcauth-behaviour.md section 6). [`Domains`] is what the engine asks (the SQLite
+//! implementation is [`crate::db::SqliteDomains`]); [`resolve`] turns its row, or the
+//! global pair, into a [`Target`].
 
 use std::fmt;
 
@@ -29,9 +31,10 @@ impl fmt::Debug for DomainRow {
 
 /// A source of per-domain rows (the sqlite `domains` table, or nothing).
 pub trait Domains: Send + Sync + fmt::Debug {
-    /// The row for exactly this XMPP domain (case-sensitive), if any.
-    /// An error means the source could not be read; the engine then falls
-    /// back to the global settings and logs a warning.
+    /// The row for this XMPP domain, if any. Domain names ignore ASCII case, and an exact
+    /// spelling wins over a case-folded one. An error means the source could not be read;
+    /// the engine then fails closed (the request is unavailable, logged as an error): it
+    /// never falls back to the global settings, which may serve another tenant.
     fn lookup(&self, xmppdomain: &str) -> Result<Option<DomainRow>, String>;
 }
 

@@ -41,13 +41,23 @@ pub enum Via {
 }
 
 impl Via {
-    /// Log word.
+    /// How the daemon's and the engine's log lines say it (may contain spaces).
     pub fn as_str(self) -> &'static str {
         match self {
             Via::Token => "token",
             Via::Cache => "cache",
             Via::Backend => "backend",
             Via::UnreachableCache => "cache (backend unreachable)",
+        }
+    }
+
+    /// How the PAM module's key=value log lines say it (`via=…`): one token, no spaces.
+    pub fn word(self) -> &'static str {
+        match self {
+            Via::Token => "token",
+            Via::Cache => "cache",
+            Via::Backend => "backend",
+            Via::UnreachableCache => "cache_backend_unreachable",
         }
     }
 }

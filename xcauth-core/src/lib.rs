@@ -1,11 +1,25 @@
 //! xcauth-core: everything xcauth decides, with no I/O policy of its own.
 //!
-//! - [`config`]: `xcauth.conf` + command line → one validated [`config::Config`].
+//! From the ground up (a module imports only modules above it in this list):
+//!
+//! - [`clock`]: the [`Clock`] every "now" comes from, and the one civil-date formatter.
+//! - [`secret`], [`logsafe`], [`trust`]: secrets that never print, log-safe text, and whether
+//!   a file may be trusted.
+//! - [`protocol`]: the one table of protocol names (`-t`, `listen=`, systemd socket names).
+//! - [`deadline`]: streams whose reads and writes run against a deadline.
+//! - [`backend`]: the seam to a JSXC endpoint and its tri-state answers ([`Unavailable`]).
 //! - [`token`]: JSXC time-limited tokens.
-//! - [`jsxc`]: the signed HTTP client for Nextcloud's JSXC external API.
-//! - [`engine`]: the decision (token → cache → backend → cache when unreachable).
 //! - [`cache`], [`domains`]: the seams for the credential cache and per-domain settings.
 //! - [`codec`]: sans-I/O decoders/encoders for the four wire framings.
+//! - [`jsxc`]: the signed HTTP client for Nextcloud's JSXC external API (with its circuit
+//!   breaker and a PAM call's time budget).
+//! - [`config`]: `xcauth.conf` + command line → one validated [`config::Config`].
+//! - [`engine`]: the decision (token → cache → backend → cache when unreachable).
+//! - [`db`]: the shared SQLite database: the credential caches, the `domains` table, the
+//!   administrator's operations.
+//! - [`pamsock`]: the protocol between `pam_xcauth.so socket=` and xcauthd (codec, client,
+//!   server).
+//! - [`assemble`]: builds the [`Engine`] a configuration describes.
 #![forbid(unsafe_code)]
 
 pub mod assemble;
@@ -15,11 +29,13 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod domains;
 pub mod engine;
 pub mod jsxc;
 pub mod logsafe;
 pub mod pamsock;
+pub mod protocol;
 pub mod secret;
 pub mod token;
 pub mod trust;
@@ -29,5 +45,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{AuthDecision, Engine, Via};
 pub use secret::{Password, Secret};
 
-/// The version printed by `--version` and sent in the User-Agent.
+/// The crate's version, printed by `--version` and sent in the User-Agent (not the PAM
+/// socket's wire version, [`pamsock::PROTOCOL_VERSION`]).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use log::{error, info, warn};
 use xcauth_core::codec::Framing;
-use xcauth_core::config::{Config, ListenAddr, Protocol};
+use xcauth_core::config::{Config, ListenAddr};
 use xcauth_core::Engine;
 
 use crate::exit::{self, fail};
 use crate::listen::{self, Conn, Endpoint, Limits, PeerPolicy, Service};
 use crate::logging::{self, Sink};
-use crate::serve::{self, Ctx};
+use crate::serve::{serve_stream, StreamCtx};
 use crate::startup;
 use crate::sys::{self, FdKind};
 
@@ -85,17 +85,6 @@ impl SocketAccess {
     }
 }
 
-/// Maps a configured protocol to what a listener serves.
-pub fn service_of(p: Protocol) -> Service {
-    match p {
-        Protocol::Generic | Protocol::Prosody => Service::Framing(Framing::Generic),
-        Protocol::Ejabberd => Service::Framing(Framing::Ejabberd),
-        Protocol::Saslauthd => Service::Framing(Framing::Saslauthd),
-        Protocol::Postfix => Service::Framing(Framing::Postfix),
-        Protocol::Pam => Service::Pam,
-    }
-}
-
 fn daemon_sink(config: &Config) -> Sink {
     if config.interactive {
         Sink::Stderr
@@ -142,7 +131,7 @@ pub fn run(config: &Config, start: Start) -> ExitCode {
     };
     let default_service = config
         .protocol
-        .map_or(Service::Framing(Framing::Generic), service_of);
+        .map_or(Service::Framing(Framing::Generic), Service::of);
     match start {
         Start::Activated(inherited) => {
             activated(engine, inherited, default_service, &access, limits)
@@ -208,7 +197,7 @@ fn listen_configured(
     }
     let mut endpoints = Vec::new();
     for spec in &config.listen {
-        let service = service_of(spec.protocol);
+        let service = Service::of(spec.protocol);
         let bound = match &spec.addr {
             ListenAddr::Tcp(addr) => Endpoint::bind_tcp(*addr, service),
             ListenAddr::Unix(path) => {
@@ -249,7 +238,7 @@ fn spawned(
             }
             FdKind::TcpStream => {
                 let conn = Conn::Tcp(std::net::TcpStream::from(fd));
-                listen::serve_conn(&engine, conn, default_service, "inetd", limits);
+                listen::serve_accepted(&engine, conn, default_service, "inetd", limits);
                 ExitCode::SUCCESS
             }
             FdKind::UnixStream => {
@@ -262,7 +251,7 @@ fn spawned(
                     return ExitCode::from(exit::FAILURE);
                 }
                 let conn = Conn::Unix(stream);
-                listen::serve_conn(&engine, conn, default_service, "inetd", limits);
+                listen::serve_accepted(&engine, conn, default_service, "inetd", limits);
                 ExitCode::SUCCESS
             }
             FdKind::NotASocket => ExitCode::SUCCESS,
@@ -271,14 +260,14 @@ fn spawned(
     let Service::Framing(framing) = default_service else {
         return fail(exit::USAGE, "the pam protocol cannot be served on stdin");
     };
-    let ctx = Ctx {
+    let ctx = StreamCtx {
         engine: &engine,
         max_line: limits.max_line,
         shutdown: &sys::SHUTDOWN,
     };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    match serve::serve(&ctx, framing, stdin.lock(), stdout.lock(), None) {
+    match serve_stream(&ctx, framing, stdin.lock(), stdout.lock(), None) {
         Ok(end) => {
             info!("stdin session ended: {end:?}");
             ExitCode::SUCCESS

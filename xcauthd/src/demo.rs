@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use xcauth_core::backend::{
     AuthReply, Backend, RosterEntry, RosterReply, SharedRoster, Target, UserExists,
@@ -16,7 +16,7 @@ use xcauth_core::backend::{
 use xcauth_core::codec::Framing;
 use xcauth_core::config::Config;
 use xcauth_core::domains::GlobalBackend;
-use xcauth_core::{Engine, Password, Secret, SystemClock};
+use xcauth_core::{Clock, Engine, Password, Secret, SystemClock};
 
 use crate::exit::{self, fail};
 use crate::listen::{self, Endpoint, Service};
@@ -149,7 +149,8 @@ pub fn run(config: &Config) -> ExitCode {
             )
         }
     }
-    let expiry = SystemTime::now()
+    let expiry = SystemClock
+        .now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() + 3600)
         .unwrap_or(0);

@@ -3,6 +3,11 @@
 //! worker thread per connection. Each listener has its own `max-connections`
 //! slots, so clients that hog one socket cannot starve the others, and a Unix
 //! socket only serves the users and groups its [`PeerPolicy`] allows.
+//!
+//! A connection is served in one of the four framings ([`crate::serve::serve_stream`]) or,
+//! on a `listen=pam@unix:…` listener (or a systemd socket named `pam`), in the PAM module's
+//! `socket=` protocol ([`xcauth_core::pamsock::serve_pam_connection`]), so the API secret
+//! never has to be readable by the PAM host (e.g. www-data).
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -16,12 +21,14 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use xcauth_core::codec::Framing;
-use xcauth_core::Engine;
+use xcauth_core::config::Protocol;
+use xcauth_core::deadline::{self, ConnectionTimeouts};
+use xcauth_core::{pamsock, Engine};
 
-use crate::serve::{self, Ctx, Timeouts};
+use crate::serve::{serve_stream, StreamCtx};
 use crate::sys::{self, FdKind};
 
-/// What a listener speaks.
+/// What a listener speaks: a [`Protocol`], with `prosody` and `generic` one framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     /// One of the four wire framings.
@@ -31,23 +38,21 @@ pub enum Service {
 }
 
 impl Service {
-    /// Parses a protocol / FileDescriptorName.
+    /// What a listener of `protocol` serves.
+    pub fn of(protocol: Protocol) -> Self {
+        Framing::of(protocol).map_or(Service::Pam, Service::Framing)
+    }
+
+    /// Parses a protocol name (a `FileDescriptorName`).
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "generic" | "prosody" => Service::Framing(Framing::Generic),
-            "ejabberd" => Service::Framing(Framing::Ejabberd),
-            "saslauthd" => Service::Framing(Framing::Saslauthd),
-            "postfix" => Service::Framing(Framing::Postfix),
-            "pam" => Service::Pam,
-            _ => return None,
-        })
+        name.parse().ok().map(Self::of)
     }
 
     /// Log name.
     pub fn name(self) -> &'static str {
         match self {
             Service::Framing(f) => f.name(),
-            Service::Pam => "pam",
+            Service::Pam => Protocol::Pam.as_str(),
         }
     }
 }
@@ -256,7 +261,7 @@ pub struct Limits {
     /// Concurrent connections per listener; further clients wait in its listen backlog.
     pub max_connections: usize,
     /// Timeouts per connection.
-    pub timeouts: Timeouts,
+    pub timeouts: ConnectionTimeouts,
     /// Bound on generic/postfix lines.
     pub max_line: usize,
 }
@@ -292,13 +297,13 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
                              backlog",
                             ep.label, limits.max_connections
                         );
-                        saturated_since[i] = Some(Instant::now());
+                        saturated_since[i] = Some(deadline::now());
                     }
                     (false, Some(since)) => {
                         info!(
                             "{}: connection slots free again after {:?}",
                             ep.label,
-                            since.elapsed()
+                            deadline::now().saturating_duration_since(since)
                         );
                         saturated_since[i] = None;
                     }
@@ -362,9 +367,9 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     }
     info!("shutting down: no new connections, finishing in-flight requests");
     drop_unix_paths(&endpoints);
-    let deadline = Instant::now() + DRAIN;
+    let drain_until = deadline::now() + DRAIN;
     let mut active = slots.lock();
-    while active.iter().sum::<usize>() > 0 && Instant::now() < deadline {
+    while active.iter().sum::<usize>() > 0 && deadline::now() < drain_until {
         let (guard, _) = slots
             .freed
             .wait_timeout(active, Duration::from_millis(100))
@@ -418,7 +423,7 @@ fn spawn_worker(
             }
         }
         let _release = Release(worker_slots, endpoint);
-        serve_conn(&engine, conn, service, &peer, limits);
+        serve_accepted(&engine, conn, service, &peer, limits);
     });
     if let Err(e) = spawned {
         error!("cannot start a worker thread: {e}");
@@ -427,9 +432,9 @@ fn spawn_worker(
 }
 
 /// Serves one accepted (or inetd-inherited) connection to its end.
-pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, limits: Limits) {
+pub fn serve_accepted(engine: &Engine, conn: Conn, service: Service, peer: &str, limits: Limits) {
     debug!("{} connection from {peer}", service.name());
-    let ctx = Ctx {
+    let ctx = StreamCtx {
         engine,
         max_line: limits.max_line,
         shutdown: &sys::SHUTDOWN,
@@ -440,7 +445,7 @@ pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, lim
             // A client that sends but never reads must not pin a worker.
             let _ = s.set_write_timeout(Some(limits.timeouts.request));
             match s.try_clone() {
-                Ok(w) => serve::serve(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
+                Ok(w) => serve_stream(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
                 Err(e) => Err(e),
             }
         }
@@ -448,13 +453,13 @@ pub fn serve_conn(engine: &Engine, conn: Conn, service: Service, peer: &str, lim
             let _ = s.set_nonblocking(false);
             let _ = s.set_write_timeout(Some(limits.timeouts.request));
             match s.try_clone() {
-                Ok(w) => serve::serve(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
+                Ok(w) => serve_stream(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
                 Err(e) => Err(e),
             }
         }
         (Service::Pam, Conn::Unix(s)) => {
             let _ = s.set_nonblocking(false);
-            crate::pam_listener::serve(engine, s, limits.timeouts);
+            pamsock::serve_pam_connection(engine, s, limits.timeouts);
             Ok(())
         }
         (Service::Pam, Conn::Tcp(_)) => {

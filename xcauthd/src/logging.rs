@@ -16,10 +16,9 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use xcauth_core::clock::Civil;
+use xcauth_core::clock::{Civil, Clock, SystemClock};
 
 /// Where log records go.
 #[derive(Debug, Clone)]
@@ -194,7 +193,7 @@ impl Log for DaemonLogger {
 }
 
 fn write_line(out: &mut impl Write, record: &Record<'_>) -> std::io::Result<()> {
-    let now = SystemTime::now();
+    let now = SystemClock.now();
     let millis = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_millis());
@@ -203,11 +202,7 @@ fn write_line(out: &mut impl Write, record: &Record<'_>) -> std::io::Result<()> 
         let second = xcauth_core::clock::unix_seconds(now);
         if stamp.0 != second {
             // The date part changes once a second: format it once a second.
-            let c = Civil::from_unix(second);
-            stamp.1 = format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                c.year, c.month, c.day, c.hour, c.minute, c.second
-            );
+            stamp.1 = Civil::from_unix(second).to_string();
             stamp.0 = second;
         }
         writeln!(

@@ -13,7 +13,6 @@ mod exit;
 mod listen;
 mod logging;
 mod oneshot;
-mod pam_listener;
 mod serve;
 mod startup;
 mod sys;

@@ -5,42 +5,27 @@
 //! flushed before the next blocking read, so pipelined requests are answered
 //! in one write and an interactive client sees each reply at once.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, info, warn};
 use xcauth_core::backend::RosterReply;
 use xcauth_core::codec::{encode, Answer, Decoded, Decoder, Framing, Request};
+use xcauth_core::deadline::{self, ConnectionTimeouts, DeadlineStream};
 use xcauth_core::engine::{LoginRules, NameMatch};
 use xcauth_core::Engine;
 use zeroize::Zeroizing;
 
-/// How long a connection may wait for input.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// Longest silence between two requests.
-    pub idle: Duration,
-    /// Longest time to receive the rest of a request once it has started.
-    pub request: Duration,
-}
-
-/// Everything a connection handler needs.
+/// Everything [`serve_stream`] needs besides the stream.
 #[derive(Debug)]
-pub struct Ctx<'a> {
+pub struct StreamCtx<'a> {
     /// The decision engine.
     pub engine: &'a Engine,
     /// Bound on generic/postfix lines.
     pub max_line: usize,
     /// Set when the daemon is shutting down: finish the current request, then close.
     pub shutdown: &'a AtomicBool,
-}
-
-/// A byte stream whose reads can time out (sockets) or not (stdin).
-pub trait Input: Read {
-    /// Sets the read timeout; `None` blocks forever. Streams without timeouts
-    /// return `Ok(false)`.
-    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
 }
 
 /// Replies collected before they are written even though more buffered
@@ -63,13 +48,14 @@ pub enum End {
     Shutdown,
 }
 
-/// Serves one stream until EOF, quit, timeout, shutdown or an I/O error.
-pub fn serve<I: Input, W: Write>(
-    ctx: &Ctx<'_>,
+/// Serves one stream in one of the four framings until EOF, quit, timeout, shutdown or an
+/// I/O error. `timeouts` apply when `input` can time out (sockets, not stdin).
+pub fn serve_stream<I: DeadlineStream, W: Write>(
+    ctx: &StreamCtx<'_>,
     framing: Framing,
     mut input: I,
     mut output: W,
-    timeouts: Option<Timeouts>,
+    timeouts: Option<ConnectionTimeouts>,
 ) -> io::Result<End> {
     let mut decoder = Decoder::new(framing, ctx.max_line);
     // Requests carry passwords: the buffers are wiped when the connection ends.
@@ -77,12 +63,12 @@ pub fn serve<I: Input, W: Write>(
     let mut out: Vec<u8> = Vec::with_capacity(256);
     let mut chunk = Zeroizing::new([0u8; 8192]);
     let timed = match timeouts {
-        Some(_) => input.set_timeout(Some(TICK))?,
+        Some(_) => input.set_read_timeout_in(TICK)?,
         None => false,
     };
     // The idle clock runs from the last reply (or the connection's start); the request clock
     // from the first byte of a request that is not complete yet.
-    let mut waiting_since = Instant::now();
+    let mut waiting_since = deadline::now();
     let mut request_since = waiting_since;
     let mut eof = false;
     // Bytes before `start` are consumed; compacting once per read (not once per
@@ -102,7 +88,7 @@ pub fn serve<I: Input, W: Write>(
                 Decoded::Request { consumed, request } => {
                     start += consumed;
                     answer(ctx, framing, request, &mut out);
-                    waiting_since = Instant::now();
+                    waiting_since = deadline::now();
                     // The rest of the buffer (if any) starts the next request now.
                     request_since = waiting_since;
                     if out.len() >= MAX_PENDING_OUTPUT {
@@ -161,7 +147,7 @@ pub fn serve<I: Input, W: Write>(
             } else {
                 (request_since, t.request)
             };
-            let left = limit.saturating_sub(since.elapsed());
+            let left = deadline::left(since + limit);
             if left.is_zero() {
                 info!(
                     "{} framing: closing connection after {:?} without a complete request",
@@ -170,13 +156,13 @@ pub fn serve<I: Input, W: Write>(
                 );
                 return Ok(End::Timeout);
             }
-            input.set_timeout(Some(left.min(TICK)))?;
+            input.set_read_timeout_in(left.min(TICK))?;
         }
         match input.read(&mut chunk[..]) {
             Ok(0) => eof = true,
             Ok(n) => {
                 if buf.is_empty() {
-                    request_since = Instant::now();
+                    request_since = deadline::now();
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
@@ -202,7 +188,7 @@ fn name_rule(framing: Framing) -> NameMatch {
 }
 
 /// Runs one request through the engine and encodes the reply.
-fn answer(ctx: &Ctx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) {
+fn answer(ctx: &StreamCtx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) {
     match request {
         Request::Auth {
             user,
@@ -239,31 +225,5 @@ fn answer(ctx: &Ctx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) 
                 }
             }
         }
-    }
-}
-
-impl Input for std::net::TcpStream {
-    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        self.set_read_timeout(timeout)?;
-        Ok(true)
-    }
-}
-
-impl Input for std::os::unix::net::UnixStream {
-    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        self.set_read_timeout(timeout)?;
-        Ok(true)
-    }
-}
-
-impl Input for io::StdinLock<'_> {
-    fn set_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
-        Ok(false)
-    }
-}
-
-impl Input for &[u8] {
-    fn set_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
-        Ok(false)
     }
 }

@@ -7,7 +7,7 @@ use xcauth_core::Engine;
 
 use crate::exit::Failure;
 use crate::listen::Limits;
-use crate::serve::Timeouts;
+use xcauth_core::deadline::ConnectionTimeouts;
 
 /// Builds the engine for the configured backend, cache and domains.
 pub fn engine(config: &Config) -> Result<Engine, Failure> {
@@ -23,7 +23,7 @@ pub fn engine(config: &Config) -> Result<Engine, Failure> {
 pub fn limits(config: &Config) -> Limits {
     Limits {
         max_connections: config.max_connections,
-        timeouts: Timeouts {
+        timeouts: ConnectionTimeouts {
             idle: config.idle_timeout,
             request: config.request_timeout,
         },

@@ -2,7 +2,7 @@
 //! [`Handle`] and [`Oracle`] seams. Every path ends in an [`Outcome`]; [`pam_code`] is the one
 //! place that turns an outcome into a PAM return code, and [`report`] the one place that logs it.
 
-use std::time::Instant;
+use xcauth_core::deadline;
 
 use pamsm::{PamError, PamFlags};
 use xcauth_core::backend::{Unavailable, UserExists};
@@ -118,7 +118,7 @@ pub fn report(log: &Logger<'_>, ctx: &Ctx, outcome: &Outcome, account: bool) {
         Outcome::Accepted(via) => log.log(
             Level::Info,
             &line("authentication success")
-                .kv("via", via_word(*via))
+                .kv("via", via.word())
                 .finish(),
         ),
         Outcome::AccountAuthenticated => {
@@ -209,16 +209,6 @@ pub fn report(log: &Logger<'_>, ctx: &Ctx, outcome: &Outcome, account: bool) {
                 &Line::new("configuration error").kv("error", why).finish(),
             );
         }
-    }
-}
-
-// core: Via::word()
-fn via_word(via: Via) -> &'static str {
-    match via {
-        Via::Token => "token",
-        Via::Cache => "cache",
-        Via::Backend => "backend",
-        Via::UnreachableCache => "cache_backend_unreachable",
     }
 }
 
@@ -332,7 +322,7 @@ fn decide<O: Oracle>(
     opts: &Options,
     log: &Logger<'_>,
 ) -> Result<(Via, Option<String>, Vec<String>), Outcome> {
-    let started = Instant::now();
+    let started = deadline::now();
     // group= must be checked on the account that actually logged in, which only the backend
     // (or a token) names: the cache does not record it.
     let need_uid = !opts.groups.is_empty();
@@ -341,7 +331,7 @@ fn decide<O: Oracle>(
         let result = match &decision {
             AuthDecision::Accepted(via) => format!(
                 "accepted via={} account={}",
-                via_word(*via),
+                via.word(),
                 uid.as_deref().unwrap_or("-")
             ),
             AuthDecision::Rejected => "rejected".to_owned(),
@@ -349,7 +339,9 @@ fn decide<O: Oracle>(
         };
         format!(
             "auth result={result} elapsed_ms={}",
-            started.elapsed().as_millis()
+            deadline::now()
+                .saturating_duration_since(started)
+                .as_millis()
         )
     });
     match decision {
@@ -368,13 +360,7 @@ fn decide<O: Oracle>(
 
 /// The log text of why nobody could answer.
 fn reason(why: Unavailable) -> String {
-    match why {
-        // core: Unavailable::Daemon — until the core has a variant for "xcauthd could not be
-        // asked, or said it cannot answer", the socket oracle sends those reasons as Transport,
-        // already worded in full ("xcauthd: HTTP status 503", "cannot connect to …").
-        Unavailable::Transport(text) => text,
-        other => other.to_string(),
-    }
+    why.to_string()
 }
 
 /// The groups of `group=` the account `uid` is in (empty when there is no `group=`), or the

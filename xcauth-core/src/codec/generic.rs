@@ -6,7 +6,7 @@
 //! failed request (`0\n`), not a crash. A line longer than `max_line` gets `0\n` and
 //! the connection is closed.
 
-use super::{take_line, text_request, Answer, Decoded, Framing, Line, WHY_EOF};
+use super::{take_line, text_request, Answer, Decoded, Framing, TakenLine, WHY_EOF};
 use crate::backend::UserExists;
 
 const TRUE: &[u8] = b"1\n";
@@ -14,13 +14,15 @@ const FALSE: &[u8] = b"0\n";
 
 pub(super) fn decode(buf: &[u8], max_line: usize, eof: bool) -> Decoded {
     match take_line(buf, max_line, eof) {
-        Line::Complete { consumed, line } => text_request(Framing::Generic, consumed, line, FALSE),
-        Line::NeedMore => Decoded::NeedMore,
-        Line::Eof => Decoded::Close {
+        TakenLine::Complete { consumed, line } => {
+            text_request(Framing::Generic, consumed, line, FALSE)
+        }
+        TakenLine::NeedMore => Decoded::NeedMore,
+        TakenLine::Eof => Decoded::Close {
             consumed: 0,
             why: WHY_EOF,
         },
-        Line::Oversize => {
+        TakenLine::Oversize => {
             log::warn!(
                 "generic: request line longer than {max_line} bytes; answering failure and \
                  closing"

@@ -28,6 +28,7 @@
 use std::fmt;
 
 use crate::backend::UserExists;
+use crate::protocol::Protocol;
 use crate::secret::Password;
 
 mod ejabberd;
@@ -51,25 +52,36 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// The framing a protocol speaks: `prosody` is [`Framing::Generic`]; `pam` is none of
+    /// the four.
+    pub fn of(protocol: Protocol) -> Option<Self> {
+        match protocol {
+            Protocol::Generic | Protocol::Prosody => Some(Framing::Generic),
+            Protocol::Ejabberd => Some(Framing::Ejabberd),
+            Protocol::Saslauthd => Some(Framing::Saslauthd),
+            Protocol::Postfix => Some(Framing::Postfix),
+            Protocol::Pam => None,
+        }
+    }
+
+    /// The protocol whose name this framing goes by.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Framing::Generic => Protocol::Generic,
+            Framing::Ejabberd => Protocol::Ejabberd,
+            Framing::Saslauthd => Protocol::Saslauthd,
+            Framing::Postfix => Protocol::Postfix,
+        }
+    }
+
     /// The canonical name, as used by `-t` and in log lines.
     pub fn name(self) -> &'static str {
-        match self {
-            Framing::Generic => "generic",
-            Framing::Ejabberd => "ejabberd",
-            Framing::Saslauthd => "saslauthd",
-            Framing::Postfix => "postfix",
-        }
+        self.protocol().as_str()
     }
 
     /// Parses a `-t` value; `prosody` is an alias of `generic`. Exact and lower-case.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "generic" | "prosody" => Some(Framing::Generic),
-            "ejabberd" => Some(Framing::Ejabberd),
-            "saslauthd" => Some(Framing::Saslauthd),
-            "postfix" => Some(Framing::Postfix),
-            _ => None,
-        }
+        name.parse().ok().and_then(Self::of)
     }
 }
 
@@ -249,7 +261,7 @@ const WHY_QUIT: &str = "quit requested";
 
 /// One line cut from the front of a buffer (generic and postfix framings).
 #[derive(Debug)]
-enum Line<'a> {
+enum TakenLine<'a> {
     /// A line, with trailing `\r`/`\n` already stripped.
     Complete { consumed: usize, line: &'a [u8] },
     /// No `\n` yet, and fewer than `max_line` bytes buffered.
@@ -263,23 +275,23 @@ enum Line<'a> {
 /// Cuts one line at the first `\n` (only `\n` splits; a lone `\r` stays inside).
 /// A line may be at most `max_line` bytes including its `\n`. At end of input a final
 /// unterminated line of fewer than `max_line` bytes counts as a line.
-fn take_line(buf: &[u8], max_line: usize, eof: bool) -> Line<'_> {
+fn take_line(buf: &[u8], max_line: usize, eof: bool) -> TakenLine<'_> {
     let (window, _) = buf.split_at(buf.len().min(max_line));
     if let Some(at) = window.iter().position(|&b| b == b'\n') {
         let (line, _) = window.split_at(at);
-        return Line::Complete {
+        return TakenLine::Complete {
             consumed: at + 1,
             line: strip_eol(line),
         };
     }
     if buf.len() >= max_line {
-        Line::Oversize
+        TakenLine::Oversize
     } else if !eof {
-        Line::NeedMore
+        TakenLine::NeedMore
     } else if buf.is_empty() {
-        Line::Eof
+        TakenLine::Eof
     } else {
-        Line::Complete {
+        TakenLine::Complete {
             consumed: buf.len(),
             line: strip_eol(buf),
         }
@@ -444,24 +456,27 @@ mod tests {
         // Exactly max_line bytes including the '\n' is accepted.
         assert!(matches!(
             take_line(b"abc\n", 4, false),
-            Line::Complete {
+            TakenLine::Complete {
                 consumed: 4,
                 line: b"abc"
             }
         ));
         // max_line bytes without '\n' is oversize, one less is NeedMore.
-        assert!(matches!(take_line(b"abcd", 4, false), Line::Oversize));
-        assert!(matches!(take_line(b"abcd\n", 4, false), Line::Oversize));
-        assert!(matches!(take_line(b"abc", 4, false), Line::NeedMore));
+        assert!(matches!(take_line(b"abcd", 4, false), TakenLine::Oversize));
+        assert!(matches!(
+            take_line(b"abcd\n", 4, false),
+            TakenLine::Oversize
+        ));
+        assert!(matches!(take_line(b"abc", 4, false), TakenLine::NeedMore));
         assert!(matches!(
             take_line(b"abc", 4, true),
-            Line::Complete {
+            TakenLine::Complete {
                 consumed: 3,
                 line: b"abc"
             }
         ));
-        assert!(matches!(take_line(b"", 4, true), Line::Eof));
-        assert!(matches!(take_line(b"", 4, false), Line::NeedMore));
+        assert!(matches!(take_line(b"", 4, true), TakenLine::Eof));
+        assert!(matches!(take_line(b"", 4, false), TakenLine::NeedMore));
         assert_eq!(strip_eol(b"a\r\n\r\r\n"), b"a");
         assert_eq!(strip_eol(b"\r\n"), b"");
         assert_eq!(strip_eol(b"a\rb"), b"a\rb");

@@ -9,7 +9,7 @@
 //! `%25`) is allowed. Anything else is answered `500 Illegal request format`, which
 //! Postfix reads as "not found".
 
-use super::{take_line, Answer, Decoded, Line, Request, WHY_EOF, WHY_QUIT};
+use super::{take_line, Answer, Decoded, Request, TakenLine, WHY_EOF, WHY_QUIT};
 use crate::backend::UserExists;
 use crate::logsafe;
 
@@ -20,7 +20,7 @@ const TROUBLE: &[u8] = b"400 Trouble connecting to backend\n";
 
 pub(super) fn decode(buf: &[u8], max_line: usize, eof: bool) -> Decoded {
     match take_line(buf, max_line, eof) {
-        Line::Complete { consumed, line } => match parse(line) {
+        TakenLine::Complete { consumed, line } => match parse(line) {
             Some(Parsed::Quit) => Decoded::Close {
                 consumed,
                 why: WHY_QUIT,
@@ -48,12 +48,12 @@ pub(super) fn decode(buf: &[u8], max_line: usize, eof: bool) -> Decoded {
                 }
             }
         },
-        Line::NeedMore => Decoded::NeedMore,
-        Line::Eof => Decoded::Close {
+        TakenLine::NeedMore => Decoded::NeedMore,
+        TakenLine::Eof => Decoded::Close {
             consumed: 0,
             why: WHY_EOF,
         },
-        Line::Oversize => {
+        TakenLine::Oversize => {
             log::error!(
                 "postfix: request line longer than {max_line} bytes; answering illegal and \
                  closing"

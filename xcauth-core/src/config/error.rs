@@ -1,12 +1,36 @@
-//! Configuration errors. Every message names where the bad setting came from (file and line,
-//! or the command line) and never contains the value of a sensitive option.
+//! Configuration errors. Every message names where the bad setting came from ([`Origin`]: file
+//! and line, or the command line) and never contains the value of a sensitive option.
 
 use std::error::Error;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use super::raw::Origin;
+/// Where a setting came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default of the option table.
+    Default,
+    /// A line of a config file (1-based).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Line number, starting at 1.
+        line: usize,
+    },
+    /// The command line.
+    CommandLine,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("built-in default"),
+            Self::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Self::CommandLine => f.write_str("command line"),
+        }
+    }
+}
 
 /// Why the configuration could not be loaded. All of these end the process with exit status
 /// [`ConfigError::exit_code`] (xcauth-behaviour.md 9.3).

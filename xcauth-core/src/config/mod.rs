@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-pub use self::error::ConfigError;
+pub use self::error::{ConfigError, Origin};
 pub use self::options::{find_option, normalize_key, OptionKind, OptionSpec, OPTIONS};
-pub use self::raw::{Origin, RawConfig, RawEntry, RawValue};
+pub use self::raw::{RawConfig, RawEntry, RawValue};
 pub use self::values::{
-    parse_duration, BcryptRounds, CacheStorage, DbLocation, ListenAddr, ListenSpec, Protocol,
-    Timeouts,
+    parse_duration, BackendTimeouts, BcryptRounds, CacheStorage, DbLocation, ListenAddr, ListenSpec,
 };
+pub use crate::protocol::Protocol;
 use crate::secret::{Password, Secret};
 
 /// The configuration file read when it exists.
@@ -70,7 +70,7 @@ pub struct Config {
     /// `-t`: framing for stdin and unnamed sockets.
     pub protocol: Option<Protocol>,
     /// `--timeout`: backend connect and read timeouts.
-    pub timeout: Timeouts,
+    pub timeout: BackendTimeouts,
     /// `--cache-query-ttl`.
     pub cache_query_ttl: Duration,
     /// `--cache-verification-ttl`.
@@ -139,7 +139,7 @@ impl Config {
             debug: false,
             interactive: false,
             protocol: None,
-            timeout: Timeouts {
+            timeout: BackendTimeouts {
                 connect: Duration::from_secs(5),
                 read: Duration::from_secs(10),
             },

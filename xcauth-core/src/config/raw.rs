@@ -23,11 +23,11 @@
 use std::fmt;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Origin};
 use super::options::{find_option, normalize_key, OptionKind, OptionSpec, OPTIONS};
 
 /// A value as given, before interpretation. Wiped from memory on drop (it may be a secret).
@@ -48,32 +48,6 @@ impl Drop for RawValue {
             Self::Flag => {}
             Self::One(value) => value.zeroize(),
             Self::Many(values) => values.zeroize(),
-        }
-    }
-}
-
-/// Where a setting came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// The built-in default of the option table.
-    Default,
-    /// A line of a config file (1-based).
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Line number, starting at 1.
-        line: usize,
-    },
-    /// The command line.
-    CommandLine,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Default => f.write_str("built-in default"),
-            Self::File { path, line } => write!(f, "{}:{line}", path.display()),
-            Self::CommandLine => f.write_str("command line"),
         }
     }
 }

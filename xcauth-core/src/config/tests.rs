@@ -81,7 +81,7 @@ fn everything_expected() -> Config {
         debug: true,
         interactive: true,
         protocol: Some(Protocol::Ejabberd),
-        timeout: Timeouts {
+        timeout: BackendTimeouts {
             connect: secs(3),
             read: secs(20),
         },
@@ -132,7 +132,7 @@ fn defaults_match_the_option_table() {
     assert_eq!(defaults.log_dir, Path::new("/var/log/xcauth"));
     assert_eq!(
         defaults.timeout,
-        Timeouts {
+        BackendTimeouts {
             connect: secs(5),
             read: secs(10)
         }
@@ -340,7 +340,7 @@ fn precedence_defaults_system_file_config_file_command_line() {
     assert_eq!(config.cache_query_ttl, secs(7200));
     assert_eq!(
         config.timeout,
-        Timeouts {
+        BackendTimeouts {
             connect: secs(7),
             read: secs(7)
         }
@@ -356,7 +356,7 @@ fn precedence_defaults_system_file_config_file_command_line() {
     assert_eq!(config.cache_query_ttl, secs(3 * 3600));
     assert_eq!(
         config.timeout,
-        Timeouts {
+        BackendTimeouts {
             connect: secs(8),
             read: secs(9)
         }
@@ -392,7 +392,7 @@ fn precedence_defaults_system_file_config_file_command_line() {
     assert!(config.listen.is_empty());
     assert_eq!(
         config.timeout,
-        Timeouts {
+        BackendTimeouts {
             connect: secs(8),
             read: secs(9)
         },
@@ -445,7 +445,7 @@ fn missing_or_unreadable_config_files() {
 
 #[test]
 fn timeout_tuples() {
-    let t = |c, r| Timeouts {
+    let t = |c, r| BackendTimeouts {
         connect: secs(c),
         read: secs(r),
     };

@@ -12,82 +12,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-/// A wire framing (`-t`, the `PROTO@` of `listen`, a systemd socket's name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// Line based `verb:user:domain:password` (xcauth-behaviour.md 1.1).
-    Generic,
-    /// Prosody's `mod_auth_external`; the same framing as [`Protocol::Generic`].
-    Prosody,
-    /// ejabberd's length-prefixed extauth (1.2).
-    Ejabberd,
-    /// saslauthd's counted strings (1.3).
-    Saslauthd,
-    /// Postfix `tcp_table` lookups (1.4).
-    Postfix,
-    /// The `socket=` protocol of `pam_xcauth.so` (listeners on Unix sockets only;
-    /// not a `-t` type).
-    Pam,
-}
-
-impl Protocol {
-    /// All protocols, in the order help and messages list them.
-    pub const ALL: [Protocol; 5] = [
-        Self::Generic,
-        Self::Prosody,
-        Self::Ejabberd,
-        Self::Saslauthd,
-        Self::Postfix,
-    ];
-
-    /// The name used in options and systemd socket names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Generic => "generic",
-            Self::Prosody => "prosody",
-            Self::Ejabberd => "ejabberd",
-            Self::Saslauthd => "saslauthd",
-            Self::Postfix => "postfix",
-            Self::Pam => "pam",
-        }
-    }
-
-    /// The TCP port of the shipped socket units (xcauth-behaviour.md 8.3); none for `pam`,
-    /// which is served on Unix sockets only.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Self::Generic | Self::Prosody => 23663,
-            Self::Ejabberd => 23662,
-            Self::Postfix => 23665,
-            Self::Saslauthd => 23666,
-            Self::Pam => 0,
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text == "pam" {
-            return Ok(Self::Pam);
-        }
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str() == text)
-            .ok_or_else(|| {
-                format!(
-                "expected one of generic, prosody, ejabberd, saslauthd or postfix, got '{text}'"
-            )
-            })
-    }
-}
+use crate::protocol::Protocol;
 
 /// Where the SQLite database lives (`db`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,14 +72,14 @@ impl FromStr for CacheStorage {
 
 /// Backend HTTP timeouts (`timeout`: `N` or `CONNECT,READ`, whole seconds ≥ 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub struct BackendTimeouts {
     /// Time to establish the connection.
     pub connect: Duration,
     /// Time to wait for the response.
     pub read: Duration,
 }
 
-impl FromStr for Timeouts {
+impl FromStr for BackendTimeouts {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -396,23 +321,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn protocols() {
-        for p in Protocol::ALL {
-            assert_eq!(p.as_str().parse::<Protocol>(), Ok(p));
-            assert_eq!(p.to_string(), p.as_str());
-        }
-        assert_eq!(Protocol::Generic.default_port(), 23663);
-        assert_eq!(Protocol::Prosody.default_port(), 23663);
-        assert_eq!(Protocol::Ejabberd.default_port(), 23662);
-        assert_eq!(Protocol::Postfix.default_port(), 23665);
-        assert_eq!(Protocol::Saslauthd.default_port(), 23666);
-        assert_eq!(
-            "Prosody".parse::<Protocol>().unwrap_err(),
-            "expected one of generic, prosody, ejabberd, saslauthd or postfix, got 'Prosody'"
-        );
-    }
-
-    #[test]
     fn durations_every_suffix() {
         let cases = [
             ("0", 0),
@@ -458,7 +366,7 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        let t = |c, r| Timeouts {
+        let t = |c, r| BackendTimeouts {
             connect: Duration::from_secs(c),
             read: Duration::from_secs(r),
         };
@@ -467,7 +375,7 @@ mod tests {
         assert_eq!("3, 4".parse(), Ok(t(3, 4)));
         for bad in ["1,2,3", "0", "5,0", "", ",", "5,", "1.5", "-1", "5s", "a,b"] {
             assert_eq!(
-                bad.parse::<Timeouts>().unwrap_err(),
+                bad.parse::<BackendTimeouts>().unwrap_err(),
                 format!(
                     "expected N or CONNECT,READ in whole seconds (each at least 1), got '{bad}'"
                 )

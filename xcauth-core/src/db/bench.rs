@@ -1,5 +1,7 @@
 //! Timings for BENCHMARKS.md. Run in release mode:
 //! `cargo test --release -p xcauth-core db::bench -- --ignored --nocapture`.
+// Benchmarks measure real time.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

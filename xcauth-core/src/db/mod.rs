@@ -22,9 +22,11 @@
 //! owned by root or the process's own user, in a directory nobody else can
 //! write to.
 
-mod cache;
-mod domains;
+mod cache_flow;
+mod db_cache;
+mod memory_cache;
 mod schema;
+mod sqlite_domains;
 mod time;
 
 pub mod admin;
@@ -40,18 +42,22 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, warn};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::deadline;
 
 /// The SQLite binding [`Db::run`] and [`Db::transaction`] hand out, re-exported
 /// so callers (the roster sync, tests) use the same version.
 pub use rusqlite;
 
-pub use cache::{CacheSettings, DbCache, MemoryCache};
-pub use domains::SqliteDomains;
+pub use cache_flow::CacheSettings;
+pub use db_cache::DbCache;
+pub use memory_cache::MemoryCache;
 pub use schema::TABLES;
+pub use sqlite_domains::SqliteDomains;
 pub use time::{format_timestamp, from_unix_micros, parse_timestamp, unix_micros};
 
 /// xcauth 2's default database path (`--db`).
@@ -356,17 +362,17 @@ fn retry_busy<T>(
     conn: &mut Connection,
     mut op: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
-    let deadline = Instant::now() + budget;
+    let until = deadline::now() + budget;
     let mut attempt = 0;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline::left(until);
         conn.busy_timeout(left)?;
         match op(conn) {
             Err(e) if is_busy(&e) && attempt < BUSY_RETRIES && !left.is_zero() => {
                 attempt += 1;
                 debug!("database {label} busy ({e}), retry {attempt}/{BUSY_RETRIES}");
                 let pause = Duration::from_millis(2u64 << attempt.min(7));
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                std::thread::sleep(pause.min(deadline::left(until)));
             }
             other => return other,
         }

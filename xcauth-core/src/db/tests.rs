@@ -811,6 +811,7 @@ fn a_held_write_lock_is_waited_for() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // measures SQLite's real-time busy timeout
 fn a_lock_held_for_longer_than_the_busy_timeout_is_given_up_on_in_time() {
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();

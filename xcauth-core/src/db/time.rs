@@ -4,13 +4,12 @@
 //! Python's `datetime` writes the fraction only when it is non-zero, and
 //! SQLite's `CURRENT_TIMESTAMP` column default never writes one, so a reader
 //! must accept both forms. Internally a timestamp is whole microseconds since
-//! the Unix epoch (`datetime`'s resolution). The civil-date conversion is
-//! Howard Hinnant's `days_from_civil` / `civil_from_days`, exact for the
-//! proleptic Gregorian calendar.
+//! the Unix epoch (`datetime`'s resolution). The civil-date conversion and the
+//! text form are [`crate::clock::Civil`]'s; this file adds the strict parser.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub(crate) use crate::clock::{civil_from_days, days_from_civil};
+use crate::clock::{days_from_civil, Civil};
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -61,17 +60,7 @@ pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
 }
 
 pub(crate) fn format_micros(micros: i64) -> String {
-    let secs = micros.div_euclid(MICROS_PER_SECOND);
-    let frac = micros.rem_euclid(MICROS_PER_SECOND);
-    let days = secs.div_euclid(SECONDS_PER_DAY);
-    let of_day = secs.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
-    if frac == 0 {
-        format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}")
-    } else {
-        format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{frac:06}")
-    }
+    Civil::from_unix_micros(micros).to_string()
 }
 
 pub(crate) fn parse_micros(text: &str) -> Option<i64> {
@@ -145,6 +134,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::civil_from_days;
 
     #[test]
     fn known_dates() {

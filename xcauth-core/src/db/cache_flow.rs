@@ -17,19 +17,18 @@
 //! warning, later ones at debug level, and authentication goes on to the
 //! backend.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use bcrypt::Version;
 use log::{debug, info, warn};
-use rusqlite::{params, OptionalExtension};
 
-use super::time::{duration_micros, parse_micros, unix_micros};
-use super::{lock, Db, DbError, DbOptions};
-use crate::cache::{CacheCheck, CredentialCache, Lookup};
+use super::time::{duration_micros, unix_micros};
+use super::{lock, DbError};
+use crate::cache::{CacheCheck, Lookup};
+use crate::deadline;
 use crate::engine::BCRYPT_MAX_PASSWORD;
 use crate::logsafe;
 use crate::secret::Password;
@@ -66,7 +65,13 @@ impl Default for CacheSettings {
 impl CacheSettings {
     /// Whether an entry with these times vouches at `now` under `lookup`.
     /// A missing (NULL or unreadable) time never satisfies a condition.
-    fn allows(&self, lookup: Lookup, now: i64, remote: Option<i64>, any: Option<i64>) -> bool {
+    pub(super) fn allows(
+        &self,
+        lookup: Lookup,
+        now: i64,
+        remote: Option<i64>,
+        any: Option<i64>,
+    ) -> bool {
         // A time in the future (clock stepped back, hand-edited row) would
         // keep an entry valid for that much longer: beyond a little skew
         // between hosts sharing the file, it vouches for nothing.
@@ -84,15 +89,15 @@ impl CacheSettings {
 
 /// One cache entry as read from storage. Times are Unix microseconds.
 #[derive(Clone)]
-struct Entry {
-    pwhash: Option<String>,
-    remote: Option<i64>,
-    any: Option<i64>,
+pub(super) struct Entry {
+    pub(super) pwhash: Option<String>,
+    pub(super) remote: Option<i64>,
+    pub(super) any: Option<i64>,
 }
 
 /// Where entries live. Writes are conditional on the hash that was verified,
 /// so a concurrent change between read and write is never overwritten.
-trait Storage: Send + Sync {
+pub(super) trait Storage: Send + Sync {
     fn get(&self, jid: &str) -> Result<Option<Entry>, DbError>;
     fn upsert(&self, jid: &str, pwhash: &str, now: i64) -> Result<(), DbError>;
     /// Sets `anyauth = now` if the entry still has `pwhash`; false if not.
@@ -106,22 +111,23 @@ trait Storage: Send + Sync {
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// The cache flow shared by both storages.
-struct Core<S> {
-    storage: S,
-    settings: CacheSettings,
-    kind: &'static str,
-    warned: AtomicBool,
+pub(super) struct Core<S> {
+    pub(super) storage: S,
+    pub(super) settings: CacheSettings,
+    pub(super) kind: &'static str,
+    pub(super) warned: AtomicBool,
     /// Until when the storage is left alone after it stayed locked by another
     /// process for a whole busy timeout: one login pays that wait, the next
     /// ones go straight to the backend.
     paused_until: Mutex<Option<Instant>>,
 }
 
-/// How long the cache is skipped after the database stayed locked.
+/// How long the cache is skipped after the database stayed locked (real time, like
+/// SQLite's busy timeout it follows).
 const BUSY_PAUSE: Duration = Duration::from_secs(10);
 
 impl<S: Storage> Core<S> {
-    fn new(storage: S, settings: CacheSettings, kind: &'static str) -> Self {
+    pub(super) fn new(storage: S, settings: CacheSettings, kind: &'static str) -> Self {
         Self {
             storage,
             settings,
@@ -135,7 +141,7 @@ impl<S: Storage> Core<S> {
     fn paused(&self) -> bool {
         let mut until = lock(&self.paused_until);
         match *until {
-            Some(t) if Instant::now() < t => true,
+            Some(t) if deadline::now() < t => true,
             Some(_) => {
                 *until = None;
                 false
@@ -148,7 +154,7 @@ impl<S: Storage> Core<S> {
     /// lock that outlasted the busy timeout pauses the storage for a while.
     fn failed(&self, what: &str, err: &DbError) {
         if err.is_busy() {
-            *lock(&self.paused_until) = Some(Instant::now() + BUSY_PAUSE);
+            *lock(&self.paused_until) = Some(deadline::now() + BUSY_PAUSE);
             self.degraded(
                 what,
                 &format_args!(
@@ -175,7 +181,13 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    fn check(&self, jid: &str, password: &Password, now: SystemTime, lookup: Lookup) -> CacheCheck {
+    pub(super) fn check(
+        &self,
+        jid: &str,
+        password: &Password,
+        now: SystemTime,
+        lookup: Lookup,
+    ) -> CacheCheck {
         if password.len() > BCRYPT_MAX_PASSWORD {
             return CacheCheck::Miss;
         }
@@ -215,7 +227,7 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    fn store(&self, jid: &str, password: &Password, now: SystemTime) {
+    pub(super) fn store(&self, jid: &str, password: &Password, now: SystemTime) {
         if password.len() > BCRYPT_MAX_PASSWORD {
             debug!(
                 "password for {} longer than {BCRYPT_MAX_PASSWORD} bytes, not cached",
@@ -238,7 +250,7 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    fn forget_if_matches(&self, jid: &str, password: &Password) {
+    pub(super) fn forget_if_matches(&self, jid: &str, password: &Password) {
         if password.len() > BCRYPT_MAX_PASSWORD || self.paused() {
             return;
         }
@@ -276,290 +288,15 @@ fn verify(password: &Password, pwhash: &str) -> bool {
     known && bcrypt::verify(password.expose(), pwhash).unwrap_or(false)
 }
 
-/// `cache-storage=db`: the `authcache` table of the shared database, with the
-/// persistent bcrypt cost. Entries are shared with every process using the
-/// file (including xcauth 2 itself).
-pub struct DbCache {
-    core: Core<DbStorage>,
-}
-
-impl fmt::Debug for DbCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbCache")
-            .field("db", &self.core.storage.describe())
-            .field("settings", &self.core.settings)
-            .finish()
-    }
-}
-
-impl DbCache {
-    /// A cache on `db`'s `authcache` table.
-    pub fn new(db: Arc<Db>, settings: CacheSettings) -> Self {
-        Self {
-            core: Core::new(DbStorage(Some(db)), settings, "db"),
-        }
-    }
-
-    /// Opens `path` for the cache. If it cannot be opened (missing directory,
-    /// not a database…), logs one warning and returns a cache that always
-    /// misses, so logins go on to the backend.
-    pub fn open_or_miss(path: &std::path::Path, opts: &DbOptions, settings: CacheSettings) -> Self {
-        match Db::open(path, opts) {
-            Ok(db) => Self::new(Arc::new(db), settings),
-            Err(e) => {
-                warn!("credential cache disabled, logins go to the backend without it: {e}");
-                let core = Core::new(DbStorage(None), settings, "db");
-                core.warned.store(true, Ordering::Relaxed);
-                Self { core }
-            }
-        }
-    }
-}
-
-impl CredentialCache for DbCache {
-    fn check(&self, jid: &str, password: &Password, now: SystemTime, lookup: Lookup) -> CacheCheck {
-        self.core.check(jid, password, now, lookup)
-    }
-
-    fn store(&self, jid: &str, password: &Password, now: SystemTime) {
-        self.core.store(jid, password, now);
-    }
-
-    fn forget_if_matches(&self, jid: &str, password: &Password) {
-        self.core.forget_if_matches(jid, password);
-    }
-
-    fn kind(&self) -> &'static str {
-        self.core.kind
-    }
-}
-
-/// `None`: the database could not be opened; every operation is a miss
-/// (reported once, when opening failed).
-struct DbStorage(Option<Arc<Db>>);
-
-/// An error standing for "no database" that is never shown (the open error was).
-fn no_db() -> DbError {
-    DbError::Query {
-        db: "(not open)".to_owned(),
-        source: rusqlite::Error::InvalidQuery,
-    }
-}
-
-/// Reads a TIMESTAMP column leniently: text in either stored form, or a
-/// number of Unix seconds (a hand-edited row); anything else is "unknown".
-fn timestamp_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<i64>> {
-    use rusqlite::types::ValueRef;
-    Ok(match row.get_ref(idx)? {
-        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(parse_micros),
-        ValueRef::Integer(secs) => secs.checked_mul(1_000_000),
-        // `as` saturates; sub-microsecond precision is meaningless here.
-        ValueRef::Real(secs) if secs.is_finite() => Some((secs * 1e6) as i64),
-        _ => None,
-    })
-}
-
-impl Storage for DbStorage {
-    fn get(&self, jid: &str) -> Result<Option<Entry>, DbError> {
-        let Some(db) = &self.0 else { return Ok(None) };
-        db.run(|c| {
-            c.prepare_cached("SELECT pwhash, remoteauth, anyauth FROM authcache WHERE jid = ?1")?
-                .query_row([jid], |r| {
-                    Ok(Entry {
-                        pwhash: r.get::<_, Option<String>>(0).unwrap_or(None),
-                        remote: timestamp_column(r, 1)?,
-                        any: timestamp_column(r, 2)?,
-                    })
-                })
-                .optional()
-        })
-    }
-
-    fn upsert(&self, jid: &str, pwhash: &str, now: i64) -> Result<(), DbError> {
-        let Some(db) = &self.0 else {
-            return Err(no_db());
-        };
-        let now = super::time::format_micros(now);
-        db.transaction(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO authcache (jid, pwhash, firstauth, remoteauth, anyauth) \
-                 VALUES (?1, ?2, ?3, ?3, ?3) \
-                 ON CONFLICT(jid) DO UPDATE SET \
-                 pwhash = excluded.pwhash, remoteauth = excluded.remoteauth, anyauth = excluded.anyauth",
-            )?
-            .execute(params![jid, pwhash, now])
-            .map(drop)
-        })
-    }
-
-    fn touch(&self, jid: &str, pwhash: &str, now: i64) -> Result<bool, DbError> {
-        let Some(db) = &self.0 else {
-            return Err(no_db());
-        };
-        let now = super::time::format_micros(now);
-        db.run(|c| {
-            c.prepare_cached("UPDATE authcache SET anyauth = ?3 WHERE jid = ?1 AND pwhash = ?2")?
-                .execute(params![jid, pwhash, now])
-                .map(|n| n > 0)
-        })
-    }
-
-    fn delete(&self, jid: &str, pwhash: &str) -> Result<bool, DbError> {
-        let Some(db) = &self.0 else {
-            return Err(no_db());
-        };
-        db.run(|c| {
-            c.prepare_cached("DELETE FROM authcache WHERE jid = ?1 AND pwhash = ?2")?
-                .execute(params![jid, pwhash])
-                .map(|n| n > 0)
-        })
-    }
-
-    fn describe(&self) -> String {
-        match &self.0 {
-            Some(db) => db.label().to_owned(),
-            None => "not open".to_owned(),
-        }
-    }
-}
-
-/// `cache-storage=memory`: a per-process map, lost on exit, with the memory
-/// bcrypt cost. Bounded by pruning: whenever the map has doubled since the
-/// last sweep, entries that can no longer vouch under either rule are dropped.
-pub struct MemoryCache {
-    core: Core<MemStorage>,
-}
-
-impl fmt::Debug for MemoryCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryCache")
-            .field("settings", &self.core.settings)
-            .finish()
-    }
-}
-
-impl MemoryCache {
-    /// An empty cache.
-    pub fn new(settings: CacheSettings) -> Self {
-        let storage = MemStorage {
-            settings,
-            map: Mutex::new(MemMap::default()),
-        };
-        Self {
-            core: Core::new(storage, settings, "memory"),
-        }
-    }
-
-    /// Entries currently held (for tests and status output).
-    pub fn len(&self) -> usize {
-        lock(&self.core.storage.map).entries.len()
-    }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl CredentialCache for MemoryCache {
-    fn check(&self, jid: &str, password: &Password, now: SystemTime, lookup: Lookup) -> CacheCheck {
-        self.core.check(jid, password, now, lookup)
-    }
-
-    fn store(&self, jid: &str, password: &Password, now: SystemTime) {
-        self.core.store(jid, password, now);
-    }
-
-    fn forget_if_matches(&self, jid: &str, password: &Password) {
-        self.core.forget_if_matches(jid, password);
-    }
-
-    fn kind(&self) -> &'static str {
-        self.core.kind
-    }
-}
-
-#[cfg(test)]
-impl MemoryCache {
-    /// `(pwhash, remoteauth, anyauth)` of `jid`, for tests.
-    pub(super) fn core_entry(&self, jid: &str) -> Option<(String, Option<i64>, Option<i64>)> {
-        let map = lock(&self.core.storage.map);
-        map.entries
-            .get(jid)
-            .map(|e| (e.pwhash.clone().unwrap_or_default(), e.remote, e.any))
-    }
-}
-
-/// Smallest map size at which pruning starts.
-const PRUNE_FLOOR: usize = 1024;
-
-#[derive(Default)]
-struct MemMap {
-    entries: HashMap<String, Entry>,
-    /// Prune when `entries` reaches this size.
-    prune_at: usize,
-}
-
-struct MemStorage {
-    settings: CacheSettings,
-    map: Mutex<MemMap>,
-}
-
-impl Storage for MemStorage {
-    fn get(&self, jid: &str) -> Result<Option<Entry>, DbError> {
-        Ok(lock(&self.map).entries.get(jid).cloned())
-    }
-
-    fn upsert(&self, jid: &str, pwhash: &str, now: i64) -> Result<(), DbError> {
-        let mut map = lock(&self.map);
-        let entry = Entry {
-            pwhash: Some(pwhash.to_owned()),
-            remote: Some(now),
-            any: Some(now),
-        };
-        map.entries.insert(jid.to_owned(), entry);
-        if map.entries.len() >= map.prune_at.max(PRUNE_FLOOR) {
-            let settings = self.settings;
-            map.entries
-                .retain(|_, e| settings.allows(Lookup::Unreachable, now, e.remote, e.any));
-            map.prune_at = map.entries.len().saturating_mul(2);
-        }
-        Ok(())
-    }
-
-    fn touch(&self, jid: &str, pwhash: &str, now: i64) -> Result<bool, DbError> {
-        let mut map = lock(&self.map);
-        match map.entries.get_mut(jid) {
-            Some(e) if e.pwhash.as_deref() == Some(pwhash) => {
-                e.any = Some(now);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    fn delete(&self, jid: &str, pwhash: &str) -> Result<bool, DbError> {
-        let mut map = lock(&self.map);
-        if map
-            .entries
-            .get(jid)
-            .is_some_and(|e| e.pwhash.as_deref() == Some(pwhash))
-        {
-            map.entries.remove(jid);
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    fn describe(&self) -> String {
-        "process memory".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::cache::CredentialCache;
+    use std::sync::Arc;
+
+    use crate::db::{Db, DbCache, MemoryCache};
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
@@ -622,26 +359,6 @@ mod tests {
         assert!(c.check("u@d", &pw, at(3), Lookup::Normal).is_hit());
         c.forget_if_matches("u@d", &pw);
         assert!(c.is_empty());
-    }
-
-    #[test]
-    fn memory_cache_prunes_dead_entries() {
-        let c = MemoryCache::new(settings());
-        let pw = Password::new("p");
-        // Store directly (bcrypt-free) to make 2000 entries cheap.
-        for i in 0..PRUNE_FLOOR - 1 {
-            c.core
-                .storage
-                .upsert(&format!("old{i}@d"), "$2b$04$x", 0)
-                .unwrap();
-        }
-        assert_eq!(c.len(), PRUNE_FLOOR - 1);
-        // A week and a day later every old entry is dead under both rules.
-        c.store("new@d", &pw, at(8 * 86_400));
-        assert_eq!(c.len(), 1);
-        assert!(c
-            .check("new@d", &pw, at(8 * 86_400 + 1), Lookup::Normal)
-            .is_hit());
     }
 
     #[test]

@@ -14,27 +14,31 @@
 //! reuses keep-alive connections. Dropping it joins reqwest's internal runtime
 //! thread: a PAM module that builds one per call leaves no thread behind.
 
-use std::collections::HashMap;
 use std::error::Error as _;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit, Mac};
-use log::{debug, info, warn};
+use log::{debug, info};
 use reqwest::Url;
 use serde_json::Value;
-use sha1::Sha1;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::backend::{
-    AuthReply, Backend, RosterEntry, RosterReply, SharedRoster, Target, Unavailable, UserExists,
-};
-use crate::secret::{Password, Secret};
+use self::breaker::Breaker;
+pub use self::budget::CallBudget;
+pub use self::wire::{form, signature};
+use self::wire::{map_auth, map_isuser, map_roster};
+use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use crate::clock::{Clock, SystemClock};
+use crate::secret::Password;
+
+mod breaker;
+mod budget;
+mod wire;
 
 /// Largest response body read from the backend (a big shared roster fits).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
@@ -55,34 +59,8 @@ pub struct ClientOptions {
     /// The caller's whole budget (one PAM call): every request is cut to the time left, and
     /// none starts after it. `None` for the daemon.
     pub budget: Option<Arc<CallBudget>>,
-}
-
-/// The time budget of one caller-defined call (a PAM call), started when the caller says so
-/// (after the password was typed: the user's typing time is not the backend's).
-#[derive(Debug)]
-pub struct CallBudget {
-    length: Duration,
-    end: OnceLock<Instant>,
-}
-
-impl CallBudget {
-    /// A budget of `length`, not started yet.
-    pub fn new(length: Duration) -> Self {
-        Self {
-            length,
-            end: OnceLock::new(),
-        }
-    }
-
-    /// Starts the clock (once; later calls change nothing).
-    pub fn start(&self) {
-        let _ = self.end.get_or_init(|| Instant::now() + self.length);
-    }
-
-    /// When the budget runs out: started now if nobody started it yet.
-    pub fn end(&self) -> Instant {
-        *self.end.get_or_init(|| Instant::now() + self.length)
-    }
+    /// Times the circuit breaker and a response body's deadline.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for ClientOptions {
@@ -94,6 +72,7 @@ impl Default for ClientOptions {
             breaker_failures: 0,
             breaker_cooldown: Duration::from_secs(30),
             budget: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -151,7 +130,11 @@ impl JsxcClient {
             http: OnceLock::new(),
             fresh: OnceLock::new(),
             connects: Arc::new(AtomicU64::new(0)),
-            breaker: Breaker::new(opts.breaker_failures, opts.breaker_cooldown),
+            breaker: Breaker::new(
+                opts.breaker_failures,
+                opts.breaker_cooldown,
+                Arc::clone(&opts.clock),
+            ),
         })
     }
 
@@ -251,7 +234,7 @@ impl JsxcClient {
         signature: &str,
         body: Bytes,
     ) -> Result<(u16, Vec<u8>), Failed> {
-        let started = Instant::now();
+        let started = self.opts.clock.instant();
         // As configured (the client's own timeouts), but never past the caller's budget.
         let mut request_timeout = self.opts.read_timeout;
         let mut deadline = started + self.opts.connect_timeout + self.opts.read_timeout;
@@ -305,7 +288,7 @@ impl JsxcClient {
             if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_BODY) {
                 return Err(Failed::Other(too_large()));
             }
-            if Instant::now() > deadline {
+            if self.opts.clock.instant() > deadline {
                 return Err(Failed::Other(Unavailable::Timeout(
                     "response body too slow".into(),
                 )));
@@ -581,413 +564,4 @@ fn find_rustls<'a>(mut err: &'a (dyn std::error::Error + 'static)) -> Option<&'a
 
 fn is_rustls(err: &(dyn std::error::Error + 'static)) -> bool {
     find_rustls(err).is_some()
-}
-
-/// Python truthiness of a JSON value.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
-/// xcauth-behaviour.md 2.3, auth table.
-fn map_auth(json: &Value) -> AuthReply {
-    let Value::Object(obj) = json else {
-        return AuthReply::Unavailable(Unavailable::Malformed(
-            "response is not a JSON object".into(),
-        ));
-    };
-    match obj.get("result") {
-        None => AuthReply::Unavailable(Unavailable::Malformed("no result in response".into())),
-        Some(r) if !truthy(r) => {
-            AuthReply::Unavailable(Unavailable::Malformed("empty result in response".into()))
-        }
-        Some(Value::String(s)) if s == "success" => AuthReply::Accepted {
-            uid: obj
-                .get("data")
-                .and_then(|d| d.get("uid"))
-                .and_then(Value::as_str)
-                .filter(|uid| !uid.is_empty() && !uid.contains('\0'))
-                .map(str::to_owned),
-        },
-        Some(Value::String(s)) if s == "error" => {
-            AuthReply::Unavailable(Unavailable::Malformed("backend reported an error".into()))
-        }
-        Some(_) => AuthReply::Rejected,
-    }
-}
-
-/// xcauth-behaviour.md 2.3, isuser table with the strict "Do instead" values.
-fn map_isuser(json: &Value) -> UserExists {
-    let malformed = |why: &str| {
-        log::error!("malformed isuser response: {why}");
-        UserExists::Unknown(Unavailable::Malformed(why.to_owned()))
-    };
-    let Value::Object(obj) = json else {
-        return malformed("response is not a JSON object");
-    };
-    if obj.get("result").and_then(Value::as_str) != Some("success") {
-        return UserExists::Unknown(Unavailable::Malformed("result is not success".into()));
-    }
-    let Some(Value::Object(data)) = obj.get("data") else {
-        return malformed("data missing or not an object");
-    };
-    match data.get("isUser") {
-        Some(Value::Bool(true)) => UserExists::Yes,
-        Some(Value::Bool(false) | Value::Null) => UserExists::No,
-        Some(Value::Number(n)) if n.as_i64() == Some(1) => UserExists::Yes,
-        Some(Value::Number(n)) if n.as_i64() == Some(0) => UserExists::No,
-        Some(Value::String(s)) if s == "1" => UserExists::Yes,
-        Some(Value::String(s)) if s == "0" || s.is_empty() => UserExists::No,
-        Some(_) => malformed("isUser has an unexpected value"),
-        None => malformed("isUser missing"),
-    }
-}
-
-/// xcauth-behaviour.md 2.3, sharedroster.
-fn map_roster(json: &Value, body: String) -> RosterReply {
-    let roster = json
-        .as_object()
-        .and_then(|o| o.get("data"))
-        .and_then(Value::as_object)
-        .and_then(|d| d.get("sharedRoster"));
-    let entries = match roster {
-        Some(Value::Object(map)) => map.iter().map(|(k, v)| entry(k.clone(), v)).collect(),
-        // PHP's empty array, or a list when every UID is 0..n-1.
-        Some(Value::Array(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, v)| entry(i.to_string(), v))
-            .collect(),
-        _ => {
-            warn!("weird sharedroster response (no data.sharedRoster)");
-            return RosterReply::Unavailable(Unavailable::Malformed(
-                "no data.sharedRoster in response".into(),
-            ));
-        }
-    };
-    RosterReply::Roster(SharedRoster { entries, body })
-}
-
-fn entry(uid: String, v: &Value) -> RosterEntry {
-    RosterEntry {
-        uid,
-        name: v.get("name").and_then(Value::as_str).map(str::to_owned),
-        groups: v
-            .get("groups")
-            .and_then(Value::as_array)
-            .map(|g| {
-                g.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
-}
-
-/// `X-JSXC-SIGNATURE` value: `sha1=` + lower-case hex HMAC-SHA1(secret, body).
-pub fn signature(secret: &Secret, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha1>::new_from_slice(secret.expose().as_bytes()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(5 + 40);
-    out.push_str("sha1=");
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-
-/// A form body in field order, encoded like Python's `urlencode` (`quote_plus`).
-/// It may hold a password: the buffer is allocated at its final size (so no
-/// reallocation leaves an unwiped copy behind) and wiped on drop.
-pub fn form(fields: &[(&str, &str)]) -> Zeroizing<String> {
-    let encoded = |s: &str| -> usize {
-        s.bytes()
-            .map(|b| if unreserved(b) || b == b' ' { 1 } else { 3 })
-            .sum()
-    };
-    let len = fields
-        .iter()
-        .map(|(k, v)| encoded(k) + 1 + encoded(v))
-        .sum::<usize>()
-        + fields.len().saturating_sub(1);
-    let mut out = Zeroizing::new(String::with_capacity(len));
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        quote_plus(k, &mut out);
-        out.push('=');
-        quote_plus(v, &mut out);
-    }
-    debug_assert_eq!(out.len(), len);
-    out
-}
-
-fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~')
-}
-
-fn quote_plus(s: &str, out: &mut String) {
-    for &b in s.as_bytes() {
-        match b {
-            _ if unreserved(b) => out.push(char::from(b)),
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
-                out.push(char::from(HEX_UPPER[usize::from(b & 0xf)]));
-            }
-        }
-    }
-}
-
-/// A circuit breaker per backend URL: after `threshold` consecutive transport
-/// failures, calls are skipped for `cooldown`; then one probe goes through.
-#[derive(Debug)]
-struct Breaker {
-    threshold: u32,
-    cooldown: Duration,
-    state: Mutex<HashMap<String, BreakerState>>,
-}
-
-#[derive(Debug, Default)]
-struct BreakerState {
-    failures: u32,
-    open_until: Option<Instant>,
-}
-
-impl Breaker {
-    fn new(threshold: u32, cooldown: Duration) -> Self {
-        Self {
-            threshold,
-            cooldown,
-            state: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn allow(&self, url: &str) -> bool {
-        if self.threshold == 0 {
-            return true;
-        }
-        let mut map = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(st) = map.get_mut(url) else {
-            return true;
-        };
-        match st.open_until {
-            Some(until) if Instant::now() < until => false,
-            Some(_) => {
-                // Half-open: let this one probe through; a failure re-opens.
-                st.open_until = None;
-                st.failures = self.threshold.saturating_sub(1);
-                true
-            }
-            None => true,
-        }
-    }
-
-    fn record(&self, url: &str, ok: bool) {
-        if self.threshold == 0 {
-            return;
-        }
-        let mut map = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let st = map.entry(url.to_owned()).or_default();
-        if ok {
-            if st.failures >= self.threshold {
-                warn!("circuit breaker for {url} closed: backend answers again");
-            }
-            st.failures = 0;
-            st.open_until = None;
-        } else {
-            st.failures = st.failures.saturating_add(1);
-            if st.failures >= self.threshold && st.open_until.is_none() {
-                warn!(
-                    "circuit breaker for {url} open after {} consecutive failures; skipping calls for {:?}",
-                    st.failures, self.cooldown
-                );
-                st.open_until = Some(Instant::now() + self.cooldown);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_vectors() {
-        let vectors = [
-            ("testsecret", "operation=isuser&username=good&domain=example.org", "0154f7921267dab6283ffb5a700544e6a8537e55"),
-            ("0123456789ABCDEF", "operation=isuser&username=good&domain=example.org", "e93630b20b500c826dc41326edecc2cb3d6d2f52"),
-            ("testsecret", "operation=auth&username=jane.doe&domain=example.com&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A", "f00feaaf791326f413d4ded2496149a01ad43ddf"),
-            ("0123456789ABCDEF", "operation=auth&username=jane.doe&domain=example.com&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A", "1dfa099535d287082934b34239bca8a3e9d827b8"),
-            ("testsecret", "operation=sharedroster&username=j%C3%B6rg&domain=ex%C3%A4mple.de", "7363ea003f7cefdeff8c73d81189cb255fafedc3"),
-            ("testsecret", "operation=auth&username=good&domain=e&password=p%C3%A4ssw%C3%B6rd", "b4d95863898965f314bfc85692332bc8340154c3"),
-            ("testsecret", "operation=auth&username=good&domain=example.org&password=pw", "80a4ff986d4e07fca3d3f6b91305c197553f7628"),
-        ];
-        for (secret, body, hex) in vectors {
-            assert_eq!(
-                signature(&Secret::new(secret), body.as_bytes()),
-                format!("sha1={hex}")
-            );
-        }
-    }
-
-    #[test]
-    fn form_encoding_matches_the_original() {
-        assert_eq!(
-            *form(&[("operation", "auth"), ("username", "jane.doe"), ("domain", "example.com"), ("password", "p4ss w0rd:+&=/~_.-*")]),
-            "operation=auth&username=jane.doe&domain=example.com&password=p4ss+w0rd%3A%2B%26%3D%2F~_.-%2A"
-        );
-        assert_eq!(
-            *form(&[
-                ("operation", "sharedroster"),
-                ("username", "jörg"),
-                ("domain", "exämple.de")
-            ]),
-            "operation=sharedroster&username=j%C3%B6rg&domain=ex%C3%A4mple.de"
-        );
-        assert_eq!(*form(&[("a", "@")]), "a=%40");
-    }
-
-    fn j(s: &str) -> Value {
-        serde_json::from_str(s).unwrap()
-    }
-
-    #[test]
-    fn auth_mapping_table() {
-        assert_eq!(
-            map_auth(&j(r#"{"result":"success","data":{"uid":"a"}}"#)),
-            AuthReply::Accepted {
-                uid: Some("a".into())
-            }
-        );
-        // An older ojsxc, or a proxy that rewrote the body: success without a uid.
-        for no_uid in [
-            r#"{"result":"success"}"#,
-            r#"{"result":"success","data":{"uid":""}}"#,
-            r#"{"result":"success","data":{"uid":7}}"#,
-            r#"{"result":"success","data":{"uid":"a\u0000b"}}"#,
-            r#"{"result":"success","data":[]}"#,
-        ] {
-            assert_eq!(
-                map_auth(&j(no_uid)),
-                AuthReply::Accepted { uid: None },
-                "{no_uid}"
-            );
-        }
-        assert_eq!(map_auth(&j(r#"{"result":"noauth"}"#)), AuthReply::Rejected);
-        assert_eq!(map_auth(&j(r#"{"result":"bar"}"#)), AuthReply::Rejected);
-        assert_eq!(map_auth(&j(r#"{"result":1}"#)), AuthReply::Rejected);
-        for unavailable in [
-            r#"{"result":"error"}"#,
-            r#"{"result":""}"#,
-            r#"{"result":null}"#,
-            r#"{"result":false}"#,
-            "{}",
-            "[]",
-            "null",
-            "0",
-            r#"{"foo":"bar"}"#,
-            r#"["result"]"#,
-            r#""result""#,
-        ] {
-            assert!(
-                matches!(map_auth(&j(unavailable)), AuthReply::Unavailable(_)),
-                "{unavailable}"
-            );
-        }
-    }
-
-    #[test]
-    fn isuser_mapping_table() {
-        let ok = |v: &str| {
-            map_isuser(&j(&format!(
-                r#"{{"result":"success","data":{{"isUser":{v}}}}}"#
-            )))
-        };
-        assert_eq!(ok("true"), UserExists::Yes);
-        assert_eq!(ok("1"), UserExists::Yes);
-        assert_eq!(ok(r#""1""#), UserExists::Yes);
-        for no in ["false", "0", r#""0""#, r#""""#, "null"] {
-            assert_eq!(ok(no), UserExists::No, "{no}");
-        }
-        for odd in [r#""yes""#, "2", "[]", "{}"] {
-            assert!(matches!(ok(odd), UserExists::Unknown(_)), "{odd}");
-        }
-        for bad in [
-            r#"{"result":"success"}"#,
-            r#"{"result":"success","data":[]}"#,
-            r#"{"result":"error"}"#,
-            "[]",
-            r#""x""#,
-        ] {
-            assert!(
-                matches!(map_isuser(&j(bad)), UserExists::Unknown(_)),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn roster_mapping() {
-        let body = r#"{"result":"success","data":{"sharedRoster":{"alice":{"name":"Alice","groups":["T"]}}}}"#;
-        let RosterReply::Roster(r) = map_roster(&j(body), body.into()) else {
-            panic!()
-        };
-        assert_eq!(
-            r.entries,
-            vec![RosterEntry {
-                uid: "alice".into(),
-                name: Some("Alice".into()),
-                groups: vec!["T".into()]
-            }]
-        );
-        assert_eq!(r.body, body);
-        let empty = r#"{"result":"success","data":{"sharedRoster":[]}}"#;
-        let RosterReply::Roster(r) = map_roster(&j(empty), empty.into()) else {
-            panic!()
-        };
-        assert!(r.entries.is_empty());
-        assert!(matches!(
-            map_roster(&j(r#"{"result":"error"}"#), String::new()),
-            RosterReply::Unavailable(_)
-        ));
-    }
-
-    #[test]
-    fn breaker_opens_and_probes() {
-        let b = Breaker::new(2, Duration::from_millis(50));
-        assert!(b.allow("u"));
-        b.record("u", false);
-        assert!(b.allow("u"));
-        b.record("u", false);
-        assert!(!b.allow("u"), "open after 2 failures");
-        assert!(b.allow("other"), "per URL");
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(b.allow("u"), "half-open probe");
-        b.record("u", true);
-        assert!(b.allow("u"));
-    }
 }

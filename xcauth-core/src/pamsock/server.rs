@@ -1,0 +1,123 @@
+//! The daemon's side: answers one accepted connection from the engine. The only part of
+//! the PAM socket protocol that needs an [`Engine`].
+
+use std::io::Write;
+use std::time::Duration;
+
+use log::{debug, warn};
+
+use super::codec::{decode_request, encode_reply, PamReply, PamRequest};
+use super::io::{read_request_frame, write_all_before, ReadFrame};
+use crate::backend::UserExists;
+use crate::deadline::{self, ConnectionTimeouts, DeadlineStream};
+use crate::engine::{AuthDecision, Engine, LoginRules, NameMatch};
+
+/// Answers requests on one accepted connection until the peer closes it, sends something
+/// malformed, sends nothing for `timeouts.idle`, or takes longer than `timeouts.request` from
+/// a request's first byte to its last (however slowly it trickles in: every read is bounded
+/// by the time left). `timeouts.request` also bounds writing a reply. Decisions come from
+/// `engine`; nothing is returned, problems are logged.
+pub fn serve_pam_connection<S: DeadlineStream + Write>(
+    engine: &Engine,
+    mut stream: S,
+    timeouts: ConnectionTimeouts,
+) {
+    let request_timeout = timeouts.request;
+    loop {
+        let payload = match read_request_frame(&mut stream, timeouts) {
+            Ok(p) => p,
+            Err(ReadFrame::Closed) => return,
+            Err(ReadFrame::TimedOut) => {
+                debug!("pam socket: no complete request in time, closing");
+                return;
+            }
+            Err(ReadFrame::Bad(e)) => {
+                warn!("pam socket: bad frame: {e}; closing the connection");
+                send(
+                    &mut stream,
+                    &PamReply::Error(e.to_string()),
+                    request_timeout,
+                );
+                return;
+            }
+            Err(ReadFrame::Io(e)) => {
+                debug!("pam socket: read failed: {e}");
+                return;
+            }
+        };
+        let request = match decode_request(&payload) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("pam socket: malformed request: {e}; closing the connection");
+                send(
+                    &mut stream,
+                    &PamReply::Error(e.to_string()),
+                    request_timeout,
+                );
+                return;
+            }
+        };
+        drop(payload);
+        let reply = answer_pam_request(engine, &request);
+        drop(request);
+        if !send(&mut stream, &reply, request_timeout) {
+            return;
+        }
+    }
+}
+
+/// The engine's answer to one request.
+pub fn answer_pam_request(engine: &Engine, request: &PamRequest) -> PamReply {
+    match request {
+        PamRequest::Auth {
+            user,
+            domain,
+            password,
+            need_uid,
+        } => {
+            let rules = LoginRules {
+                names: NameMatch::Exact,
+                need_uid: *need_uid,
+            };
+            let login = engine.login(user, domain, password, rules);
+            match login.decision {
+                AuthDecision::Accepted(via) => PamReply::Accepted {
+                    via,
+                    uid: login.uid,
+                },
+                AuthDecision::Rejected => PamReply::Rejected,
+                AuthDecision::Unavailable(why) => PamReply::Unavailable(why.to_string()),
+            }
+        }
+        PamRequest::IsUser { user, domain } => match engine.isuser(user, domain) {
+            UserExists::Yes => PamReply::Exists,
+            UserExists::No => PamReply::NoSuchUser,
+            UserExists::Unknown(why) => PamReply::Unavailable(why.to_string()),
+        },
+        PamRequest::Groups { uid, domain } => match engine.groups_of_account(uid, domain) {
+            Ok(groups) => PamReply::Groups(groups),
+            Err(why) => PamReply::Unavailable(why.to_string()),
+        },
+    }
+}
+
+/// Writes `reply`; false when the connection is unusable afterwards.
+fn send<S: DeadlineStream + Write>(stream: &mut S, reply: &PamReply, timeout: Duration) -> bool {
+    let frame = match encode_reply(reply) {
+        Ok(f) => f,
+        Err(e) => {
+            warn!("pam socket: cannot encode the reply: {e}");
+            match encode_reply(&PamReply::Unavailable(format!("reply not encodable: {e}"))) {
+                Ok(f) => f,
+                Err(_) => return false,
+            }
+        }
+    };
+    match write_all_before(stream, &frame, deadline::now() + timeout) {
+        Ok(()) => true,
+        Err(e) => {
+            debug!("pam socket: write failed: {e}");
+            false
+        }
+    }
+}
