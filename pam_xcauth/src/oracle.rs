@@ -108,7 +108,7 @@ pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, Str
 /// Opens the settings file once and parses what that descriptor holds, so the file checked
 /// is the file read. It holds the API secret and decides who may log in, so it must be a
 /// regular file (not a symbolic link) owned by root or by the user the host runs as, not
-/// writable by group or others, not readable by everyone (pam.md §6), in directories that
+/// writable by group or others, not readable by everyone (docs/pam.md §6), in directories that
 /// only root or that user can change, up to `/`.
 pub fn read_config(path: &Path) -> Result<RawConfig, String> {
     let shown = path.display();

@@ -10,7 +10,7 @@ use std::fmt;
 use crate::secret::{Password, Secret};
 
 /// Where and how to ask about one XMPP domain: resolved from the global
-/// `url`/`secret` or from the `domains` table (xcauth-behaviour.md 6.1).
+/// `url`/`secret` or from the `domains` table (docs/xcauth2.md §3.4).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Target {
     /// Endpoint URL, used verbatim.
@@ -94,7 +94,7 @@ pub enum AuthReply {
     },
     /// `{"result":"noauth"}` or any other truthy, non-`error` result.
     Rejected,
-    /// Everything else (section 2.3): take the cache's unreachable path.
+    /// Everything else (docs/jsxc-api.md §5.2): take the cache's unreachable path.
     Unavailable(Unavailable),
 }
 

@@ -1,4 +1,4 @@
-//! The credential cache seam (xcauth-behaviour.md section 5).
+//! The credential cache seam (docs/xcauth2.md §4).
 //!
 //! The engine asks the cache twice per backend miss at most: once on the
 //! normal path before calling the backend, and once on the unreachable path
@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::secret::Password;
 
-/// Which TTL rule a lookup applies (section 5.3).
+/// Which TTL rule a lookup applies (docs/xcauth2.md §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     /// `anyauth + query_ttl > now` and `remoteauth + verification_ttl > now`.

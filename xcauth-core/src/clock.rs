@@ -1,7 +1,7 @@
 //! Time is a parameter: everything that compares against "now" asks a [`Clock`].
 //!
 //! The original read "now" once at import time, so tokens never expired inside a
-//! long-running process (xcauth-behaviour.md 3.2). Here every request reads the
+//! long-running process (docs/xcauth2.md §7). Here every request reads the
 //! clock it was given; production passes [`SystemClock`], tests pass
 //! [`ManualClock`]. This is the only file that reads the system's clocks
 //! (`SystemTime::now`, `Instant::now`): clippy's `disallowed-methods` refuses them

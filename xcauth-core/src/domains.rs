@@ -1,5 +1,5 @@
 //! The per-domain settings seam: which URL, secret and authdomain serve an XMPP domain
-//! (xcauth-behaviour.md section 6). [`Domains`] is what the engine asks (the SQLite
+//! (docs/xcauth2.md §3.4). [`Domains`] is what the engine asks (the SQLite
 //! implementation is [`crate::db::SqliteDomains`]); [`resolve`] turns its row, or the
 //! global pair, into a [`Target`].
 

@@ -1,6 +1,6 @@
 //! The decision engine: the one place where xcauth decides a login.
 //!
-//! `auth` tries, in order (xcauth-behaviour.md 4.1, with its "Do instead"s):
+//! `auth` tries, in order (docs/xcauth2.md §4.1, with the divergences of §7):
 //! 1. the time-limited token (local, no backend call);
 //! 2. the credential cache under its normal TTLs;
 //! 3. the backend: accepted → cache the password; rejected → evict a cached

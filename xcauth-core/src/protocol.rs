@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// A wire framing (`-t`, the `PROTO@` of `listen`, a systemd socket's name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
-    /// Line based `verb:user:domain:password` (xcauth-behaviour.md 1.1).
+    /// Line based `verb:user:domain:password` (docs/protocols.md §3).
     Generic,
     /// Prosody's `mod_auth_external`; the same framing as [`Protocol::Generic`].
     Prosody,
@@ -45,7 +45,7 @@ impl Protocol {
         }
     }
 
-    /// The TCP port of the shipped socket units (xcauth-behaviour.md 8.3); none for `pam`,
+    /// The TCP port of the shipped socket units (docs/protocols.md §1); none for `pam`,
     /// which is served on Unix sockets only.
     pub fn default_port(self) -> u16 {
         match self {

@@ -1,4 +1,4 @@
-//! The JSXC time-limited token (xcauth-behaviour.md section 3).
+//! The JSXC time-limited token (docs/jsxc-api.md §7).
 //!
 //! A token is 31 characters of base64 (with `=` removed and `O I l` mapped to
 //! `- $ %`) over 23 bytes: `version(0) || mac[16] || keyid[2] || expiry_be[4]`,

@@ -1,4 +1,4 @@
-//! Administration of the shared database (issue 5): per-domain settings,
+//! Administration of the shared database (docs/xcauth2.md §3.5): per-domain settings,
 //! cache entries, and the GDPR helpers of xcauth 2's `tools/`
 //! (xcdeluser, xcdelgroup, xcdelhost, xcrefreshroster).
 //!

@@ -1,4 +1,4 @@
-//! The one-shot checks `-I`, `-R`, `-A` (xcauth-behaviour.md 1.6).
+//! The one-shot checks `-I`, `-R`, `-A` (docs/xcauth2.md §5).
 //!
 //! They print what xcauth 2 printed (`True`/`False`/`None`, or the raw roster
 //! body) but, unlike xcauth 2, exit with a status a script can test:

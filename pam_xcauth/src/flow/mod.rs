@@ -60,7 +60,7 @@ pub enum Outcome {
     ServiceError(String),
 }
 
-/// The PAM return code for an outcome (pam.md §2.2).
+/// The PAM return code for an outcome (docs/pam.md §2.2).
 pub fn pam_code(outcome: &Outcome) -> PamError {
     match outcome {
         Outcome::Accepted(_) | Outcome::AccountAuthenticated | Outcome::AccountExists => {

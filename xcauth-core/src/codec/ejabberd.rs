@@ -1,8 +1,8 @@
-//! ejabberd framing (spec section 1.2): `[u16 BE length N][N bytes of UTF-8 text]`,
+//! ejabberd framing (docs/protocols.md §4): `[u16 BE length N][N bytes of UTF-8 text]`,
 //! the text handled by the shared dispatcher; 4-byte replies `00 02 00 0x`.
 //!
 //! Length 0 is a logical EOF (close, no reply). A partial frame at end of input is
-//! dropped without a reply. **Do instead**: invalid UTF-8 in a complete frame is a
+//! dropped without a reply. Unlike xcauth 2 (docs/xcauth2.md §7): invalid UTF-8 in a complete frame is a
 //! failed request (`00 02 00 00`), and `roster` answers success only when the
 //! sharedroster request succeeded.
 

@@ -1,8 +1,8 @@
-//! generic / prosody framing (spec section 1.1): one `verb:user:domain[:password]`
+//! generic / prosody framing (docs/protocols.md §3): one `verb:user:domain[:password]`
 //! request per line, `1\n` / `0\n` replies.
 //!
 //! Lines are split at `\n` only, on every transport, and all trailing `\r`/`\n` are
-//! stripped (**Do instead**: a lone `\r` never splits a request). Invalid UTF-8 is a
+//! stripped (unlike xcauth 2: a lone `\r` never splits a request). Invalid UTF-8 is a
 //! failed request (`0\n`), not a crash. A line longer than `max_line` gets `0\n` and
 //! the connection is closed.
 

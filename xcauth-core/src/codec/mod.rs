@@ -1,4 +1,4 @@
-//! Sans-I/O decoders and encoders for the four wire framings (spec section 1).
+//! Sans-I/O decoders and encoders for the four wire framings (docs/protocols.md).
 //!
 //! The caller owns the connection and its buffer. It appends what it reads and
 //! calls [`Decoder::decode`] on the unconsumed bytes; the decoder looks at the
@@ -6,7 +6,7 @@
 //! used. At end of input the caller switches to [`Decoder::decode_eof`], which
 //! never asks for more. Answers are turned into bytes by [`encode`].
 //!
-//! Bounds (section 1.5, **Do instead**): every decoder decides within a fixed
+//! Bounds (docs/protocols.md §7): every decoder decides within a fixed
 //! number of bytes, so the caller never has to buffer more than
 //! [`Decoder::max_request`] bytes:
 //!
@@ -22,7 +22,7 @@
 //! 20 000 random buffers through each decoder).
 //!
 //! Logging: warnings name the framing, field names and byte lengths, never the
-//! request content; passwords are never logged (section 9.4). Postfix lines,
+//! request content; passwords are never logged (docs/xcauth2.md §6.4). Postfix lines,
 //! which hold no secrets, are logged cleaned and truncated.
 
 use std::fmt;
@@ -41,13 +41,13 @@ mod testutil;
 /// The wire framing of one connection (option `-t`). `prosody` is [`Framing::Generic`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// Line based `verb:user:domain[:password]` (`-t generic` / `-t prosody`), section 1.1.
+    /// Line based `verb:user:domain[:password]` (`-t generic` / `-t prosody`), docs/protocols.md §3.
     Generic,
-    /// u16 big-endian length + text, section 1.2.
+    /// u16 big-endian length + text, docs/protocols.md §4.
     Ejabberd,
-    /// Cyrus saslauthd "mux" counted strings, section 1.3.
+    /// Cyrus saslauthd "mux" counted strings, docs/protocols.md §5.
     Saslauthd,
-    /// Postfix `tcp_table` existence checks, section 1.4.
+    /// Postfix `tcp_table` existence checks, docs/protocols.md §6.
     Postfix,
 }
 
@@ -306,7 +306,7 @@ fn strip_eol(mut line: &[u8]) -> &[u8] {
     line
 }
 
-/// What the shared dispatcher (section 1.0) makes of a decoded text.
+/// What the shared dispatcher (docs/protocols.md §2) makes of a decoded text.
 #[derive(Debug)]
 enum Dispatched {
     Request(Request),
@@ -319,7 +319,7 @@ enum Dispatched {
     },
 }
 
-/// The dispatcher of section 1.0: split on `:` at most 3 times, exact case-sensitive
+/// The dispatcher of docs/protocols.md §2: split on `:` at most 3 times, exact case-sensitive
 /// verbs, exact field counts; `quit`/`exit` as the first field quits whatever follows.
 fn dispatch(text: &str) -> Dispatched {
     let mut f = [""; 4];

@@ -1,8 +1,8 @@
-//! Postfix `tcp_table` framing (spec section 1.4): `get LOCAL@DOMAIN` lines answered
+//! Postfix `tcp_table` framing (docs/protocols.md §6): `get LOCAL@DOMAIN` lines answered
 //! `200 OK`, `500 No such user` or `400 Trouble connecting to backend`.
 //!
 //! Only lower-case `get`, exactly one space, and the exact line `quit` are accepted
-//! (`exit` is not). **Do instead**: the key is %-decoded as `tcp_table(5)` specifies
+//! (`exit` is not). Unlike xcauth 2: the key is %-decoded as `tcp_table(5)` specifies
 //! (`%XX`, hex digits of either case; a malformed escape is illegal) and the
 //! character rules — no bytes 0x00–0x20, exactly one `@`, non-empty local part and
 //! domain, valid UTF-8 — apply to the decoded key. A `%` in the decoded key (sent as

@@ -1,10 +1,10 @@
-//! saslauthd "mux" framing (spec section 1.3): four counted strings
+//! saslauthd "mux" framing (docs/protocols.md §5): four counted strings
 //! `[u16 BE length][bytes]` — login, password, service, realm — per `auth` request;
 //! replies `[u16 BE length]OK success` / `NO xcauth authentication failure`.
 //!
 //! Zero-length fields are allowed (no EOF meaning here); the service is ignored; an
 //! empty realm is an empty domain. A partial group at end of input gets no reply.
-//! **Do instead**: a field with invalid UTF-8 is answered `NO` without a back-end
+//! Unlike xcauth 2: a field with invalid UTF-8 is answered `NO` without a back-end
 //! call, and logs name only the field and its length. The password is never logged.
 
 use super::{Answer, Decoded, Request, WHY_EOF};

@@ -33,7 +33,7 @@ impl fmt::Display for Origin {
 }
 
 /// Why the configuration could not be loaded. All of these end the process with exit status
-/// [`ConfigError::exit_code`] (xcauth-behaviour.md 9.3).
+/// [`ConfigError::exit_code`] (docs/xcauth2.md §2.4).
 #[derive(Debug)]
 pub enum ConfigError {
     /// A config file exists (or was named with `-c`) but could not be read.

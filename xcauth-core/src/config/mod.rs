@@ -1,4 +1,4 @@
-//! `xcauth.conf` + command line → one validated [`Config`] (xcauth-behaviour.md section 9).
+//! `xcauth.conf` + command line → one validated [`Config`] (docs/xcauth2.md §2).
 //!
 //! Two layers, as in kanidm's and ripgrep's configuration code:
 //!

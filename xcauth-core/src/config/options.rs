@@ -82,7 +82,7 @@ const fn sensitive(spec: OptionSpec) -> OptionSpec {
 
 use OptionKind::{List, Value, Values};
 
-/// Every option of xcauth 2 (xcauth-behaviour.md 9.2), then this rewrite's extensions
+/// Every option of xcauth 2 (docs/xcauth2.md §2.2), then this rewrite's extensions
 /// (marked "Extension" in their help), in the order `--help` lists them.
 pub static OPTIONS: &[OptionSpec] = &[
     cli_only(opt(

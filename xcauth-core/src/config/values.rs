@@ -35,7 +35,7 @@ impl FromStr for DbLocation {
     }
 }
 
-/// Where passwords the backend accepted are cached (`cache-storage`, xcauth-behaviour.md 5.1).
+/// Where passwords the backend accepted are cached (`cache-storage`, docs/xcauth2.md §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStorage {
     /// No cache.

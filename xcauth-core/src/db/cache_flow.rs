@@ -1,4 +1,4 @@
-//! The credential caches (xcauth-behaviour.md 5.1–5.5, with its fixes).
+//! The credential caches (docs/xcauth2.md §4.2–4.6, with the divergences of §7).
 //!
 //! Both caches keep one entry per jid: a bcrypt hash (`$2b$NN$…`) and the
 //! times of the first and last backend success and of the last use. The
@@ -33,7 +33,7 @@ use crate::engine::BCRYPT_MAX_PASSWORD;
 use crate::logsafe;
 use crate::secret::Password;
 
-/// TTLs and bcrypt cost of a cache (xcauth-behaviour.md 5.4; the lead maps
+/// TTLs and bcrypt cost of a cache (docs/xcauth2.md §4.5; `assemble` maps
 /// `cache-*-ttl` and `cache-bcrypt-rounds` to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {

@@ -1,4 +1,4 @@
-//! The shared SQLite database of xcauth 2 (xcauth-behaviour.md 5.6): the
+//! The shared SQLite database of xcauth 2 (docs/xcauth2.md §3): the
 //! credential cache, per-domain settings and the shared-roster state.
 //!
 //! - [`Db`] opens the file (created mode 0600 unless told otherwise, before

@@ -1,9 +1,9 @@
-//! The four tables of xcauth 2 (xcauth-behaviour.md 5.6), column for column
+//! The four tables of xcauth 2 (docs/xcauth2.md §3.1), column for column
 //! and with the same declared types, so an existing
 //! `/var/lib/xcauth/xcauth.sqlite3` is read and written unchanged.
 //!
 //! Unlike the original (which created tables only for a new file and raced
-//! when several processes started at once, issue #66), an open that finds a
+//! when several processes started at once, xcauth 2's issue 66, docs/xcauth2.md §3.3), an open that finds a
 //! table missing runs all `CREATE TABLE IF NOT EXISTS` statements in one
 //! immediate transaction: a partially created file is completed and parallel
 //! starts do not race. A complete file is only read.

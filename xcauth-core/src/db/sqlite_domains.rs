@@ -1,4 +1,4 @@
-//! Per-domain settings from the `domains` table (xcauth-behaviour.md 6.1).
+//! Per-domain settings from the `domains` table (docs/xcauth2.md §3.4).
 //!
 //! Read on every lookup, so `xcauthd domains add/change` (or an admin's
 //! `sqlite3`) takes effect without a restart. The match ignores ASCII case

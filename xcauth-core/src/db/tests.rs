@@ -221,7 +221,7 @@ fn assert_row(n: &str, inspect: Inspect<'_>, first: i64, remote: i64, any: i64) 
     row
 }
 
-/// xcauth-behaviour.md 5.5, all twelve steps.
+/// docs/xcauth2.md §4.6, all twelve steps.
 fn timeline(cache: Arc<dyn CredentialCache>, inspect: Inspect<'_>, cost_prefix: &str) {
     let (engine, backend, clock) = engine(cache);
     let unavailable = |r: AuthReply| match r {

@@ -1,5 +1,5 @@
 //! Timestamps as xcauth 2 stores them: naive UTC text
-//! `YYYY-MM-DD HH:MM:SS[.ffffff]` (xcauth-behaviour.md 5.2).
+//! `YYYY-MM-DD HH:MM:SS[.ffffff]` (docs/xcauth2.md §3.2).
 //!
 //! Python's `datetime` writes the fraction only when it is non-zero, and
 //! SQLite's `CURRENT_TIMESTAMP` column default never writes one, so a reader

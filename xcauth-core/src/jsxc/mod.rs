@@ -1,5 +1,5 @@
 //! The signed HTTP client for Nextcloud's JSXC external API
-//! (xcauth-behaviour.md section 2, jsxc-api.md).
+//! (docs/jsxc-api.md).
 //!
 //! - Body: `application/x-www-form-urlencoded`, fields in the original's order,
 //!   encoded like Python's `quote_plus`.
@@ -7,7 +7,7 @@
 //! - reqwest blocking over rustls (system trust store, verification on),
 //!   connect and request timeouts, redirects never followed.
 //! - Results map to the tri-state in [`crate::backend`], with the spec's
-//!   "Do instead" fixes (non-object JSON is "unavailable", `isUser` values are
+//!   divergences from xcauth 2 (docs/jsxc-api.md §5.5) (non-object JSON is "unavailable", `isUser` values are
 //!   strict).
 //!
 //! A `JsxcClient` keeps its connection pool for its lifetime, so a daemon

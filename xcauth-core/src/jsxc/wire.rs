@@ -22,7 +22,7 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-/// xcauth-behaviour.md 2.3, auth table.
+/// docs/jsxc-api.md §5.2.
 pub(super) fn map_auth(json: &Value) -> AuthReply {
     let Value::Object(obj) = json else {
         return AuthReply::Unavailable(Unavailable::Malformed(
@@ -49,7 +49,7 @@ pub(super) fn map_auth(json: &Value) -> AuthReply {
     }
 }
 
-/// xcauth-behaviour.md 2.3, isuser table with the strict "Do instead" values.
+/// docs/jsxc-api.md §5.3, with the strict values of §5.5.
 pub(super) fn map_isuser(json: &Value) -> UserExists {
     let malformed = |why: &str| {
         log::error!("malformed isuser response: {why}");
@@ -76,7 +76,7 @@ pub(super) fn map_isuser(json: &Value) -> UserExists {
     }
 }
 
-/// xcauth-behaviour.md 2.3, sharedroster.
+/// docs/jsxc-api.md §5.4.
 pub(super) fn map_roster(json: &Value, body: String) -> RosterReply {
     let roster = json
         .as_object()

@@ -1,7 +1,7 @@
 //! The administrator's operations on the database, as library functions the
 //! `xcauthd` CLI calls and prints: per-domain settings (which xcauth 2 left to
 //! `sqlite3`), cache entries, and the original's GDPR helpers `xcdeluser`,
-//! `xcdelgroup`, `xcdelhost` and `xcrefreshroster` (xcauth-behaviour.md 5.6).
+//! `xcdelgroup`, `xcdelhost` and `xcrefreshroster` (docs/xcauth2.md §3.5).
 //!
 //! Each operation validates its input first and refuses anything ambiguous
 //! (a jid without exactly one `@`, a domain with `@` or `%`, control
