@@ -194,6 +194,19 @@ impl LogCapture {
         std::mem::take(&mut *self.lines.lock().unwrap())
     }
 
+    /// Waits until every line sent so far (by processes that have finished sending) has been
+    /// received: sends a marker of its own behind them and waits for it (the socket's queue
+    /// keeps arrival order). The marker is not kept.
+    pub fn settle(&self) {
+        let marker = format!("xcauth-test-log-marker-{}", crate::support::unique());
+        UnixDatagram::unbound()
+            .unwrap()
+            .send_to(marker.as_bytes(), &self.path)
+            .unwrap();
+        self.wait_for(&marker);
+        self.lines.lock().unwrap().retain(|l| *l != marker);
+    }
+
     /// Waits up to 2 s for a line containing `needle`.
     pub fn wait_for(&self, needle: &str) -> String {
         let end = Instant::now() + Duration::from_secs(2);

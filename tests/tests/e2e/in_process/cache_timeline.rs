@@ -379,7 +379,7 @@ fn a_changed_password_evicts_the_entry() {
 
 /// Timing for BENCHMARKS.md: a cache miss answered by the backend over HTTP
 /// (local double, keep-alive) and stored at cost 12, against a cache hit.
-/// `cargo test --release -p xcauth-tests --test cache_timeline bench -- --ignored --nocapture`
+/// `cargo test --release -p xcauth-tests --test e2e cache_timeline::bench -- --ignored --nocapture`
 #[test]
 #[ignore = "benchmark"]
 fn bench_miss_with_http_backend_vs_hit() {
