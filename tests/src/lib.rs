@@ -1,5 +1,8 @@
-//! Test support for the xcauth workspace: the JSXC backend double ([`double`]).
+//! Test support for the xcauth workspace: the JSXC backend double ([`double`]), helpers for
+//! the end-to-end tests ([`support`], [`pam_support`], [`tls`]) and the worker of the
+//! multi-process database test ([`db_stress`]).
 
+pub mod db_stress;
 pub mod double;
 pub mod pam_support;
 pub mod support;

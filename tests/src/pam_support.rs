@@ -1,4 +1,4 @@
-//! Helpers for the PAM end-to-end tests (`tests/tests/pam_*.rs`): the built `pam_xcauth.so`, a
+//! Helpers for the PAM end-to-end tests (`tests/tests/e2e/pam/`): the built `pam_xcauth.so`, a
 //! scratch world with the backend double and an `xcauth.conf`, a syslog receiver for the
 //! module's log lines, pamtester runs (under pam_wrapper or with a real `/etc/pam.d` file), an
 //! in-test xcauthd stand-in for `socket=` (a `UnixListener` answering with
@@ -14,7 +14,6 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
@@ -97,6 +96,11 @@ fn build_module(features: Option<&str>) -> PathBuf {
 pub fn module_so() -> PathBuf {
     static SO: OnceLock<PathBuf> = OnceLock::new();
     SO.get_or_init(|| {
+        // Not while the trigger build is in place (its test copies it before it rebuilds the
+        // normal module).
+        let _only_us = MODULE_FILE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let profile_dir = build_module(None);
         for candidate in [
             profile_dir.join("libpam_xcauth.so"),
@@ -125,8 +129,8 @@ pub fn panic_trigger_so(dest: &Path) {
     build_module(None);
 }
 
-/// Held while the module file in `target/` is copied or briefly replaced by the trigger
-/// build, so no test of this process copies the wrong one.
+/// Held while the module file in `target/` is built, copied or briefly replaced by the
+/// trigger build, so no test of this process copies the wrong one.
 static MODULE_FILE: Mutex<()> = Mutex::new(());
 
 /// Copies the normal module to `dest`.
@@ -188,6 +192,19 @@ impl LogCapture {
     /// Forgets the lines received so far (returns them).
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.lines.lock().unwrap())
+    }
+
+    /// Waits until every line sent so far (by processes that have finished sending) has been
+    /// received: sends a marker of its own behind them and waits for it (the socket's queue
+    /// keeps arrival order). The marker is not kept.
+    pub fn settle(&self) {
+        let marker = format!("xcauth-test-log-marker-{}", crate::support::unique());
+        UnixDatagram::unbound()
+            .unwrap()
+            .send_to(marker.as_bytes(), &self.path)
+            .unwrap();
+        self.wait_for(&marker);
+        self.lines.lock().unwrap().retain(|l| *l != marker);
     }
 
     /// Waits up to 2 s for a line containing `needle`.
@@ -526,10 +543,15 @@ pub struct EtcPamService {
 }
 
 impl EtcPamService {
-    /// Writes `/etc/pam.d/xcauth-test-<tag>-<pid>` with `contents`.
+    /// Writes `/etc/pam.d/xcauth-test-<tag>-<pid>-<n>` with `contents` (a name no other test
+    /// of this or another test process uses).
     pub fn new(tag: &str, contents: &str) -> EtcPamService {
         require_root();
-        let name = format!("xcauth-test-{tag}-{}", std::process::id());
+        let name = format!(
+            "xcauth-test-{tag}-{}-{}",
+            std::process::id(),
+            crate::support::unique()
+        );
         let path = Path::new("/etc/pam.d").join(&name);
         std::fs::write(&path, contents).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -551,10 +573,15 @@ pub struct LocalUser {
 }
 
 impl LocalUser {
-    /// `useradd` + `chpasswd`. The name is unique per test process.
+    /// `useradd` + `chpasswd`. The name is unique among the tests of this process (and short:
+    /// `xc` + tag + five digits of the PID + a counter).
     pub fn new(tag: &str, password: &str) -> LocalUser {
         require_root();
-        let name = format!("xc{tag}{}", std::process::id() % 100_000);
+        let name = format!(
+            "xc{tag}{}n{}",
+            std::process::id() % 100_000,
+            crate::support::unique()
+        );
         let useradd = require_program("useradd");
         let _ = Command::new(require_program("userdel")).arg(&name).output();
         let st = Command::new(useradd)
@@ -703,42 +730,6 @@ pub fn instantiate(example_text: &str, module: &str, socket: Option<&Path>) -> S
     out
 }
 
-/// One HTTP/1.0 GET with optional Basic credentials; returns the status code.
-pub fn http_get(port: u16, path: &str, credentials: Option<(&str, &str)>) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = credentials
-        .map(|(u, p)| format!("Authorization: Basic {}\r\n", base64(&format!("{u}:{p}"))))
-        .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{auth}\r\n").unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-fn base64(input: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = input.as_bytes();
-    let mut out = String::new();
-    for chunk in b.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Distinct values, for checking that several worker processes served requests.
 pub fn distinct<T: std::hash::Hash + Eq>(items: impl IntoIterator<Item = T>) -> usize {
     items.into_iter().collect::<HashSet<_>>().len()
@@ -754,16 +745,4 @@ pub fn secure_conf(path: &Path) {
         .unwrap();
     assert!(st.success(), "chgrp www-data {}", path.display());
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(super::base64(""), "");
-        assert_eq!(super::base64("f"), "Zg==");
-        assert_eq!(super::base64("fo"), "Zm8=");
-        assert_eq!(super::base64("foo"), "Zm9v");
-        assert_eq!(super::base64("alice:secret"), "YWxpY2U6c2VjcmV0");
-    }
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: locating the workspace's binaries,
 //! scratch directories that other users (ejabberd, www-data) can traverse,
-//! free ports, readiness polling, and child processes killed on drop.
+//! free ports, readiness polling, child processes killed on drop, tests that must run alone in
+//! their own process, and a machine-wide lock for the ports a test cannot choose.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)] // test support
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -88,6 +89,82 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Held while a test uses loopback ports it cannot choose (`xcauthd --demo` binds
+/// 23662–23666): a lock for the whole machine, so that two suites running at once take turns
+/// instead of talking to each other's daemon. The kernel drops it with the process.
+#[derive(Debug)]
+pub struct MachineLock {
+    _socket: std::os::unix::net::UnixListener,
+}
+
+impl MachineLock {
+    /// Waits up to `within` for the lock `name` (an abstract Unix socket name, which exists
+    /// only while bound).
+    pub fn acquire(name: &str, within: Duration) -> MachineLock {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let end = Instant::now() + within;
+        loop {
+            match std::os::unix::net::UnixListener::bind_addr(&addr) {
+                Ok(socket) => return MachineLock { _socket: socket },
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("lock {name:?} not acquired within {within:?}: {e}"),
+            }
+        }
+    }
+}
+
+/// Fails unless nothing listens on these loopback ports (so that a test talking to them
+/// talks to the server it started).
+pub fn assert_ports_free(ports: &[u16]) {
+    for &port in ports {
+        if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
+            panic!("127.0.0.1:{port} is in use by another program: {e}");
+        }
+    }
+}
+
+/// The environment variable that tells a re-run test binary which test runs alone in it.
+const ALONE_ENV: &str = "XCAUTH_E2E_ALONE";
+
+/// For a test that needs its process to itself (it counts the process's threads, or installs
+/// the global logger). `path` is `concat!(module_path!(), "::", TEST_FN_NAME)`. In the test
+/// harness's process this re-runs the test binary with exactly this test, asserts that the
+/// run passed that one test, and returns false: the caller returns. In that child it returns
+/// true: the caller runs the test's body.
+pub fn in_own_process(path: &str) -> bool {
+    // module_path!() starts with the crate's name, which libtest's test names do not.
+    let name = path.split_once("::").map_or(path, |(_, rest)| rest);
+    if std::env::var(ALONE_ENV).is_ok_and(|v| v == name) {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE_ENV, name)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} alone in a child process failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "the child process did not run {name}:\n{stdout}"
+    );
+    false
+}
+
+/// A number unique in this process, for names that tests running side by side must not share.
+pub fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -220,4 +297,23 @@ pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String)
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code(), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_machine_lock_excludes_a_second_holder_until_dropped() {
+        let name = format!("xcauth-e2e-lock-test-{}", std::process::id());
+        let held = MachineLock::acquire(&name, Duration::from_secs(1));
+        let other = name.clone();
+        let second = std::thread::spawn(move || {
+            std::panic::catch_unwind(|| MachineLock::acquire(&other, Duration::from_millis(200)))
+                .is_ok()
+        });
+        assert!(!second.join().unwrap(), "a second holder got the lock");
+        drop(held);
+        let _again = MachineLock::acquire(&name, Duration::from_secs(1));
+    }
 }

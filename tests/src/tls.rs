@@ -202,6 +202,23 @@ impl TestPki {
         }
     }
 
+    /// A backend double with API secret `secret` serving HTTPS with the good certificate.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub fn https_double(&self, secret: &str) -> crate::double::BackendDouble {
+        let d = crate::double::BackendDouble::start_with(
+            secret,
+            crate::double::Options {
+                tls: Some(self.good.clone()),
+                ..crate::double::Options::default()
+            },
+        )
+        .unwrap();
+        assert!(d.url().starts_with("https://127.0.0.1:"), "{}", d.url());
+        d
+    }
+
     /// The refused certificates with the words their log line must contain.
     pub fn refused(&self) -> Vec<(&'static str, &TlsFiles, &'static str)> {
         vec![

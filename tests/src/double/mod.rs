@@ -1,7 +1,8 @@
 //! A test double of Nextcloud's JSXC external API (`/index.php/apps/ojsxc/ajax/externalApi.php`),
-//! reproducing `shared/spec/jsxc-api.md`: signature middleware, `auth` / `isuser` /
-//! `sharedroster`, PHP JSON escaping and `empty()` semantics, plus switchable faults and request
-//! counters. A real HTTP/1.1 server on `127.0.0.1` built on `std::net`, one thread per
+//! reproducing the Nextcloud side of `docs/jsxc-api.md` §4 (see also `docs/testing.md` §2): signature middleware, `auth` / `isuser` /
+//! `sharedroster`, PHP JSON escaping and `empty()` semantics, plus switchable faults, request
+//! counters (all requests, and apart from them those that passed or failed the signature check)
+//! and a gate that holds requests until the test lets them through. A real HTTP/1.1 server on `127.0.0.1` built on `std::net`, one thread per
 //! connection, keep-alive supported; HTTPS (rustls) with [`Options::tls`].
 //!
 //! ```no_run
@@ -28,7 +29,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -186,8 +187,25 @@ struct FaultState {
 #[derive(Debug, Default)]
 struct Counters {
     ops: HashMap<String, usize>,
+    /// Per operation: requests that passed the signature check (and so were answered by the
+    /// API, with `noauth` for a wrong password).
+    verified: HashMap<String, usize>,
+    /// Requests the signature check refused (missing, unsupported or wrong signature, no
+    /// secret).
+    bad_signatures: usize,
     total: usize,
     requests: Vec<RecordedRequest>,
+}
+
+/// The gate of [`BackendDouble::hold_until`].
+#[derive(Debug, Default)]
+struct Gate {
+    /// Hold requests until this many wait at once (`None`: let everything through).
+    until: Option<usize>,
+    /// Requests waiting at the gate now.
+    waiting: usize,
+    /// Counts the openings: a request waits until the gate opened after it arrived.
+    opened: u64,
 }
 
 /// Requests kept for [`BackendDouble::requests`] (oldest dropped first).
@@ -200,6 +218,8 @@ struct Shared {
     dir: Mutex<directory::Directory>,
     fault: Mutex<FaultState>,
     counters: Mutex<Counters>,
+    gate: Mutex<Gate>,
+    gate_changed: Condvar,
     connections: AtomicUsize,
     stop: AtomicBool,
     control: bool,
@@ -248,6 +268,8 @@ impl BackendDouble {
             dir: Mutex::new(directory::Directory::default()),
             fault: Mutex::new(FaultState::default()),
             counters: Mutex::new(Counters::default()),
+            gate: Mutex::new(Gate::default()),
+            gate_changed: Condvar::new(),
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             control: options.control,
@@ -400,6 +422,67 @@ impl BackendDouble {
             .unwrap_or(0)
     }
 
+    /// Requests with `operation=op` that passed the signature check: the API itself answered
+    /// them (for `auth`: `success`, `noauth` or the disabled-user 401). Unlike [`count`], this
+    /// tells a refusal by the API from a refused signature.
+    ///
+    /// [`count`]: BackendDouble::count
+    pub fn verified(&self, op: &str) -> usize {
+        lock(&self.shared.counters)
+            .verified
+            .get(op)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests the signature check refused (any operation).
+    pub fn bad_signatures(&self) -> usize {
+        lock(&self.shared.counters).bad_signatures
+    }
+
+    /// Holds the following API requests (after they were read and recorded, before any fault
+    /// or answer) until `n` of them wait at once; then all of them go on, and later requests
+    /// are not held. `usize::MAX` holds every request until [`release`].
+    ///
+    /// [`release`]: BackendDouble::release
+    pub fn hold_until(&self, n: usize) {
+        lock(&self.shared.gate).until = Some(n);
+        self.shared.gate_changed.notify_all();
+    }
+
+    /// Lets the held requests go on and stops holding.
+    pub fn release(&self) {
+        let mut gate = lock(&self.shared.gate);
+        gate.until = None;
+        gate.opened += 1;
+        drop(gate);
+        self.shared.gate_changed.notify_all();
+    }
+
+    /// Requests held at the gate right now.
+    pub fn held(&self) -> usize {
+        lock(&self.shared.gate).waiting
+    }
+
+    /// Waits up to `within` until `n` requests are held at the gate; false when they are not.
+    pub fn wait_held(&self, n: usize, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        let mut gate = lock(&self.shared.gate);
+        while gate.waiting < n {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            gate = self
+                .shared
+                .gate_changed
+                .wait_timeout(gate, end - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
     /// All requests seen (any path or method; control requests excluded).
     pub fn total(&self) -> usize {
         lock(&self.shared.counters).total
@@ -408,6 +491,11 @@ impl BackendDouble {
     /// TCP connections accepted (not counting those whose first request was a control request).
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections open right now (the double has not closed them yet).
+    pub fn open_connections(&self) -> usize {
+        lock(&self.shared.streams).len()
     }
 
     /// The most recent request.
@@ -420,7 +508,7 @@ impl BackendDouble {
         lock(&self.shared.counters).requests.clone()
     }
 
-    /// Clears the counters, the recorded requests and the connection count.
+    /// Clears the counters (all of them), the recorded requests and the connection count.
     pub fn reset_counters(&self) {
         *lock(&self.shared.counters) = Counters::default();
         self.shared.connections.store(0, Ordering::SeqCst);
@@ -430,6 +518,7 @@ impl BackendDouble {
 impl Drop for BackendDouble {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.gate_changed.notify_all();
         // Wake the blocking accept().
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(acceptor) = self.acceptor.take() {
@@ -552,6 +641,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared, number: usize) {
         first = false;
         let params = api::params(&req);
         record(shared, &req, &params, number);
+        pass_gate(shared);
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
         let reused = served > 0;
         served += 1;
         let fault = take_fault(shared, reused);
@@ -608,6 +701,31 @@ fn serve_connection(stream: TcpStream, shared: &Shared, number: usize) {
     let _ = conn.stream.flush();
     drop(conn);
     let _ = raw.shutdown(Shutdown::Both);
+}
+
+/// Waits at the gate of [`BackendDouble::hold_until`] while it holds requests (or until the
+/// double stops).
+fn pass_gate(shared: &Shared) {
+    let mut gate = lock(&shared.gate);
+    let Some(until) = gate.until else {
+        return;
+    };
+    let arrived = gate.opened;
+    gate.waiting += 1;
+    if gate.waiting >= until {
+        gate.until = None;
+        gate.opened += 1;
+    }
+    shared.gate_changed.notify_all();
+    while gate.opened == arrived && !shared.stop.load(Ordering::SeqCst) {
+        gate = shared
+            .gate_changed
+            .wait_timeout(gate, Duration::from_millis(50))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    gate.waiting -= 1;
+    shared.gate_changed.notify_all();
 }
 
 /// The fault for this request, using up one of a limited count. A fault meant for reused
@@ -687,7 +805,14 @@ fn respond(
     }
     let php_version = *lock(&shared.php);
     if let Err(resp) = api::check_signature(req, &secret, php_version) {
+        lock(&shared.counters).bad_signatures += 1;
         return resp;
+    }
+    if let Some(op) = params.get(&b"operation"[..]) {
+        *lock(&shared.counters)
+            .verified
+            .entry(String::from_utf8_lossy(op).into_owned())
+            .or_insert(0) += 1;
     }
     let dir = lock(&shared.dir);
     api::dispatch(req, params, &dir)

@@ -2,7 +2,7 @@
 //! token path and the backend path, in-process and over `socket=`.
 //!
 //! ```text
-//! cargo test --release -p xcauth-tests --test pam_bench -- --ignored --nocapture
+//! cargo test --release -p xcauth-tests --test e2e pam::bench -- --ignored --nocapture
 //! ```
 //!
 //! One `/usr/bin/python3` process (Debian's python3-pam, under pam_wrapper) runs

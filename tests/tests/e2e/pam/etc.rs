@@ -89,7 +89,7 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
     let account_only =
         |svc: &EtcPamService, user: &str| Pamtester::new(&svc.name, user, &["acct_mgmt"]).run();
 
-    for svc in [&stacked, &strict] {
+    for (svc, strict_variant) in [(&stacked, false), (&strict, true)] {
         let ctx = &svc.name;
         // Nextcloud users, with and without the domain.
         let r = run(svc, "alice@example.org", ALICE_PW);
@@ -111,9 +111,10 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
             "{ctx}: {}",
             r.output
         );
-        assert_ne!(
+        // Its wrong password: pam_unix's refusal.
+        assert_eq!(
             run(svc, &local.name, "wrong-local").code,
-            "SUCCESS",
+            "AUTH_ERR",
             "{ctx}"
         );
         // The same-named user with the Nextcloud password passes via pam_xcauth.
@@ -145,16 +146,25 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
         assert_eq!(r.code, "ACCT_EXPIRED", "{ctx}: {}", r.output);
         let r = account_only(svc, &expired.name);
         assert_eq!(r.code, "ACCT_EXPIRED", "{ctx}: {}", r.output);
-        assert_ne!(
-            run(svc, &expired.name, "exp-local-pw-E1").code,
-            "SUCCESS",
-            "{ctx}"
-        );
-        assert_ne!(
-            run(svc, "alice@example.org", "wrong-stack").code,
-            "SUCCESS",
-            "{ctx}"
-        );
+        // Its local password: the plain variant lets pam_unix authenticate it, and account
+        // refuses the expired account; the strict one stops at pam_xcauth, which knows the
+        // name and refuses the password.
+        let expected = if strict_variant {
+            "AUTH_ERR"
+        } else {
+            "ACCT_EXPIRED"
+        };
+        let r = run(svc, &expired.name, "exp-local-pw-E1");
+        assert_eq!(r.code, expected, "{ctx}: {}", r.output);
+        // A Nextcloud user's wrong password: the plain variant falls through to pam_unix,
+        // which does not know alice@example.org; the strict one stops at pam_xcauth.
+        let expected = if strict_variant {
+            "AUTH_ERR"
+        } else {
+            "USER_UNKNOWN"
+        };
+        let r = run(svc, "alice@example.org", "wrong-stack");
+        assert_eq!(r.code, expected, "{ctx}: {}", r.output);
     }
 
     // The difference: the local password of a user Nextcloud knows.

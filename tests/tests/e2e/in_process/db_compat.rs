@@ -24,7 +24,7 @@ use xcauth_tests::double::{BackendDouble, User};
 const ROW_SECRET: &str = "row-secret";
 const NOW: u64 = 1_700_000_000; // 2023-11-14 22:13:20 UTC
 
-/// xcauth 2's schema (xcauth-behaviour.md 5.6), as its `xclib/db.py` issues it.
+/// xcauth 2's schema (docs/xcauth2.md §3.1), as its `xclib/db.py` issues it.
 const ORIGINAL_SCHEMA: &str = "
 CREATE TABLE domains
     (xmppdomain TEXT PRIMARY KEY,

@@ -280,6 +280,19 @@ struct Daemon {
     log: PathBuf,
 }
 
+/// Waits up to 10 s for a line containing `needle` in the log file at `path`.
+fn wait_for_log(path: &Path, needle: &str) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(needle) {
+            return;
+        }
+        assert!(Instant::now() < end, "no {needle:?} in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
     let port = |_| SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let (generic, ejabberd, postfix, saslauthd) = (port(0), port(1), port(2), port(3));
@@ -442,7 +455,8 @@ fn max_connections_queues_excess_clients_visibly() {
     let dm = daemon(&s, &d, "max-connections=2\nidle-timeout=30s");
     let a = tcp(dm.generic);
     let b = tcp(dm.generic);
-    std::thread::sleep(Duration::from_millis(300));
+    // Both taken: the daemon says so once it has accepted them.
+    wait_for_log(&dm.log, "max-connections (2) reached");
     let mut c = tcp(dm.generic); // waits in the backlog
     c.write_all(b"isuser:alice:example.org\n").unwrap();
     c.set_read_timeout(Some(Duration::from_millis(700)))
@@ -464,12 +478,24 @@ fn max_connections_queues_excess_clients_visibly() {
 fn sigterm_finishes_in_flight_requests_then_exits() {
     let d = double();
     let s = Scratch::new("sigterm");
-    let mut dm = daemon(&s, &d, "");
-    d.set_fault(Fault::Delay(Duration::from_millis(1500)));
+    // xcauthd waits for the backend as long as this test may hold the request.
+    let mut dm = daemon(&s, &d, "timeout=2,30");
+    // The request is in flight once the backend holds it; SIGTERM comes only then, and the
+    // backend answers only after xcauthd has begun to shut down (it removes its Unix socket).
+    d.hold_until(usize::MAX);
     let mut g = tcp(dm.generic);
     g.write_all(b"auth:alice:example.org:secret\n").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        d.wait_held(1, Duration::from_secs(10)),
+        "the request did not reach the backend"
+    );
     dm.proc.signal("TERM");
+    let end = Instant::now() + Duration::from_secs(10);
+    while dm.mux.exists() {
+        assert!(Instant::now() < end, "xcauthd ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.release();
     assert_eq!(
         read_line(&mut g),
         "1\n",
@@ -651,8 +677,15 @@ fn inetd_connected_and_listening_socket_on_fd0() {
     }
 }
 
+/// The ports `xcauthd --demo` binds (it has no option to choose others).
+const DEMO_PORTS: [u16; 4] = [23662, 23663, 23665, 23666];
+
 #[test]
 fn demo_mode_serves_every_framing_on_loopback() {
+    // One demo at a time on this machine (another test suite may run one), and only on ports
+    // nobody else uses: else this test would talk to another program.
+    let _ports = support::MachineLock::acquire("xcauth-e2e-demo-ports", Duration::from_secs(120));
+    support::assert_ports_free(&DEMO_PORTS);
     let mut cmd = std::process::Command::new(support::bin("xcauthd"));
     cmd.arg("--demo")
         .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent")
@@ -661,7 +694,7 @@ fn demo_mode_serves_every_framing_on_loopback() {
         .stderr(Stdio::null());
     let mut p = Proc::spawn("xcauthd --demo", &mut cmd);
     let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    for port in [23662, 23663, 23665, 23666] {
+    for port in DEMO_PORTS {
         support::wait_for_tcp(addr(port), Duration::from_secs(10));
     }
     let mut banner = String::new();

@@ -1,6 +1,7 @@
 //! Apache (event MPM, workers as www-data) + mod_authnz_pam + pam_xcauth.so with a real
 //! `/etc/pam.d` file: Basic auth 200/401 and 50 concurrent requests, in-process and in
 //! `socket=` mode (the `pam.d-examples/apache` file) against an in-test `pamsock::serve_pam_connection`.
+//! The HTTP client is curl, as in README.
 // Helpers outside #[test] fns: a failed set-up step is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,8 +11,7 @@ use std::time::Duration;
 
 use xcauth_tests::double::Fault;
 use xcauth_tests::pam_support::{
-    assert_no_secrets, example, http_get, instantiate, EtcPamService, PamSockServer, World,
-    ALICE_PW, BOB_PW,
+    assert_no_secrets, example, instantiate, EtcPamService, PamSockServer, World, ALICE_PW, BOB_PW,
 };
 use xcauth_tests::support::{free_port, require_program, wait_for_tcp, Proc};
 
@@ -70,11 +70,38 @@ fn start_apache(w: &World, service: &str) -> Apache {
     Apache { proc, port }
 }
 
+/// `curl -s -o /dev/null -w '%{http_code}' [-u USER:PASSWORD] http://127.0.0.1:PORT/PATH`:
+/// the HTTP status (0 when curl got none).
+fn curl_status(port: u16, path: &str, credentials: Option<(&str, &str)>) -> u16 {
+    let mut cmd = Command::new(require_program("curl"));
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "30",
+    ]);
+    if let Some((user, password)) = credentials {
+        cmd.arg("-u").arg(format!("{user}:{password}"));
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 /// Single requests for each outcome, then 50 concurrent mixed ones, all answered correctly.
 fn exercise(w: &World, apache: &Apache) {
     let port = apache.port;
     let token = w.token("alice");
-    let get = |creds: Option<(&str, &str)>| http_get(port, "/protected/", creds);
+    let get = |creds: Option<(&str, &str)>| curl_status(port, "/protected/", creds);
     assert_eq!(get(Some(("alice@example.org", ALICE_PW))), 200);
     assert_eq!(
         get(Some(("alice", ALICE_PW))),
@@ -97,7 +124,7 @@ fn exercise(w: &World, apache: &Apache) {
     let got: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .iter()
-            .map(|(u, p, _)| s.spawn(move || http_get(port, "/protected/", Some((u, p)))))
+            .map(|(u, p, _)| s.spawn(move || curl_status(port, "/protected/", Some((u, p)))))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });

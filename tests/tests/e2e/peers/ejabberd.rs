@@ -4,7 +4,7 @@
 //! Nextcloud password and with an app password and fails with a wrong one, and
 //! each attempt reaches the JSXC backend (the test double) exactly once.
 //!
-//! See `shared/spec/test-peers.md` §5.2. ejabberd runs the extauth program as
+//! See `docs/testing.md` §5.2. ejabberd runs the extauth program as
 //! user `ejabberd`, so the binary, its configuration and its log directory live
 //! in a 0755 scratch directory under /tmp.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -268,10 +268,11 @@ fn ejabberd_extauth_logins_through_xcauthd() {
     // 3. A wrong password is refused (by xcauthd's 00 02 00 00 reply).
     let (rc, out) = xmpp_login("alice@example.org", "Wrong-PW-77", c2s_port);
     assert_eq!(rc, Some(1), "wrong password must be refused:\n{out}");
+    assert_eq!(backend.count("auth"), 3);
     assert_eq!(
-        backend.count("auth"),
-        3,
-        "the refusal came from the backend"
+        (backend.verified("auth"), backend.bad_signatures()),
+        (3, 0),
+        "the refusal came from the backend (noauth), not from its signature check"
     );
     let body = backend.last_request().unwrap().body_str();
     assert!(body.ends_with("&password=Wrong-PW-77"), "{body}");

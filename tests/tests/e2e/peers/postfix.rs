@@ -3,7 +3,7 @@
 //! existing user, a missing user, keys that postmap %-encodes, several keys
 //! over one connection (`-q -`), and the backend down (`400` → "query error").
 //!
-//! See `shared/spec/test-peers.md` §6 and `xcauth-behaviour.md` §1.4.
+//! See `docs/testing.md` §5.4 and `docs/protocols.md` §6.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! PKI made at test time (`xcauth_tests::tls`). A login succeeds when `ca-file=` names the
 //! private CA; a self-signed certificate, one from an untrusted CA, one for another host
 //! name and an expired one are each "unavailable" with a log line naming the cause, through
-//! the client, through `xcauthd -A` and through the in-process PAM module.
+//! the client and through `xcauthd -A` (through the PAM module: `pam::tls`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -11,31 +11,17 @@ use std::time::Duration;
 use xcauth_core::backend::{AuthReply, Backend, Target, Unavailable};
 use xcauth_core::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::{Password, Secret};
-use xcauth_tests::double::{BackendDouble, Options, User};
-use xcauth_tests::pam_support::{Pamtester, World, ALICE_PW, SECRET as PAM_SECRET};
+use xcauth_tests::double::User;
 use xcauth_tests::support::{self, Scratch};
 use xcauth_tests::tls::TestPki;
 
 const SECRET: &str = "tls-test-secret";
 
-fn https_double(pki: &TestPki, secret: &str) -> BackendDouble {
-    let d = BackendDouble::start_with(
-        secret,
-        Options {
-            tls: Some(pki.good.clone()),
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    assert!(d.url().starts_with("https://127.0.0.1:"), "{}", d.url());
-    d
-}
-
 #[test]
 fn client_https_login_and_each_refused_certificate() {
     let s = Scratch::new("tls-client");
     let pki = TestPki::new(s.path());
-    let d = https_double(&pki, SECRET);
+    let d = pki.https_double(SECRET);
     d.add_user(User::new("alice", "secret"));
     let target = Target {
         url: d.url(),
@@ -82,7 +68,7 @@ fn client_https_login_and_each_refused_certificate() {
 fn xcauthd_one_shot_over_https() {
     let s = Scratch::new("tls-xcauthd");
     let pki = TestPki::new(s.path());
-    let d = https_double(&pki, SECRET);
+    let d = pki.https_double(SECRET);
     d.add_user(User::new("alice", "secret"));
     let conf = s.write(
         "xcauth.conf",
@@ -118,48 +104,6 @@ fn xcauthd_one_shot_over_https() {
         assert!(!log.contains("secret\n") && !log.contains(SECRET), "{log}");
     }
     assert_eq!(d.count("auth"), 1, "no refused handshake carried a request");
-}
-
-#[test]
-fn pam_module_over_https() {
-    let s = Scratch::new("tls-pam");
-    let pki = TestPki::new(s.path());
-    let d = https_double(&pki, PAM_SECRET);
-    d.add_user(User::new("alice", ALICE_PW));
-    let ca = pki.ca.cert.display().to_string();
-    let w = World::with_double(s, d, &format!("ca-file={ca}"));
-    let dir = w.wrapper_service(
-        "xcauth-tls",
-        &format!(
-            "auth required {}\naccount required {}\n",
-            w.module(),
-            w.module()
-        ),
-    );
-    let run = || {
-        Pamtester::new("xcauth-tls", "alice@example.org", &["authenticate"])
-            .wrapped(&dir)
-            .password(ALICE_PW)
-            .run()
-    };
-    let r = run();
-    assert_eq!(r.code, "SUCCESS", "{}", r.output);
-    w.log.wait_for("authentication success");
-    let mut seen = Vec::new();
-    for (what, cert, cause) in pki.refused() {
-        w.double.set_tls_identity(cert).unwrap();
-        seen.extend(w.log.take());
-        let r = run();
-        assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{what}: {}", r.output);
-        let line = w.log.wait_for("backend unavailable");
-        assert!(
-            line.contains("reason=\"TLS failure: ") && line.contains(cause),
-            "{what}: {line}"
-        );
-    }
-    assert_eq!(w.double.count("auth"), 1);
-    seen.extend(w.log.take());
-    xcauth_tests::pam_support::assert_no_secrets(&seen, &w.secrets(&[]));
 }
 
 /// `url=http://` to a host other than loopback stops xcauthd with exit status 2 and a

@@ -3,7 +3,7 @@
 //! `OK` for the password and an app password, `NO` for a wrong password, an
 //! unknown user and a backend that is down; the realm (`-r`) becomes the domain.
 //!
-//! See `shared/spec/test-peers.md` §4.3 and `xcauth-behaviour.md` §1.3.
+//! See `docs/testing.md` §5.1 and `docs/protocols.md` §5.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The credential cache timeline of xcauth-behaviour.md 5.5, step by step,
+//! The credential cache timeline of docs/xcauth2.md §4.6, step by step,
 //! through the real engine, the real signed JSXC client and the HTTP backend
 //! double, with an injected clock: served from the cache without a backend
 //! call, re-verified after the TTLs, the unreachable fallback inside and
@@ -6,10 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use xcauth_core::backend::Unavailable;
+use xcauth_core::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
 use xcauth_core::cache::CredentialCache;
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache};
 use xcauth_core::domains::GlobalBackend;
@@ -21,30 +22,73 @@ const SECRET: &str = "01234";
 /// Token vector 2: user3@domain3, secret 01234, expiry 3601.
 const TOKEN: &str = "ABbL+6M8K7HGF/vnfaZZi5XFZQAADhE";
 
+/// The real client, twice: requests go to `patient` (a read timeout no busy machine reaches),
+/// except the one after [`Setup::time_out_next`], which goes to `hasty` (200 ms) while the
+/// double sits on it for 30 s. So that request times out for certain, soon, and no other does.
+#[derive(Debug)]
+struct Clients {
+    patient: JsxcClient,
+    hasty: JsxcClient,
+    hasty_next: AtomicBool,
+}
+
+impl Clients {
+    fn pick(&self) -> &JsxcClient {
+        if self.hasty_next.swap(false, Ordering::SeqCst) {
+            &self.hasty
+        } else {
+            &self.patient
+        }
+    }
+}
+
+impl Backend for Clients {
+    fn auth(&self, target: &Target, user: &str, password: &Password) -> AuthReply {
+        self.pick().auth(target, user, password)
+    }
+
+    fn isuser(&self, target: &Target, user: &str) -> UserExists {
+        self.pick().isuser(target, user)
+    }
+
+    fn sharedroster(&self, target: &Target, user: &str) -> RosterReply {
+        self.pick().sharedroster(target, user)
+    }
+}
+
 struct Setup {
     double: BackendDouble,
     engine: Engine,
+    clients: Arc<Clients>,
     clock: Arc<ManualClock>,
 }
 
 fn setup(cache: Arc<dyn CredentialCache>) -> Setup {
     let double = BackendDouble::start(SECRET);
     double.add_user(User::new("user3", "pass3"));
-    let client = JsxcClient::new(&ClientOptions {
-        connect_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_millis(300),
-        ..ClientOptions::default()
-    })
-    .unwrap();
+    let client = |read_timeout| {
+        JsxcClient::new(&ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            read_timeout,
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    };
+    let clients = Arc::new(Clients {
+        patient: client(Duration::from_secs(10)),
+        hasty: client(Duration::from_millis(200)),
+        hasty_next: AtomicBool::new(false),
+    });
     let clock = Arc::new(ManualClock::at(0));
     let global = GlobalBackend {
         url: double.url(),
         secret: Secret::new(SECRET),
     };
-    let engine = Engine::new(global, Arc::new(client), clock.clone()).with_cache(cache);
+    let engine = Engine::new(global, clients.clone(), clock.clone()).with_cache(cache);
     Setup {
         double,
         engine,
+        clients,
         clock,
     }
 }
@@ -55,10 +99,11 @@ impl Setup {
             .auth("user3", "domain3", &Password::new(password))
     }
 
-    /// The next request answers only after the client's read timeout.
+    /// The next request times out: the double sits on it far longer than the client waits.
     fn time_out_next(&self) {
         self.double
-            .set_fault_times(Fault::Delay(Duration::from_secs(2)), 1);
+            .set_fault_times(Fault::Delay(Duration::from_secs(30)), 1);
+        self.clients.hasty_next.store(true, Ordering::SeqCst);
     }
 }
 
@@ -279,8 +324,11 @@ fn no_row_unless_the_backend_says_success() {
     };
     let s = setup(Arc::new(DbCache::new(db.clone(), settings)));
     s.clock.set(1);
+    s.time_out_next();
+    let d = s.auth("pass3");
+    assert!(is_timeout(&d), "{d:?}");
+    assert_eq!(db_row(&db), None, "timeout");
     let faults = [
-        Fault::Delay(Duration::from_secs(2)),
         Fault::Status(404, "Not Found".into()),
         Fault::Status(500, r#"{"result":"failure"}"#.into()),
         Fault::Json200(r#"{"foo":"bar"}"#.into()),
@@ -331,7 +379,7 @@ fn a_changed_password_evicts_the_entry() {
 
 /// Timing for BENCHMARKS.md: a cache miss answered by the backend over HTTP
 /// (local double, keep-alive) and stored at cost 12, against a cache hit.
-/// `cargo test --release -p xcauth-tests --test cache_timeline bench -- --ignored --nocapture`
+/// `cargo test --release -p xcauth-tests --test e2e cache_timeline::bench -- --ignored --nocapture`
 #[test]
 #[ignore = "benchmark"]
 fn bench_miss_with_http_backend_vs_hit() {
