@@ -91,43 +91,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Held while a test uses loopback ports it cannot choose (`xcauthd --demo` binds
-/// 23662–23666): a lock for the whole machine, so that two suites running at once take turns
-/// instead of talking to each other's daemon. The kernel drops it with the process.
-#[derive(Debug)]
-pub struct MachineLock {
-    _socket: std::os::unix::net::UnixListener,
-}
-
-impl MachineLock {
-    /// Waits up to `within` for the lock `name` (an abstract Unix socket name, which exists
-    /// only while bound).
-    pub fn acquire(name: &str, within: Duration) -> MachineLock {
-        use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-        let end = Instant::now() + within;
-        loop {
-            match std::os::unix::net::UnixListener::bind_addr(&addr) {
-                Ok(socket) => return MachineLock { _socket: socket },
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < end => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("lock {name:?} not acquired within {within:?}: {e}"),
-            }
-        }
-    }
-}
-
-/// Fails unless nothing listens on these loopback ports (so that a test talking to them
-/// talks to the server it started).
-pub fn assert_ports_free(ports: &[u16]) {
-    for &port in ports {
-        if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
-            panic!("127.0.0.1:{port} is in use by another program: {e}");
-        }
-    }
-}
-
 /// The environment variable that tells a re-run test binary which test runs alone in it.
 const ALONE_ENV: &str = "XCAUTH_E2E_ALONE";
 
@@ -297,23 +260,4 @@ pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String)
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code(), text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_machine_lock_excludes_a_second_holder_until_dropped() {
-        let name = format!("xcauth-e2e-lock-test-{}", std::process::id());
-        let held = MachineLock::acquire(&name, Duration::from_secs(1));
-        let other = name.clone();
-        let second = std::thread::spawn(move || {
-            std::panic::catch_unwind(|| MachineLock::acquire(&other, Duration::from_millis(200)))
-                .is_ok()
-        });
-        assert!(!second.join().unwrap(), "a second holder got the lock");
-        drop(held);
-        let _again = MachineLock::acquire(&name, Duration::from_secs(1));
-    }
 }

@@ -41,18 +41,9 @@ pub enum Via {
 }
 
 impl Via {
-    /// How the daemon's and the engine's log lines say it (may contain spaces).
+    /// The one word every log line uses for it (`via=…` in the PAM module, `accepted via …` in
+    /// the engine's and the daemon's lines): no spaces.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Token => "token",
-            Via::Cache => "cache",
-            Via::Backend => "backend",
-            Via::UnreachableCache => "cache (backend unreachable)",
-        }
-    }
-
-    /// How the PAM module's key=value log lines say it (`via=…`): one token, no spaces.
-    pub fn word(self) -> &'static str {
         match self {
             Via::Token => "token",
             Via::Cache => "cache",

@@ -51,6 +51,17 @@ fn command() -> Command {
                 .long("demo")
                 .action(ArgAction::SetTrue)
                 .help("Run all four framings on 127.0.0.1 against a built-in DEMO backend"),
+        )
+        .arg(
+            Arg::new("demo-port-base")
+                .long("demo-port-base")
+                .value_name("PORT")
+                .value_parser(clap::value_parser!(u16))
+                .requires("demo")
+                .help(
+                    "With --demo: the first port (ejabberd; then generic +1, postfix +3, \
+                     saslauthd +4; default 23662). 0 picks free ports, printed in the banner",
+                ),
         );
     for spec in OPTIONS {
         let mut arg = Arg::new(spec.long).long(spec.long).help(spec.help);
@@ -140,7 +151,11 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
     }
     if matches.get_flag("demo") {
         logging::init(&Sink::Stderr, config.debug || config.interactive);
-        return demo::run(&config);
+        let base = matches
+            .get_one::<u16>("demo-port-base")
+            .copied()
+            .unwrap_or(demo::DEFAULT_PORT_BASE);
+        return demo::run(&config, base);
     }
     if config.isuser_test.is_some() || config.roster_test.is_some() || config.auth_test.is_some() {
         // Interactive modes log to stderr (xcauth 2: DEBUG with -i, here INFO unless -d).

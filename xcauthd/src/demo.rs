@@ -99,8 +99,11 @@ fn banner(text: &str) {
     let _ = out.flush();
 }
 
-/// Runs the demo until Ctrl-C.
-pub fn run(config: &Config) -> ExitCode {
+/// The ejabberd port of the shipped socket units; the other framings follow it.
+pub const DEFAULT_PORT_BASE: u16 = 23662;
+
+/// Runs the demo until Ctrl-C, with its TCP listeners from `port_base` on (0: free ports).
+pub fn run(config: &Config, port_base: u16) -> ExitCode {
     crate::sys::install_signal_handlers();
     let engine = Arc::new(Engine::new(
         GlobalBackend {
@@ -114,14 +117,27 @@ pub fn run(config: &Config) -> ExitCode {
     let sock_dir = std::env::temp_dir().join(format!("xcauthd-demo-{}", std::process::id()));
     let mux = sock_dir.join("mux");
     let mut endpoints = Vec::new();
-    for (framing, port) in [
-        (Framing::Ejabberd, 23662),
-        (Framing::Generic, 23663),
-        (Framing::Postfix, 23665),
-        (Framing::Saslauthd, 23666),
-    ] {
+    // The shipped units' layout: ejabberd, generic = +1, postfix = +3, saslauthd = +4.
+    let mut ports = [0u16; 4];
+    for (i, (framing, offset)) in [
+        (Framing::Ejabberd, 0),
+        (Framing::Generic, 1),
+        (Framing::Postfix, 3),
+        (Framing::Saslauthd, 4),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let port = if port_base == 0 {
+            0
+        } else {
+            port_base.saturating_add(offset)
+        };
         match Endpoint::bind_tcp(SocketAddr::new(lo, port), Service::Framing(framing)) {
-            Ok(ep) => endpoints.push(ep),
+            Ok(ep) => {
+                ports[i] = ep.tcp_port().unwrap_or(port);
+                endpoints.push(ep);
+            }
             Err(e) => {
                 return fail(
                     exit::FAILURE,
@@ -154,6 +170,7 @@ pub fn run(config: &Config) -> ExitCode {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() + 3600)
         .unwrap_or(0);
+    let [ejabberd, generic, postfix, saslauthd] = ports;
     let token = xcauth_core::token::generate(
         "alice",
         "example.org",
@@ -165,14 +182,15 @@ pub fn run(config: &Config) -> ExitCode {
 xcauthd DEMO — a built-in demo backend, NOT Nextcloud. Loopback only. Ctrl-C stops it.
 Accounts: alice/secret, bob/builder; app password for alice: {app}
 Token for alice@example.org (valid 1 h): {token}
+Ports on 127.0.0.1: ejabberd {ejabberd}, generic {generic}, postfix {postfix}, saslauthd {saslauthd}
 
 Try it:
-  generic (Prosody):  printf 'auth:alice:example.org:secret\\nisuser:carol:example.org\\n' | nc 127.0.0.1 23663
+  generic (Prosody):  printf 'auth:alice:example.org:secret\\nisuser:carol:example.org\\n' | nc 127.0.0.1 {generic}
                       -> 1 and 0
-  ejabberd:           printf '\\000\\035auth:alice:example.org:secret' | nc 127.0.0.1 23662 | od -An -tx1
+  ejabberd:           printf '\\000\\035auth:alice:example.org:secret' | nc 127.0.0.1 {ejabberd} | od -An -tx1
                       -> 00 02 00 01
-  postfix:            postmap -q alice@example.org tcp:127.0.0.1:23665   -> OK (exit 0)
-                      postmap -q carol@example.org tcp:127.0.0.1:23665   -> (nothing, exit 1)
+  postfix:            postmap -q alice@example.org tcp:127.0.0.1:{postfix}   -> OK (exit 0)
+                      postmap -q carol@example.org tcp:127.0.0.1:{postfix}   -> (nothing, exit 1)
   saslauthd:          testsaslauthd -u alice -p secret -f {mux}
                       -> 0: OK \"Success.\"
 

@@ -131,9 +131,10 @@ impl PeerPolicy {
 }
 
 impl Endpoint {
-    /// Binds a TCP listener.
+    /// Binds a TCP listener (port 0: any free port; see [`Endpoint::tcp_port`]).
     pub fn bind_tcp(addr: std::net::SocketAddr, service: Service) -> io::Result<Self> {
         let l = TcpListener::bind(addr)?;
+        let addr = l.local_addr()?;
         Ok(Self {
             label: format!("tcp:{addr}"),
             listener: Listener::Tcp(l),
@@ -167,6 +168,14 @@ impl Endpoint {
             service,
             policy: PeerPolicy::default(),
         })
+    }
+
+    /// The port a TCP listener is bound to.
+    pub fn tcp_port(&self) -> Option<u16> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            Listener::Unix(..) => None,
+        }
     }
 
     /// Wraps an inherited listening descriptor.

@@ -118,7 +118,7 @@ pub fn report(log: &Logger<'_>, ctx: &Ctx, outcome: &Outcome, account: bool) {
         Outcome::Accepted(via) => log.log(
             Level::Info,
             &line("authentication success")
-                .kv("via", via.word())
+                .kv("via", via.as_str())
                 .finish(),
         ),
         Outcome::AccountAuthenticated => {
@@ -331,7 +331,7 @@ fn decide<O: Oracle>(
         let result = match &decision {
             AuthDecision::Accepted(via) => format!(
                 "accepted via={} account={}",
-                via.word(),
+                via.as_str(),
                 uid.as_deref().unwrap_or("-")
             ),
             AuthDecision::Rejected => "rejected".to_owned(),

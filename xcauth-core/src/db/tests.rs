@@ -792,6 +792,7 @@ fn a_held_write_lock_is_waited_for() {
     };
     let db = Db::open(&path, &opts).unwrap();
     // Another "process" holds the write lock for 300 ms: the write waits and succeeds.
+    let (locked, is_locked) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
         let mut c = rusqlite::Connection::open(&path).unwrap();
         let tx = c
@@ -799,14 +800,27 @@ fn a_held_write_lock_is_waited_for() {
             .unwrap();
         tx.execute("INSERT INTO domains (xmppdomain) VALUES ('held')", [])
             .unwrap();
+        locked.send(()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
         tx.commit().unwrap();
     });
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    // Only once the lock is really held.
+    is_locked.recv().unwrap();
     let n = db
         .transaction(|tx| tx.execute("INSERT INTO domains (xmppdomain) VALUES ('mine')", []))
         .unwrap();
     assert_eq!(n, 1);
+    // Our write could only happen after the holder committed: it waited.
+    let held: i64 = db
+        .run(|c| {
+            c.query_row(
+                "SELECT count(*) FROM domains WHERE xmppdomain = 'held'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(held, 1);
     holder.join().unwrap();
 }
 

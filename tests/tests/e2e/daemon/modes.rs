@@ -677,26 +677,18 @@ fn inetd_connected_and_listening_socket_on_fd0() {
     }
 }
 
-/// The ports `xcauthd --demo` binds (it has no option to choose others).
-const DEMO_PORTS: [u16; 4] = [23662, 23663, 23665, 23666];
-
 #[test]
 fn demo_mode_serves_every_framing_on_loopback() {
-    // One demo at a time on this machine (another test suite may run one), and only on ports
-    // nobody else uses: else this test would talk to another program.
-    let _ports = support::MachineLock::acquire("xcauth-e2e-demo-ports", Duration::from_secs(120));
-    support::assert_ports_free(&DEMO_PORTS);
+    // Free ports (`--demo-port-base 0`), read back from the banner: the test never touches
+    // the production ports 23662-23666, so two suites (or a running xcauthd) do not collide.
     let mut cmd = std::process::Command::new(support::bin("xcauthd"));
-    cmd.arg("--demo")
+    cmd.args(["--demo", "--demo-port-base", "0"])
         .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut p = Proc::spawn("xcauthd --demo", &mut cmd);
     let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    for port in DEMO_PORTS {
-        support::wait_for_tcp(addr(port), Duration::from_secs(10));
-    }
     let mut banner = String::new();
     let mut out = std::io::BufReader::new(p.child.stdout.take().unwrap());
     while !banner.contains("For the real thing") {
@@ -716,18 +708,33 @@ fn demo_mode_serves_every_framing_on_loopback() {
         .find_map(|l| l.strip_prefix("Token for alice@example.org (valid 1 h): "))
         .unwrap()
         .to_owned();
-    let mut g = tcp(addr(23663));
+    // "Ports on 127.0.0.1: ejabberd N, generic N, postfix N, saslauthd N"
+    let ports: Vec<u16> = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Ports on 127.0.0.1: "))
+        .unwrap()
+        .split(", ")
+        .map(|item| item.rsplit_once(' ').unwrap().1.parse().unwrap())
+        .collect();
+    let [ejabberd, generic, postfix, _saslauthd] = ports[..] else {
+        panic!("{banner}")
+    };
+    assert!(
+        !ports.iter().any(|p| (23662..=23666).contains(p)),
+        "free ports, not the production ones: {ports:?}"
+    );
+    let mut g = tcp(addr(generic));
     g.write_all(format!("auth:alice:example.org:secret\nauth:alice:example.org:{token}\nauth:alice:example.org:nope\n").as_bytes())
         .unwrap();
     assert_eq!(read_line(&mut g), "1\n");
     assert_eq!(read_line(&mut g), "1\n");
     assert_eq!(read_line(&mut g), "0\n");
-    let mut e = tcp(addr(23662));
+    let mut e = tcp(addr(ejabberd));
     assert_eq!(
         exchange(&mut e, &frame(b"isuser:bob:example.org"), 4),
         [0, 2, 0, 1]
     );
-    let mut pf = tcp(addr(23665));
+    let mut pf = tcp(addr(postfix));
     pf.write_all(b"get carol@example.org\n").unwrap();
     assert_eq!(read_line(&mut pf), "500 No such user\n");
     let mux = banner

@@ -63,7 +63,7 @@ fn eight_processes_share_one_database() {
     for kind in [
         "\"cache\"",
         "\"backend\"",
-        "\"cache (backend unreachable)\"",
+        "\"cache_backend_unreachable\"",
         "\"revoked\"",
     ] {
         assert!(all.contains(kind), "the mix never produced {kind}: {all}");
