@@ -14,7 +14,7 @@ use xcauth_core::config::{Config, OptionKind, Origin, RawConfig, RawValue, OPTIO
 use crate::daemon::{self, Start};
 use crate::exit::{self, fail};
 use crate::logging::{self, Sink};
-use crate::{admin, demo, oneshot, sys};
+use crate::{admin, check, demo, man, oneshot, sys};
 
 const ABOUT: &str = "Checks XMPP, mail and PAM logins against Nextcloud's JSXC external API.";
 
@@ -27,6 +27,7 @@ Modes:
   xcauthd -A USER DOMAIN PASSWORD    one login check: prints True/False, exit 0/1 (3: backend down)
   xcauthd -I USER DOMAIN             does the user exist: True/False/None, exit 0/1/3
   xcauthd -R USER DOMAIN             print the user's shared roster (raw JSON), exit 0/3
+  xcauthd check [--user U --domain D]  diagnose the set-up: OK/WARN/FAIL per check, exit 0/1
   xcauthd --demo                     try it out: all four framings on 127.0.0.1 with demo accounts
 
 Settings come from /etc/xcauth.conf, then -c FILE, then the command line (each wins over the
@@ -89,6 +90,8 @@ fn command() -> Command {
         cmd = cmd.arg(arg);
     }
     admin::subcommands(cmd)
+        .subcommand(check::subcommand())
+        .subcommand(man::subcommand())
 }
 
 /// The command line as a raw configuration layer.
@@ -138,12 +141,27 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
     let system_file = std::env::var_os("XCAUTH_SYSTEM_CONFIG")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| xcauth_core::config::SYSTEM_CONFIG_FILE.into());
+    if let Some(("man", sub)) = matches.subcommand() {
+        // Independent of any configuration: it documents the defaults.
+        return man::run(&command(), sub);
+    }
+    let checking = matches.subcommand_name() == Some("check");
     let config = match Config::load(&raw, &system_file) {
         Ok(c) => c,
+        Err(e) if checking => return check::config_failed(&e.to_string()),
         Err(e) => return fail(e.exit_code(), &e.to_string()),
     };
     if config.version {
         return print_version();
+    }
+    if let Some(("check", sub)) = matches.subcommand() {
+        logging::init(&Sink::Stderr, config.debug);
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        if system_file.exists() {
+            files.push(system_file);
+        }
+        files.extend(config.config_file.clone());
+        return check::run(&config, &files, sub);
     }
     if let Some((name, sub)) = matches.subcommand() {
         logging::init(&Sink::Stderr, config.debug);

@@ -6,12 +6,14 @@
 //! spawned by ejabberd or Prosody.
 
 mod admin;
+mod check;
 mod cli;
 mod daemon;
 mod demo;
 mod exit;
 mod listen;
 mod logging;
+mod man;
 mod oneshot;
 mod serve;
 mod startup;

@@ -38,7 +38,10 @@ use crate::secret::Password;
 
 mod breaker;
 mod budget;
+mod probe;
 mod wire;
+
+pub use self::probe::ProbeReply;
 
 /// Largest response body read from the backend (a big shared roster fits).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
