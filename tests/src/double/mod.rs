@@ -227,6 +227,9 @@ struct Shared {
     /// Close keep-alive connections idle for this long (runtime switch; `None`: idle_timeout).
     keepalive: Mutex<Option<Duration>>,
     reuse_drops: AtomicUsize,
+    /// `Some(skew)`: every API answer carries a `Date` header this many seconds off the real
+    /// time (as Apache sends one); `None`: no `Date` header.
+    date_skew: Mutex<Option<i64>>,
     tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
     next_conn: AtomicU64,
     streams: Mutex<HashMap<u64, TcpStream>>,
@@ -276,6 +279,7 @@ impl BackendDouble {
             idle_timeout: options.idle_timeout,
             keepalive: Mutex::new(None),
             reuse_drops: AtomicUsize::new(0),
+            date_skew: Mutex::new(None),
             tls: Mutex::new(tls),
             next_conn: AtomicU64::new(1),
             streams: Mutex::new(HashMap::new()),
@@ -398,6 +402,12 @@ impl BackendDouble {
             fault,
             remaining: None,
         };
+    }
+
+    /// Sends a `Date` header with every API answer, `skew_secs` off the real time (a server
+    /// whose clock is wrong); `None` sends none (the default).
+    pub fn set_date_skew(&self, skew_secs: Option<i64>) {
+        *lock(&self.shared.date_skew) = skew_secs;
     }
 
     /// Sets a fault for the next `times` requests only, then back to [`Fault::None`].
@@ -694,6 +704,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared, number: usize) {
             }
             Fault::None => respond(shared, &req, &params, false),
         };
+        let resp = match *lock(&shared.date_skew) {
+            Some(skew) => resp.with_header("Date", &http_date(skew)),
+            None => resp,
+        };
         if resp.write_to(&mut conn.stream, close, head_only).is_err() || close {
             break;
         }
@@ -930,4 +944,27 @@ pub fn parse_fault(spec: &str) -> Option<Fault> {
         ("json", Some(body)) => Fault::Json200(body.to_owned()),
         _ => return None,
     })
+}
+
+/// The current time plus `skew` seconds as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(skew: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let c = xcauth_core::clock::Civil::from_unix(now + skew);
+    let days = (now + skew).div_euclid(86_400);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)],
+        c.day,
+        MONTHS[usize::try_from(c.month).unwrap_or(1) - 1],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
+    )
 }

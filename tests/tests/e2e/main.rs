@@ -38,6 +38,7 @@ mod in_process {
 
 mod daemon {
     mod admin;
+    mod check;
     mod modes;
     mod sockets;
     mod tls;
