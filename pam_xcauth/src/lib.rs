@@ -68,6 +68,7 @@ mod ffi;
 pub mod flow;
 pub mod handle;
 pub mod logging;
+pub mod manpage;
 pub mod options;
 pub mod oracle;
 

@@ -19,6 +19,116 @@ pub const DEFAULT_TIMEOUT: u64 = 15;
 /// Upper bound for `timeout=`, in seconds.
 pub const MAX_TIMEOUT: u64 = 300;
 
+/// One module argument as documented (pam_xcauth(8) is generated from this table; a unit
+/// test checks that [`parse`] accepts every entry in the documented form and refuses the
+/// other form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionDoc {
+    /// The argument's name (`domain`).
+    pub name: &'static str,
+    /// The value placeholder (`DOMAIN[,DOMAIN…]`); `None` for a flag.
+    pub value: Option<&'static str>,
+    /// A valid example value (for the test); `None` for a flag.
+    pub example: Option<&'static str>,
+    /// What it does.
+    pub help: &'static str,
+}
+
+const fn doc_flag(name: &'static str, help: &'static str) -> OptionDoc {
+    OptionDoc {
+        name,
+        value: None,
+        example: None,
+        help,
+    }
+}
+
+const fn doc_value(
+    name: &'static str,
+    value: &'static str,
+    example: &'static str,
+    help: &'static str,
+) -> OptionDoc {
+    OptionDoc {
+        name,
+        value: Some(value),
+        example: Some(example),
+        help,
+    }
+}
+
+/// Every production argument of the module (the test-only `syslog_socket=` is left out).
+pub static OPTIONS: &[OptionDoc] = &[
+    doc_value(
+        "config",
+        "PATH",
+        "/etc/xcauth.conf",
+        "The xcauth settings file read in-process (default /etc/xcauth.conf). It must not be a \
+         symbolic link, world-readable or writable by others, nor in a directory others could \
+         change; otherwise the module answers PAM_SERVICE_ERR",
+    ),
+    doc_value(
+        "socket",
+        "PATH",
+        "/run/xcauth/pam.sock",
+        "Ask the xcauthd listening on this Unix socket instead of reading config= (the host \
+         never sees the API secret); wins over config=",
+    ),
+    doc_value(
+        "socket_owner",
+        "USER",
+        "xcauth",
+        "Besides root, the user (name or uid) that may own the socket= file; a password is \
+         only sent to a socket owned by root or this user",
+    ),
+    doc_value(
+        "domain",
+        "DOMAIN[,DOMAIN...]",
+        "example.org,example.net",
+        "The domains this service serves: the first completes user names without @, a name in \
+         any other domain is PAM_USER_UNKNOWN",
+    ),
+    doc_value(
+        "group",
+        "GROUP[,GROUP...]",
+        "staff",
+        "Only members of one of these Nextcloud groups (display names, exact match) log in",
+    ),
+    doc_value(
+        "timeout",
+        "SECONDS",
+        "15",
+        "Budget of the whole PAM call, 1 to 300 seconds (default 15)",
+    ),
+    doc_value(
+        "socket_timeout",
+        "SECONDS",
+        "15",
+        "Alias of timeout=",
+    ),
+    doc_flag(
+        "account_check",
+        "In account management, for a user this handle did not authenticate, ask Nextcloud \
+         whether the user exists instead of answering PAM_IGNORE (Apache Require pam-account)",
+    ),
+    doc_flag(
+        "try_first_pass",
+        "Use a password stacked by an earlier module, else prompt (what the module always does)",
+    ),
+    doc_flag(
+        "use_first_pass",
+        "Only use a password stacked by an earlier module; never prompt",
+    ),
+    doc_flag(
+        "quiet",
+        "No log line for expected failures (wrong password, unknown user)",
+    ),
+    doc_flag(
+        "debug",
+        "Decision details at LOG_DEBUG (never a password, token or secret)",
+    ),
+];
+
 /// Who answers the module's questions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authority {
@@ -319,6 +429,25 @@ fn timeout(name: &'static str, value: &str) -> Result<Duration, OptionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_options_are_the_parsed_ones() {
+        for doc in OPTIONS {
+            let (good, bad) = match doc.example {
+                Some(example) => (format!("{}={example}", doc.name), doc.name.to_owned()),
+                None => (doc.name.to_owned(), format!("{}=1", doc.name)),
+            };
+            assert_eq!(parse(&[good.clone()]).1, vec![], "{good}");
+            assert!(
+                matches!(&parse(&[bad.clone()]).1[..], [OptionError::BadValue { .. }]),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            &parse(&["undocumented".to_owned()]).1[..],
+            [OptionError::Unknown(_)]
+        ));
+    }
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()

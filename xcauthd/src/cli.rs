@@ -35,7 +35,7 @@ one before). Every option below can be written in a config file as key=value wit
 leading dashes. Exit status 2 means a configuration error; the message names the file, line
 and key.";
 
-fn command() -> Command {
+pub(crate) fn command() -> Command {
     let mut cmd = Command::new("xcauthd")
         .version(xcauth_core::VERSION)
         .about(ABOUT)

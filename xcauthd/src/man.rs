@@ -229,3 +229,43 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_and_key_is_documented() {
+        let cmd = crate::cli::command();
+        let page = xcauthd_page(&cmd);
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                let shown = format!("\\fB\\-\\-{}\\fR", roff(long));
+                assert!(page.contains(&shown), "xcauthd.8 lacks {shown}");
+            }
+        }
+        for sub in ["check", "domain add", "cache purge", "delete-user", "refresh-roster"] {
+            assert!(page.contains(&roff(sub)), "xcauthd.8 lacks {sub}");
+        }
+        let (conf5, conf) = (conf_page(), conf_file());
+        for spec in OPTIONS {
+            let shown = format!("\\fB\\-\\-{}\\fR", roff(spec.long));
+            assert!(page.contains(&shown), "xcauthd.8 lacks {}", spec.long);
+            if !spec.cli_only {
+                assert!(
+                    conf5.contains(&format!(".TP\n\\fB{}\\fR", roff(spec.long))),
+                    "xcauth.conf.5 lacks {}",
+                    spec.long
+                );
+                assert!(
+                    conf.lines().any(|l| l.starts_with(&format!("#{}", spec.long))),
+                    "xcauth.conf lacks {}",
+                    spec.long
+                );
+            }
+        }
+        // Every key is commented out: the shipped file sets nothing.
+        let raw = xcauth_core::config::RawConfig::parse_str(&conf, std::path::Path::new("xcauth.conf")).unwrap();
+        assert_eq!(raw.iter().count(), 0);
+    }
+}
