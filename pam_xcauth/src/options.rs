@@ -100,12 +100,7 @@ pub static OPTIONS: &[OptionDoc] = &[
         "15",
         "Budget of the whole PAM call, 1 to 300 seconds (default 15)",
     ),
-    doc_value(
-        "socket_timeout",
-        "SECONDS",
-        "15",
-        "Alias of timeout=",
-    ),
+    doc_value("socket_timeout", "SECONDS", "15", "Alias of timeout="),
     doc_flag(
         "account_check",
         "In account management, for a user this handle did not authenticate, ask Nextcloud \
@@ -437,9 +432,12 @@ mod tests {
                 Some(example) => (format!("{}={example}", doc.name), doc.name.to_owned()),
                 None => (doc.name.to_owned(), format!("{}=1", doc.name)),
             };
-            assert_eq!(parse(&[good.clone()]).1, vec![], "{good}");
+            assert_eq!(parse(std::slice::from_ref(&good)).1, vec![], "{good}");
             assert!(
-                matches!(&parse(&[bad.clone()]).1[..], [OptionError::BadValue { .. }]),
+                matches!(
+                    &parse(std::slice::from_ref(&bad)).1[..],
+                    [OptionError::BadValue { .. }]
+                ),
                 "{bad}"
             );
         }

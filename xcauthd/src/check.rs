@@ -118,7 +118,10 @@ pub fn run(config: &Config, files: &[PathBuf], m: &ArgMatches) -> ExitCode {
             };
             backend(&mut r, config, "backend", &global);
         }
-        (None, _) => r.fail("url", "url= is not set → copy it from Nextcloud's JSXC admin page"),
+        (None, _) => r.fail(
+            "url",
+            "url= is not set → copy it from Nextcloud's JSXC admin page",
+        ),
         (_, None) => r.fail(
             "secret",
             "secret= is not set → copy it from Nextcloud's JSXC admin page",
@@ -136,10 +139,8 @@ pub fn run(config: &Config, files: &[PathBuf], m: &ArgMatches) -> ExitCode {
         r.ok("served-domains", "set");
     }
     listeners(&mut r, config);
-    if let (Some(user), Some(domain)) = (
-        m.get_one::<String>("user"),
-        m.get_one::<String>("domain"),
-    ) {
+    if let (Some(user), Some(domain)) = (m.get_one::<String>("user"), m.get_one::<String>("domain"))
+    {
         isuser(&mut r, config, user, domain);
     }
     if r.failed {
@@ -181,7 +182,11 @@ fn config_file(r: &mut Report, file: &Path, euid: u32) {
     }
     r.ok(
         &topic,
-        &format!("owner uid {}, group gid {}, mode {mode:04o}", meta.uid(), meta.gid()),
+        &format!(
+            "owner uid {}, group gid {}, mode {mode:04o}",
+            meta.uid(),
+            meta.gid()
+        ),
     );
 }
 
@@ -266,7 +271,9 @@ fn backend(r: &mut Report, config: &Config, topic: &str, target: &Target) {
         Err(e) => {
             return r.fail(
                 &format!("{topic} tcp"),
-                &format!("cannot connect to {first}: {e} → is the server up, a firewall in the way?"),
+                &format!(
+                    "cannot connect to {first}: {e} → is the server up, a firewall in the way?"
+                ),
             )
         }
     }
@@ -279,7 +286,10 @@ fn backend(r: &mut Report, config: &Config, topic: &str, target: &Target) {
     let reply = match client.probe(target, PROBE_USER) {
         Ok(reply) => reply,
         Err(Unavailable::Tls(why)) => {
-            return r.fail(&format!("{topic} tls"), &format!("certificate/TLS error: {why}"))
+            return r.fail(
+                &format!("{topic} tls"),
+                &format!("certificate/TLS error: {why}"),
+            )
         }
         Err(why) => return r.fail(&format!("{topic} http"), &why.to_string()),
     };
@@ -349,7 +359,12 @@ fn endpoint(r: &mut Report, topic: &str, reply: &ProbeReply) {
                  /index.php/apps/ojsxc/ajax/externalApi.php and the ojsxc app must be enabled",
             )
         }
-        s => return r.fail(&ep, &format!("HTTP {s} instead of 200 → check url= and the server log")),
+        s => {
+            return r.fail(
+                &ep,
+                &format!("HTTP {s} instead of 200 → check url= and the server log"),
+            )
+        }
     }
     let json = match json {
         Some(j) => j,
@@ -409,7 +424,10 @@ fn clock(r: &mut Report, topic: &str, date: Option<&str>) {
     let Some(theirs) = parse_http_date(date) else {
         return r.warn(
             &topic,
-            &format!("unreadable Date header {}", xcauth_core::logsafe::clean(date, 64)),
+            &format!(
+                "unreadable Date header {}",
+                xcauth_core::logsafe::clean(date, 64)
+            ),
         );
     };
     let skew = theirs - SystemClock.unix_seconds();
@@ -419,9 +437,15 @@ fn clock(r: &mut Report, topic: &str, date: Option<&str>) {
         if skew >= 0 { "ahead of" } else { "behind" }
     );
     if skew.abs() >= SKEW_FAIL_SECS {
-        r.fail(&topic, &format!("{text}: tokens will be refused or live too long → run NTP on both"));
+        r.fail(
+            &topic,
+            &format!("{text}: tokens will be refused or live too long → run NTP on both"),
+        );
     } else if skew.abs() > SKEW_WARN_SECS {
-        r.warn(&topic, &format!("{text}: token lifetimes shift by as much → run NTP on both"));
+        r.warn(
+            &topic,
+            &format!("{text}: token lifetimes shift by as much → run NTP on both"),
+        );
     } else {
         r.ok(&topic, &text);
     }
@@ -438,7 +462,11 @@ fn parse_http_date(text: &str) -> Option<i64> {
     ];
     let month = i64::try_from(MONTHS.iter().position(|m| *m == month)? + 1).ok()?;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time.split(':').map(str::parse).collect::<Result<_, _>>().ok()?;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
     let [h, mi, s] = hms[..] else { return None };
     // Days from the civil date (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
@@ -461,7 +489,11 @@ fn domain_rows(r: &mut Report, config: &Config, db: &Arc<xcauth_core::db::Db>) {
     }
     let table = SqliteDomains::new(Arc::clone(db));
     let global = GlobalBackend {
-        url: config.url.as_ref().map(ToString::to_string).unwrap_or_default(),
+        url: config
+            .url
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         secret: config
             .secret
             .clone()
@@ -545,14 +577,19 @@ mod tests {
             Some(784_111_777)
         );
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"), Some(1_709_208_000));
+        assert_eq!(
+            parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"),
+            Some(1_709_208_000)
+        );
         assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
     }
 
     #[test]
     fn url_parts() {
         assert_eq!(
-            reqwest_url("https://cloud.example.org/index.php").unwrap().1,
+            reqwest_url("https://cloud.example.org/index.php")
+                .unwrap()
+                .1,
             "cloud.example.org"
         );
         assert_eq!(reqwest_url("http://127.0.0.1:8080/x").unwrap().2, 8080);

@@ -95,7 +95,11 @@ fn xcauthd_page(cmd: &Command) -> String {
          .SH SYNOPSIS\n\\fBxcauthd\\fR [\\fIOPTIONS\\fR] [\\fBcheck\\fR|\\fBdomain\\fR|\\fBcache\\fR|…]\n\
          .SH DESCRIPTION\n",
     );
-    let _ = writeln!(out, "{}", roff(&cmd.get_about().map(ToString::to_string).unwrap_or_default()));
+    let _ = writeln!(
+        out,
+        "{}",
+        roff(&cmd.get_about().map(ToString::to_string).unwrap_or_default())
+    );
     if let Some(after) = cmd.get_after_help() {
         out.push_str(".PP\n.nf\n");
         for line in after.to_string().lines() {
@@ -183,7 +187,13 @@ fn conf_page() -> String {
          .SH KEYS\n",
     );
     for spec in OPTIONS.iter().filter(|s| !s.cli_only) {
-        let _ = writeln!(out, ".TP\n\\fB{}\\fR{}\n{}", roff(spec.long), values(spec), help(spec));
+        let _ = writeln!(
+            out,
+            ".TP\n\\fB{}\\fR{}\n{}",
+            roff(spec.long),
+            values(spec),
+            help(spec)
+        );
     }
     out.push_str(".SH SEE ALSO\n\\fBxcauthd\\fR(8), \\fBpam_xcauth\\fR(8)\n");
     out
@@ -244,7 +254,13 @@ mod tests {
                 assert!(page.contains(&shown), "xcauthd.8 lacks {shown}");
             }
         }
-        for sub in ["check", "domain add", "cache purge", "delete-user", "refresh-roster"] {
+        for sub in [
+            "check",
+            "domain add",
+            "cache purge",
+            "delete-user",
+            "refresh-roster",
+        ] {
             assert!(page.contains(&roff(sub)), "xcauthd.8 lacks {sub}");
         }
         let (conf5, conf) = (conf_page(), conf_file());
@@ -258,14 +274,17 @@ mod tests {
                     spec.long
                 );
                 assert!(
-                    conf.lines().any(|l| l.starts_with(&format!("#{}", spec.long))),
+                    conf.lines()
+                        .any(|l| l.starts_with(&format!("#{}", spec.long))),
                     "xcauth.conf lacks {}",
                     spec.long
                 );
             }
         }
         // Every key is commented out: the shipped file sets nothing.
-        let raw = xcauth_core::config::RawConfig::parse_str(&conf, std::path::Path::new("xcauth.conf")).unwrap();
+        let raw =
+            xcauth_core::config::RawConfig::parse_str(&conf, std::path::Path::new("xcauth.conf"))
+                .unwrap();
         assert_eq!(raw.iter().count(), 0);
     }
 }

@@ -44,6 +44,10 @@ mod daemon {
     mod tls;
 }
 
+mod packaging {
+    mod deb;
+}
+
 mod peers {
     mod ejabberd;
     mod postfix;

@@ -16,7 +16,11 @@ const SECRET: &str = "check-test-secret-4711";
 
 /// Runs `xcauthd -c CONF check ARGS`: (exit status, stdout + stderr).
 fn check(conf: &Path, args: &[&str]) -> (i32, String) {
-    let out = support::xcauthd(conf).arg("check").args(args).output().unwrap();
+    let out = support::xcauthd(conf)
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -68,14 +72,20 @@ fn a_good_setup_passes_and_isuser_is_tried() {
         ("database", "writable"),
         ("isuser alice@example.org", "knows this user"),
     ] {
-        assert!(has_line(&text, "OK", topic, words), "{topic}: {words}\n{text}");
+        assert!(
+            has_line(&text, "OK", topic, words),
+            "{topic}: {words}\n{text}"
+        );
     }
     // The probe went to the API, signed (the double counts verified requests).
     assert!(d.count("isuser") >= 2, "{text}");
 
     let (code, text) = check(&c, &["--user", "nobody", "--domain", "example.org"]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "FAIL", "isuser nobody", "does not know"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "isuser nobody", "does not know"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -87,50 +97,74 @@ fn each_broken_setting_is_named() {
     let c = conf(&s, "wrongsecret.conf", &d.url(), "not-the-secret", "");
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "FAIL", "backend secret", "Signature does not match"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "backend secret", "Signature does not match"),
+        "{text}"
+    );
     assert!(has_line(&text, "OK", "backend endpoint", "JSXC"), "{text}");
 
     let wrong_path = d.url().replace("externalApi.php", "nothing.php");
     let c = conf(&s, "path.conf", &wrong_path, SECRET, "");
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "FAIL", "backend endpoint", "HTTP 404"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "backend endpoint", "HTTP 404"),
+        "{text}"
+    );
 
     // A login page: 200 with HTML.
     d.set_fault(Fault::Garbage);
     let c = conf(&s, "login.conf", &d.url(), SECRET, "");
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "FAIL", "backend endpoint", "not JSON"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "backend endpoint", "not JSON"),
+        "{text}"
+    );
     d.set_fault(Fault::Redirect("https://cloud.example/login".into()));
     let (_, text) = check(&c, &[]);
-    assert!(has_line(&text, "FAIL", "backend endpoint", "redirect"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "backend endpoint", "redirect"),
+        "{text}"
+    );
     d.set_fault(Fault::None);
 
     let dead = format!("http://127.0.0.1:{}/index.php", support::free_port());
     let c = conf(&s, "dead.conf", &dead, SECRET, "");
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "FAIL", "backend tcp", "cannot connect"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "backend tcp", "cannot connect"),
+        "{text}"
+    );
 
     let c = conf(&s, "open.conf", &d.url(), SECRET, "");
     std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "FAIL", "open.conf", "world-readable"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "open.conf", "world-readable"),
+        "{text}"
+    );
 
     let c = conf(&s, "clock.conf", &d.url(), SECRET, "");
     d.set_date_skew(Some(300));
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 0, "{text}");
-    assert!(has_line(&text, "WARN", "backend clock", "ahead of"), "{text}");
+    assert!(
+        has_line(&text, "WARN", "backend clock", "ahead of"),
+        "{text}"
+    );
     d.set_date_skew(Some(-7200));
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");
     assert!(has_line(&text, "FAIL", "backend clock", "behind"), "{text}");
     d.set_date_skew(None);
     let (_, text) = check(&c, &[]);
-    assert!(has_line(&text, "WARN", "backend clock", "no Date header"), "{text}");
+    assert!(
+        has_line(&text, "WARN", "backend clock", "no Date header"),
+        "{text}"
+    );
 
     let c = s.write(
         "unserved.conf",
@@ -152,11 +186,17 @@ fn certificate_errors_are_named() {
     let good = conf(&s, "tls.conf", &d.url(), SECRET, &ca);
     let (code, text) = check(&good, &[]);
     assert_eq!(code, 0, "{text}");
-    assert!(has_line(&text, "OK", "backend tls", "certificate accepted"), "{text}");
+    assert!(
+        has_line(&text, "OK", "backend tls", "certificate accepted"),
+        "{text}"
+    );
     let no_ca = conf(&s, "noca.conf", &d.url(), SECRET, "");
     let (code, text) = check(&no_ca, &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "FAIL", "backend tls", "not signed by a trusted CA"), "{text}");
+    assert!(
+        has_line(&text, "FAIL", "backend tls", "not signed by a trusted CA"),
+        "{text}"
+    );
     d.set_tls_identity(&pki.expired).unwrap();
     let (_, text) = check(&good, &[]);
     assert!(has_line(&text, "FAIL", "backend tls", "expired"), "{text}");
@@ -178,9 +218,17 @@ fn a_domains_row_is_checked_like_the_global_backend() {
     assert!(child.wait().unwrap().success());
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");
-    assert!(has_line(&text, "OK", "backend secret", "accepted"), "{text}");
     assert!(
-        has_line(&text, "FAIL", "domain other.example secret", "Signature does not match"),
+        has_line(&text, "OK", "backend secret", "accepted"),
+        "{text}"
+    );
+    assert!(
+        has_line(
+            &text,
+            "FAIL",
+            "domain other.example secret",
+            "Signature does not match"
+        ),
         "{text}"
     );
 }
