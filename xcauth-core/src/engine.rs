@@ -834,4 +834,120 @@ mod tests {
         assert_eq!(e.auth("u", "d", &Password::new("")), AuthDecision::Rejected);
         assert_eq!(c.forgets.load(Ordering::SeqCst), 0);
     }
+
+    /// Counts backend calls; alice's password is "right", everything else is wrong.
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl Backend for Counting {
+        fn auth(&self, _: &Target, user: &str, password: &Password) -> AuthReply {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if password.expose() == "right" {
+                AuthReply::Accepted {
+                    uid: Some(user.to_owned()),
+                }
+            } else {
+                AuthReply::Rejected
+            }
+        }
+        fn isuser(&self, _: &Target, _: &str) -> UserExists {
+            UserExists::Yes
+        }
+        fn sharedroster(&self, _: &Target, _: &str) -> RosterReply {
+            RosterReply::Unavailable(Unavailable::Status(500))
+        }
+    }
+
+    fn throttled(clock: &Arc<ManualClock>) -> (Engine, Arc<Counting>) {
+        let backend = Arc::new(Counting::default());
+        let throttle = Throttle::new(
+            crate::throttle::ThrottleSettings::default(),
+            clock.clone(),
+            Arc::new(crate::throttle::MemoryStore::new(100)),
+            None,
+        );
+        let e = Engine::new(
+            GlobalBackend {
+                url: "http://x/".into(),
+                secret: Secret::new("s"),
+            },
+            backend.clone(),
+            clock.clone(),
+        )
+        .with_throttle(Arc::new(throttle));
+        (e, backend)
+    }
+
+    #[test]
+    fn a_locked_out_user_is_rejected_without_a_backend_call_but_tokens_pass() {
+        let clock = Arc::new(ManualClock::at(1_700_000_000));
+        let (e, backend) = throttled(&clock);
+        let calls = || backend.0.load(Ordering::SeqCst);
+        for _ in 0..60 {
+            assert_eq!(
+                e.auth("alice", "d", &Password::new("guess")),
+                AuthDecision::Rejected
+            );
+        }
+        assert_eq!(
+            calls(),
+            5,
+            "only the failures before the lock-out reach the backend"
+        );
+        // Even the right password is not checked during the lock-out.
+        assert_eq!(
+            e.auth("alice", "d", &Password::new("right")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(calls(), 5);
+        // Other users are not slowed, and the same name in another case is the same key.
+        assert_eq!(
+            e.auth("bob", "d", &Password::new("right")),
+            AuthDecision::Accepted(Via::Backend)
+        );
+        assert_eq!(
+            e.auth("ALICE", "d", &Password::new("guess")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(calls(), 6);
+        // A valid token still logs in.
+        let token = crate::token::generate("alice", "d", &Secret::new("s"), u32::MAX);
+        assert_eq!(
+            e.auth("alice", "d", &Password::new(&token)),
+            AuthDecision::Accepted(Via::Token)
+        );
+        // After the back-off the right password works and resets the count.
+        clock.advance(60);
+        assert_eq!(
+            e.auth("alice", "d", &Password::new("right")),
+            AuthDecision::Accepted(Via::Backend)
+        );
+        for _ in 0..4 {
+            e.auth("alice", "d", &Password::new("guess"));
+        }
+        assert_eq!(
+            e.auth("alice", "d", &Password::new("right")),
+            AuthDecision::Accepted(Via::Backend),
+            "four mistakes after a success do not lock"
+        );
+    }
+
+    #[test]
+    fn a_locked_remote_address_is_rejected_for_every_user_from_it_only() {
+        let clock = Arc::new(ManualClock::at(1_700_000_000));
+        let (e, backend) = throttled(&clock);
+        let from = |remote| LoginRules {
+            remote: Some(remote),
+            ..LoginRules::default()
+        };
+        for i in 0..30 {
+            let user = format!("u{}", i % 10);
+            e.login(&user, "d", &Password::new("guess"), from("192.0.2.7"));
+        }
+        assert_eq!(backend.0.load(Ordering::SeqCst), 20);
+        let d = e.login("bob", "d", &Password::new("right"), from("192.0.2.7"));
+        assert_eq!(d.decision, AuthDecision::Rejected);
+        let d = e.login("bob", "d", &Password::new("right"), from("198.51.100.1"));
+        assert_eq!(d.decision, AuthDecision::Accepted(Via::Backend));
+    }
 }

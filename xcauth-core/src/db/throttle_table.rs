@@ -116,3 +116,133 @@ impl ThrottleStore for DbThrottle {
         // The database is written by `update` only; `put` is for memory copies.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::db::admin;
+    use crate::db::DbOptions;
+    use crate::throttle::{MemoryStore, Throttle, ThrottleSettings};
+
+    fn throttle(db: &Arc<Db>, clock: &Arc<ManualClock>, max: usize) -> Throttle {
+        let settings = ThrottleSettings {
+            max_entries: max,
+            ..ThrottleSettings::default()
+        };
+        Throttle::new(
+            settings,
+            clock.clone(),
+            Arc::new(MemoryStore::new(max)),
+            Some(Arc::new(DbThrottle::new(db.clone(), max))),
+        )
+    }
+
+    const ALICE: &str = "user:alice@example.org";
+
+    /// Two processes (two handles on one file, each with its own memory copy) count together,
+    /// see each other's lock-outs, and an administrator's clear lifts it for both.
+    #[test]
+    fn two_handles_on_one_file_count_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sqlite3");
+        let a = Arc::new(Db::open(&path, &DbOptions::default()).unwrap());
+        let b = Arc::new(Db::open(&path, &DbOptions::default()).unwrap());
+        let clock = Arc::new(ManualClock::at(1_000));
+        let (ta, tb) = (throttle(&a, &clock, 100), throttle(&b, &clock, 100));
+        for i in 0..5 {
+            let t = if i % 2 == 0 { &ta } else { &tb };
+            assert_eq!(t.locked(ALICE, None), None, "after {i} failures");
+            t.failed(ALICE, "alice@example.org", Some("192.0.2.7"));
+        }
+        assert_eq!(ta.locked(ALICE, None).map(|l| l.seconds), Some(60));
+        assert_eq!(tb.locked(ALICE, None).map(|l| l.seconds), Some(60));
+        let rows = admin::list_lockouts(&a, clock.unix_seconds()).unwrap();
+        assert_eq!(rows[0].key, ALICE);
+        assert!(
+            rows[0].to_string().contains("locked for 60s more"),
+            "{}",
+            rows[0]
+        );
+        assert!(rows.iter().any(|r| r.key == "remote:192.0.2.7"));
+        let cleared = admin::clear_lockouts(&b, Some("Alice@Example.org")).unwrap();
+        assert_eq!(cleared.deleted, 1);
+        assert_eq!(
+            ta.locked(ALICE, None),
+            None,
+            "the memory copy follows the database"
+        );
+        assert!(matches!(
+            admin::clear_lockouts(&b, Some("alice@example.org")),
+            Err(admin::AdminError::NotFound(_))
+        ));
+        assert_eq!(admin::clear_lockouts(&b, None).unwrap().deleted, 1);
+    }
+
+    #[test]
+    fn a_success_in_one_process_resets_the_other() {
+        let db = Arc::new(Db::open_memory().unwrap());
+        let clock = Arc::new(ManualClock::at(0));
+        let (ta, tb) = (throttle(&db, &clock, 100), throttle(&db, &clock, 100));
+        for _ in 0..4 {
+            ta.failed(ALICE, "a", None);
+        }
+        tb.succeeded(ALICE);
+        ta.failed(ALICE, "a", None);
+        assert_eq!(ta.locked(ALICE, None), None);
+    }
+
+    #[test]
+    fn expired_rows_are_pruned_and_the_table_is_bounded() {
+        let db = Arc::new(Db::open_memory().unwrap());
+        let clock = Arc::new(ManualClock::at(0));
+        let t = throttle(&db, &clock, 5);
+        let count = || -> i64 {
+            db.run(|c| c.query_row("SELECT count(*) FROM throttle", [], |r| r.get(0)))
+                .unwrap()
+        };
+        for _ in 0..5 {
+            t.failed(ALICE, "a", None);
+        }
+        for i in 0..20 {
+            clock.advance(1);
+            t.failed(&format!("user:u{i}@example.org"), "u", None);
+            assert!(count() <= 5, "{}", count());
+        }
+        assert!(
+            t.locked(ALICE, None).is_some(),
+            "the lock-out outlives one-off failures"
+        );
+        clock.advance(2 * 3600);
+        t.failed("user:late@example.org", "l", None);
+        assert_eq!(count(), 1, "expired rows are gone");
+    }
+
+    #[test]
+    fn a_file_without_the_table_reads_as_empty_and_gets_it_on_first_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sqlite3");
+        let db = Arc::new(Db::open(&path, &DbOptions::default()).unwrap());
+        let store = DbThrottle::new(db.clone(), 10);
+        assert_eq!(store.get(ALICE, 0), Ok(None));
+        assert!(admin::list_lockouts(&db, 0).unwrap().is_empty());
+        assert_eq!(store.update(ALICE, 0, &mut |_| None), Ok(None));
+        let exists = |db: &Db| -> bool {
+            db.run(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'throttle'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap()
+                == 1
+        };
+        assert!(!exists(&db), "a success creates nothing");
+        let clock = Arc::new(ManualClock::at(0));
+        throttle(&db, &clock, 10).failed(ALICE, "a", None);
+        assert!(exists(&db));
+    }
+}
