@@ -40,6 +40,7 @@ mod daemon {
     mod admin;
     mod modes;
     mod sockets;
+    mod throttle;
     mod tls;
 }
 
@@ -56,6 +57,7 @@ mod pam {
     mod etc;
     mod saslauthd;
     mod security;
+    mod throttle;
     mod tls;
     mod wrapper;
 }
