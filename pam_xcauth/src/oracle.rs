@@ -28,10 +28,17 @@ pub trait Oracle {
     /// Starts the call's time budget (the flow calls it once the password is in). An oracle
     /// whose clock starts with its first question needs nothing here.
     fn start_budget(&mut self) {}
-    /// Checks `password` (or a token) for `user@domain`. The name must spell the account
-    /// exactly. With `need_uid` the answer must say which account logged in, so the
-    /// credential cache is skipped.
-    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool) -> Login;
+    /// Checks `password` (or a token) for `user@domain` from `rhost` (`PAM_RHOST`, which the
+    /// throttle counts failures by). The name must spell the account exactly. With `need_uid`
+    /// the answer must say which account logged in, so the credential cache is skipped.
+    fn auth(
+        &mut self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        need_uid: bool,
+        rhost: Option<&str>,
+    ) -> Login;
     /// Does `user@domain` exist?
     fn isuser(&mut self, user: &str, domain: &str) -> UserExists;
     /// The Nextcloud group display names of exactly the account `uid` (on the backend that
@@ -47,8 +54,8 @@ impl Oracle for Box<dyn Oracle> {
     fn start_budget(&mut self) {
         (**self).start_budget();
     }
-    fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool) -> Login {
-        (**self).auth(u, d, p, need_uid)
+    fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool, r: Option<&str>) -> Login {
+        (**self).auth(u, d, p, need_uid, r)
     }
     fn isuser(&mut self, u: &str, d: &str) -> UserExists {
         (**self).isuser(u, d)
@@ -95,12 +102,14 @@ pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, Str
         engine: built.engine,
         budget: call_budget,
         summary: format!(
-            "in-process config={} url_host={url_host} timeout={}s,{}s budget={}s cache={}",
+            "in-process config={} url_host={url_host} timeout={}s,{}s budget={}s cache={} \
+             throttle={}",
             config_path.display(),
             config.timeout.connect.as_secs(),
             config.timeout.read.as_secs(),
             budget.as_secs(),
             built.cache,
+            built.throttle.replace(' ', "_"),
         ),
     })
 }
@@ -182,10 +191,18 @@ impl Oracle for InProcess {
         self.budget.start();
     }
 
-    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool) -> Login {
+    fn auth(
+        &mut self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        need_uid: bool,
+        rhost: Option<&str>,
+    ) -> Login {
         let rules = LoginRules {
             names: NameMatch::Exact,
             need_uid,
+            remote: rhost,
         };
         self.engine.login(user, domain, password, rules)
     }
@@ -283,12 +300,20 @@ impl Oracle for Socket {
         )
     }
 
-    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool) -> Login {
+    fn auth(
+        &mut self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        need_uid: bool,
+        rhost: Option<&str>,
+    ) -> Login {
         let req = PamRequest::Auth {
             user: user.to_owned(),
             domain: domain.to_owned(),
             password: password.clone(),
             need_uid,
+            rhost: rhost.unwrap_or_default().to_owned(),
         };
         let (decision, uid) = match self.ask(&req) {
             Ok(PamReply::Accepted { via, uid }) => (AuthDecision::Accepted(via), uid),

@@ -14,10 +14,11 @@ use log::warn;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
-use crate::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache, SqliteDomains};
+use crate::db::{CacheSettings, Db, DbCache, DbOptions, DbThrottle, MemoryCache, SqliteDomains};
 use crate::domains::{DomainRow, Domains, GlobalBackend};
 use crate::engine::Engine;
 use crate::jsxc::{self, CallBudget, ClientOptions, JsxcClient};
+use crate::throttle::{self, MemoryStore, Throttle, ThrottleStore};
 use crate::trust;
 
 /// Where the engine will live; it decides what is worth keeping.
@@ -45,6 +46,8 @@ pub struct Assembly {
     pub cache: String,
     /// The shared database, when one is open (admin commands, roster state).
     pub db: Option<Arc<Db>>,
+    /// Where the brute-force throttle keeps its state (`off`, shared database, memory only).
+    pub throttle: &'static str,
 }
 
 /// HTTP client options from the configuration, timed by `clock`.
@@ -241,7 +244,7 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         url: url.to_string(),
         secret: secret.clone(),
     };
-    let mut engine = Engine::new(global, Arc::new(client), clock)
+    let mut engine = Engine::new(global, Arc::new(client), clock.clone())
         .with_served_domains(config.served_domains.clone())
         .with_insecure_http(config.allow_insecure_http);
     let wants_db = config.cache_storage == CacheStorage::Db;
@@ -258,7 +261,7 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         }
         DbState::Absent | DbState::Broken(_) => None,
     };
-    let cache = match (config.cache_storage, host, &db) {
+    let cache = match (config.cache_storage, &host, &db) {
         (CacheStorage::Db, _, Some(db)) => {
             let settings = cache_settings(config, config.bcrypt_rounds.persistent);
             engine = engine.with_cache(Arc::new(DbCache::new(db.clone(), settings)));
@@ -281,5 +284,36 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     if let Some(db) = &db {
         engine = engine.with_domains(Arc::new(SqliteDomains::new(db.clone())));
     }
-    Ok(Assembly { engine, cache, db })
+    let throttle = build_throttle(config, &host, db.as_ref(), clock);
+    let described = throttle.describe();
+    if !config.throttle.is_off() {
+        engine = engine.with_throttle(Arc::new(throttle));
+    }
+    Ok(Assembly {
+        engine,
+        cache,
+        db,
+        throttle: described,
+    })
+}
+
+/// The brute-force throttle: its state in the shared database's `throttle` table when one is
+/// open (so every process using the file counts together), with a memory copy. Without a
+/// (trusted) database it lives in this process's memory only: for a PAM call that is the
+/// process-wide store ([`throttle::process_memory`]), which outlives the call.
+fn build_throttle(
+    config: &Config,
+    host: &Host,
+    db: Option<&Arc<Db>>,
+    clock: Arc<dyn Clock>,
+) -> Throttle {
+    let settings = config.throttle;
+    let memory = match host {
+        Host::Daemon => Arc::new(MemoryStore::new(settings.max_entries)),
+        Host::PerCall { .. } => throttle::process_memory(settings.max_entries),
+    };
+    let shared = db.map(|db| {
+        Arc::new(DbThrottle::new(db.clone(), settings.max_entries)) as Arc<dyn ThrottleStore>
+    });
+    Throttle::new(settings, clock, memory, shared)
 }

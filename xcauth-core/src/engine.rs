@@ -7,6 +7,10 @@
 //!    entry that this (now wrong) password still matches; unavailable →
 //! 4. the cache under the unreachable TTL, else "unavailable".
 //!
+//! With a [`Throttle`] (docs/throttling.md), a user or remote address that is locked
+//! out after too many rejected passwords is rejected before step 2: no password is
+//! checked at all (not the cache, not the backend), while valid tokens still pass.
+//!
 //! Every decision is logged once at INFO with user, domain, result and how it
 //! was reached. Passwords never reach a log line.
 
@@ -22,6 +26,7 @@ use crate::domains::{self, Domains, GlobalBackend, NoDomains};
 use crate::jsxc;
 use crate::logsafe;
 use crate::secret::Password;
+use crate::throttle::{self, Throttle};
 use crate::token::{self, TokenCheck};
 
 /// bcrypt only looks at the first 72 bytes; longer passwords bypass the cache.
@@ -118,12 +123,15 @@ impl NameMatch {
 
 /// What a caller asks of [`Engine::login`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LoginRules {
+pub struct LoginRules<'a> {
     /// How the typed name must match the account that logged in.
     pub names: NameMatch,
     /// The caller needs to know which Nextcloud account logged in (for
     /// `group=`): skip the credential cache, which does not record it.
     pub need_uid: bool,
+    /// Where the login comes from, when the caller knows (PAM's `PAM_RHOST`, the
+    /// pam socket's request): the throttle also counts failures per address.
+    pub remote: Option<&'a str>,
 }
 
 /// The outcome of [`Engine::login`]: the decision and, when known, the
@@ -158,6 +166,7 @@ pub struct Engine {
     after_login: Option<Arc<dyn AfterLogin>>,
     served: Option<Vec<String>>,
     allow_insecure_http: bool,
+    throttle: Option<Arc<Throttle>>,
 }
 
 /// Where a domain's logins go.
@@ -180,6 +189,45 @@ impl Engine {
             after_login: None,
             served: None,
             allow_insecure_http: false,
+            throttle: None,
+        }
+    }
+
+    /// Throttles password guessing with `throttle` (none by default).
+    #[must_use]
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// The throttle, if any.
+    pub fn throttle(&self) -> Option<&Throttle> {
+        self.throttle.as_deref()
+    }
+
+    /// True when `key` or `remote` is locked out now (logged at DEBUG: the lock-out itself
+    /// was logged once when it began).
+    fn locked_out(&self, key: &str, remote: Option<&str>, jid: &str) -> bool {
+        let Some(locked) = self.throttle.as_ref().and_then(|t| t.locked(key, remote)) else {
+            return false;
+        };
+        debug!(
+            "auth {jid}: {} locked out for {}s more: rejected without checking the password",
+            locked.scope.as_str(),
+            locked.seconds
+        );
+        true
+    }
+
+    fn count_failure(&self, key: &str, jid: &str, remote: Option<&str>) {
+        if let Some(t) = &self.throttle {
+            t.failed(key, jid, remote);
+        }
+    }
+
+    fn count_success(&self, key: &str) {
+        if let Some(t) = &self.throttle {
+            t.succeeded(key);
         }
     }
 
@@ -300,7 +348,13 @@ impl Engine {
     }
 
     /// Decides a login of `user@domain` with `password` under `rules`.
-    pub fn login(&self, user: &str, domain: &str, password: &Password, rules: LoginRules) -> Login {
+    pub fn login(
+        &self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        rules: LoginRules<'_>,
+    ) -> Login {
         let jid = logsafe::jid(user, domain);
         let login = self.decide(user, domain, password, &jid, rules);
         match &login.uid {
@@ -320,7 +374,7 @@ impl Engine {
         domain: &str,
         password: &Password,
         jid: &str,
-        rules: LoginRules,
+        rules: LoginRules<'_>,
     ) -> Login {
         let answer = |decision| Login {
             decision,
@@ -339,13 +393,23 @@ impl Engine {
         }
         let cacheable = password.len() <= BCRYPT_MAX_PASSWORD;
         let cache_key = format!("{user}@{domain}");
+        let throttle_key = throttle::user_key(user, domain);
         let target = match self.route(domain) {
             Ok(Route::Serve(t)) => t,
             Ok(Route::NotServed) => {
                 info!("auth {jid}: domain not served here");
                 return answer(AuthDecision::Rejected);
             }
-            Err(why) => return answer(self.unreachable_path(&cache_key, password, cacheable, why)),
+            Err(_) if self.locked_out(&throttle_key, rules.remote, jid) => {
+                return answer(AuthDecision::Rejected);
+            }
+            Err(why) => {
+                let decision = self.unreachable_path(&cache_key, password, cacheable, why);
+                if decision.is_accepted() {
+                    self.count_success(&throttle_key);
+                }
+                return answer(decision);
+            }
         };
 
         match token::verify(
@@ -368,6 +432,11 @@ impl Engine {
             other => debug!("auth {jid}: {}", other.describe()),
         }
 
+        // A token could not be guessed; a password could: during a lock-out none is checked.
+        if self.locked_out(&throttle_key, rules.remote, jid) {
+            return answer(AuthDecision::Rejected);
+        }
+
         if !cacheable {
             debug!("auth {jid}: password longer than {BCRYPT_MAX_PASSWORD} bytes, cache bypassed");
         }
@@ -379,6 +448,7 @@ impl Engine {
             CacheCheck::Miss
         };
         if cached.is_hit() {
+            self.count_success(&throttle_key);
             self.run_after_login(&target, user, domain);
             return answer(AuthDecision::Accepted(Via::Cache));
         }
@@ -400,6 +470,7 @@ impl Engine {
                              which this name does not spell; refused",
                             logsafe::clean(uid, 128)
                         );
+                        self.count_failure(&throttle_key, jid, rules.remote);
                         return answer(AuthDecision::Rejected);
                     }
                     Some(uid) => spells(NameMatch::Exact, uid),
@@ -421,6 +492,7 @@ impl Engine {
                 if cacheable && exact {
                     self.cache.store(&cache_key, password, self.clock.now());
                 }
+                self.count_success(&throttle_key);
                 self.run_after_login(&target, user, domain);
                 Login {
                     decision: AuthDecision::Accepted(Via::Backend),
@@ -433,6 +505,7 @@ impl Engine {
                 if cacheable && cached != CacheCheck::Mismatch {
                     self.cache.forget_if_matches(&cache_key, password);
                 }
+                self.count_failure(&throttle_key, jid, rules.remote);
                 answer(AuthDecision::Rejected)
             }
             AuthReply::Unavailable(why @ Unavailable::BudgetUsedUp) => {
@@ -443,7 +516,11 @@ impl Engine {
             }
             AuthReply::Unavailable(why) => {
                 warn!("backend unavailable for {jid} at {}: {why}", target.url);
-                answer(self.unreachable_path(&cache_key, password, cacheable, why))
+                let decision = self.unreachable_path(&cache_key, password, cacheable, why);
+                if decision.is_accepted() {
+                    self.count_success(&throttle_key);
+                }
+                answer(decision)
             }
         }
     }
@@ -678,6 +755,7 @@ mod tests {
         let rules = LoginRules {
             names: NameMatch::IgnoreCase,
             need_uid: false,
+            remote: None,
         };
         let login = e.login("no-uid", "d", &Password::new("pw"), rules);
         assert_eq!(login.decision, AuthDecision::Accepted(Via::Backend));
@@ -755,5 +833,121 @@ mod tests {
         );
         assert_eq!(e.auth("u", "d", &Password::new("")), AuthDecision::Rejected);
         assert_eq!(c.forgets.load(Ordering::SeqCst), 0);
+    }
+
+    /// Counts backend calls; alice's password is "right", everything else is wrong.
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl Backend for Counting {
+        fn auth(&self, _: &Target, user: &str, password: &Password) -> AuthReply {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if password.expose() == "right" {
+                AuthReply::Accepted {
+                    uid: Some(user.to_owned()),
+                }
+            } else {
+                AuthReply::Rejected
+            }
+        }
+        fn isuser(&self, _: &Target, _: &str) -> UserExists {
+            UserExists::Yes
+        }
+        fn sharedroster(&self, _: &Target, _: &str) -> RosterReply {
+            RosterReply::Unavailable(Unavailable::Status(500))
+        }
+    }
+
+    fn throttled(clock: &Arc<ManualClock>) -> (Engine, Arc<Counting>) {
+        let backend = Arc::new(Counting::default());
+        let throttle = Throttle::new(
+            crate::throttle::ThrottleSettings::default(),
+            clock.clone(),
+            Arc::new(crate::throttle::MemoryStore::new(100)),
+            None,
+        );
+        let e = Engine::new(
+            GlobalBackend {
+                url: "http://x/".into(),
+                secret: Secret::new("s"),
+            },
+            backend.clone(),
+            clock.clone(),
+        )
+        .with_throttle(Arc::new(throttle));
+        (e, backend)
+    }
+
+    #[test]
+    fn a_locked_out_user_is_rejected_without_a_backend_call_but_tokens_pass() {
+        let clock = Arc::new(ManualClock::at(1_700_000_000));
+        let (e, backend) = throttled(&clock);
+        let calls = || backend.0.load(Ordering::SeqCst);
+        for _ in 0..60 {
+            assert_eq!(
+                e.auth("alice", "d", &Password::new("guess")),
+                AuthDecision::Rejected
+            );
+        }
+        assert_eq!(
+            calls(),
+            5,
+            "only the failures before the lock-out reach the backend"
+        );
+        // Even the right password is not checked during the lock-out.
+        assert_eq!(
+            e.auth("alice", "d", &Password::new("right")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(calls(), 5);
+        // Other users are not slowed, and the same name in another case is the same key.
+        assert_eq!(
+            e.auth("bob", "d", &Password::new("right")),
+            AuthDecision::Accepted(Via::Backend)
+        );
+        assert_eq!(
+            e.auth("ALICE", "d", &Password::new("guess")),
+            AuthDecision::Rejected
+        );
+        assert_eq!(calls(), 6);
+        // A valid token still logs in.
+        let token = crate::token::generate("alice", "d", &Secret::new("s"), u32::MAX);
+        assert_eq!(
+            e.auth("alice", "d", &Password::new(&token)),
+            AuthDecision::Accepted(Via::Token)
+        );
+        // After the back-off the right password works and resets the count.
+        clock.advance(60);
+        assert_eq!(
+            e.auth("alice", "d", &Password::new("right")),
+            AuthDecision::Accepted(Via::Backend)
+        );
+        for _ in 0..4 {
+            e.auth("alice", "d", &Password::new("guess"));
+        }
+        assert_eq!(
+            e.auth("alice", "d", &Password::new("right")),
+            AuthDecision::Accepted(Via::Backend),
+            "four mistakes after a success do not lock"
+        );
+    }
+
+    #[test]
+    fn a_locked_remote_address_is_rejected_for_every_user_from_it_only() {
+        let clock = Arc::new(ManualClock::at(1_700_000_000));
+        let (e, backend) = throttled(&clock);
+        let from = |remote| LoginRules {
+            remote: Some(remote),
+            ..LoginRules::default()
+        };
+        for i in 0..30 {
+            let user = format!("u{}", i % 10);
+            e.login(&user, "d", &Password::new("guess"), from("192.0.2.7"));
+        }
+        assert_eq!(backend.0.load(Ordering::SeqCst), 20);
+        let d = e.login("bob", "d", &Password::new("right"), from("192.0.2.7"));
+        assert_eq!(d.decision, AuthDecision::Rejected);
+        let d = e.login("bob", "d", &Password::new("right"), from("198.51.100.1"));
+        assert_eq!(d.decision, AuthDecision::Accepted(Via::Backend));
     }
 }

@@ -10,6 +10,8 @@
 //! - [`backend`]: the seam to a JSXC endpoint and its tri-state answers ([`Unavailable`]).
 //! - [`token`]: JSXC time-limited tokens.
 //! - [`cache`], [`domains`]: the seams for the credential cache and per-domain settings.
+//! - [`throttle`]: brute-force throttling (failures open a growing back-off) and the seam to
+//!   its shared state.
 //! - [`codec`]: sans-I/O decoders/encoders for the four wire framings.
 //! - [`jsxc`]: the signed HTTP client for Nextcloud's JSXC external API (with its circuit
 //!   breaker and a PAM call's time budget).
@@ -37,6 +39,7 @@ pub mod logsafe;
 pub mod pamsock;
 pub mod protocol;
 pub mod secret;
+pub mod throttle;
 pub mod token;
 pub mod trust;
 

@@ -1,5 +1,5 @@
 //! Administration of the shared database (docs/xcauth2.md §3.5): per-domain settings,
-//! cache entries, and the GDPR helpers of xcauth 2's `tools/`
+//! cache entries, throttle lock-outs, and the GDPR helpers of xcauth 2's `tools/`
 //! (xcdeluser, xcdelgroup, xcdelhost, xcrefreshroster).
 //!
 //! Every command prints what it did, refuses ambiguous input with a clear
@@ -80,6 +80,18 @@ pub fn subcommands(cmd: Command) -> Command {
         Command::new("delete-host")
             .about("Delete everything held about a domain, including its settings (xcdelhost)")
             .arg(arg("DOMAIN", "XMPP domain")),
+    )
+    .subcommand(
+        Command::new("throttle")
+            .about("Brute-force throttle lock-outs (the throttle table; docs/throttling.md)")
+            .subcommand_required(true)
+            .subcommand(Command::new("list").about("List the users and remote addresses the throttle remembers, locked ones first"))
+            .subcommand(
+                Command::new("clear")
+                    .about("Lift a lock-out and forget its failures")
+                    .arg(Arg::new("WHO").help("user@domain or a remote address").required_unless_present("all"))
+                    .arg(Arg::new("all").long("all").action(ArgAction::SetTrue).conflicts_with("WHO").help("Forget every user and address")),
+            ),
     )
     .subcommand(
         Command::new("refresh-roster")
@@ -281,6 +293,24 @@ pub fn run(config: &Config, name: &str, m: &ArgMatches) -> ExitCode {
         "delete-host" => match admin::delete_host(&db, s("DOMAIN")) {
             Ok(r) => say(&r),
             Err(e) => return admin_err(e),
+        },
+        "throttle" => match m.subcommand() {
+            Some(("list", _)) => {
+                let now = xcauth_core::Clock::unix_seconds(&xcauth_core::SystemClock);
+                match admin::list_lockouts(&db, now) {
+                    Ok(rows) if rows.is_empty() => say(&"no failed logins remembered"),
+                    Ok(rows) => rows.iter().for_each(|r| say(r)),
+                    Err(e) => return admin_err(e),
+                }
+            }
+            Some(("clear", a)) => {
+                let who = a.get_one::<String>("WHO").map(String::as_str);
+                match admin::clear_lockouts(&db, who) {
+                    Ok(r) => say(&r),
+                    Err(e) => return admin_err(e),
+                }
+            }
+            _ => return fail(exit::USAGE, "unknown throttle command"),
         },
         "refresh-roster" => match admin::refresh_roster(&db) {
             Ok(r) => say(&r),

@@ -271,6 +271,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Timeouts per connection.
     pub timeouts: ConnectionTimeouts,
+    /// Longest wait to write a reply to a client that does not read (`write-timeout`).
+    pub write_timeout: Duration,
     /// Bound on generic/postfix lines.
     pub max_line: usize,
 }
@@ -452,7 +454,7 @@ pub fn serve_accepted(engine: &Engine, conn: Conn, service: Service, peer: &str,
         (Service::Framing(f), Conn::Tcp(s)) => {
             let _ = s.set_nonblocking(false);
             // A client that sends but never reads must not pin a worker.
-            let _ = s.set_write_timeout(Some(limits.timeouts.request));
+            let _ = s.set_write_timeout(Some(limits.write_timeout));
             match s.try_clone() {
                 Ok(w) => serve_stream(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
                 Err(e) => Err(e),
@@ -460,7 +462,7 @@ pub fn serve_accepted(engine: &Engine, conn: Conn, service: Service, peer: &str,
         }
         (Service::Framing(f), Conn::Unix(s)) => {
             let _ = s.set_nonblocking(false);
-            let _ = s.set_write_timeout(Some(limits.timeouts.request));
+            let _ = s.set_write_timeout(Some(limits.write_timeout));
             match s.try_clone() {
                 Ok(w) => serve_stream(&ctx, f, s, w, Some(limits.timeouts)).map(|_| ()),
                 Err(e) => Err(e),
@@ -468,7 +470,14 @@ pub fn serve_accepted(engine: &Engine, conn: Conn, service: Service, peer: &str,
         }
         (Service::Pam, Conn::Unix(s)) => {
             let _ = s.set_nonblocking(false);
-            pamsock::serve_pam_connection(engine, s, limits.timeouts);
+            // Idle pam clients are dropped on SIGTERM like the framings' (within a tick).
+            pamsock::serve_pam_connection_until(
+                engine,
+                s,
+                limits.timeouts,
+                limits.write_timeout,
+                &sys::SHUTDOWN,
+            );
             Ok(())
         }
         (Service::Pam, Conn::Tcp(_)) => {

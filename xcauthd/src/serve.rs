@@ -199,6 +199,9 @@ fn answer(ctx: &StreamCtx<'_>, framing: Framing, request: Request, out: &mut Vec
             let rules = LoginRules {
                 names: name_rule(framing),
                 need_uid: false,
+                // The framings' clients are the XMPP and mail servers, not the users: no
+                // remote address to count by.
+                remote: None,
             };
             let ok = ctx
                 .engine

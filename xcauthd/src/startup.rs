@@ -16,6 +16,7 @@ pub fn engine(config: &Config) -> Result<Engine, Failure> {
         message: e.to_string(),
     })?;
     log::debug!("credential cache: {}", built.cache);
+    log::info!("brute-force throttle: {}", built.throttle);
     Ok(built.engine)
 }
 
@@ -27,6 +28,7 @@ pub fn limits(config: &Config) -> Limits {
             idle: config.idle_timeout,
             request: config.request_timeout,
         },
+        write_timeout: config.write_timeout,
         max_line: config.max_line,
     }
 }

@@ -281,7 +281,14 @@ pub fn authenticate<H: Handle, O: Oracle>(
         // The call's time budget runs from here: however long the user took to type, the
         // backend gets the whole budget.
         oracle.start_budget();
-        let (via, uid, groups) = decide(&mut oracle, user, &domain, &password, opts, log)?;
+        let rhost = h.rhost();
+        let (via, uid, groups) = decide(
+            &mut oracle,
+            (user, &domain, rhost.as_deref()),
+            &password,
+            opts,
+            log,
+        )?;
         ctx.verified = Some(Marker {
             user: user.to_owned(),
             name,
@@ -316,8 +323,7 @@ fn password<H: Handle>(h: &H, flags: PamFlags) -> Result<Password, Outcome> {
 /// found in. `Err` is any other outcome.
 fn decide<O: Oracle>(
     oracle: &mut O,
-    user: &str,
-    domain: &str,
+    (user, domain, rhost): (&str, &str, Option<&str>),
     password: &Password,
     opts: &Options,
     log: &Logger<'_>,
@@ -326,7 +332,7 @@ fn decide<O: Oracle>(
     // group= must be checked on the account that actually logged in, which only the backend
     // (or a token) names: the cache does not record it.
     let need_uid = !opts.groups.is_empty();
-    let Login { decision, uid } = oracle.auth(user, domain, password, need_uid);
+    let Login { decision, uid } = oracle.auth(user, domain, password, need_uid, rhost);
     log.debug(|| {
         let result = match &decision {
             AuthDecision::Accepted(via) => format!(

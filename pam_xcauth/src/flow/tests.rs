@@ -81,7 +81,14 @@ impl Oracle for FakeOracle {
     fn describe(&self) -> String {
         "fake".into()
     }
-    fn auth(&mut self, user: &str, domain: &str, password: &Password, need_uid: bool) -> Login {
+    fn auth(
+        &mut self,
+        user: &str,
+        domain: &str,
+        password: &Password,
+        need_uid: bool,
+        _rhost: Option<&str>,
+    ) -> Login {
         self.calls.push(format!("auth {user}@{domain}"));
         self.need_uid.push(need_uid);
         if domain == "down.org" {
@@ -152,8 +159,8 @@ impl Oracle for Recorder<'_> {
     fn describe(&self) -> String {
         self.0.describe()
     }
-    fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool) -> Login {
-        self.0.auth(u, d, p, need_uid)
+    fn auth(&mut self, u: &str, d: &str, p: &Password, need_uid: bool, r: Option<&str>) -> Login {
+        self.0.auth(u, d, p, need_uid, r)
     }
     fn isuser(&mut self, u: &str, d: &str) -> UserExists {
         self.0.isuser(u, d)
@@ -596,4 +603,41 @@ fn log_lines_never_contain_the_password_and_quiet_drops_expected_failures() {
     );
     report(&log, &ctx, &outcome, false);
     assert!(h.lines.borrow().is_empty(), "{:?}", h.lines.borrow());
+}
+
+/// The oracle is told where the login comes from (`PAM_RHOST`), for the throttle.
+#[test]
+fn the_remote_host_reaches_the_oracle() {
+    struct Remote<'a>(&'a std::cell::RefCell<Vec<Option<String>>>);
+    impl Oracle for Remote<'_> {
+        fn describe(&self) -> String {
+            "remote".into()
+        }
+        fn auth(&mut self, _: &str, _: &str, _: &Password, _: bool, r: Option<&str>) -> Login {
+            self.0.borrow_mut().push(r.map(str::to_owned));
+            Login {
+                decision: AuthDecision::Accepted(Via::Token),
+                uid: None,
+            }
+        }
+        fn isuser(&mut self, _: &str, _: &str) -> UserExists {
+            UserExists::Yes
+        }
+        fn groups(&mut self, _: &str, _: &str) -> Result<Vec<String>, Unavailable> {
+            Ok(vec![])
+        }
+    }
+    let seen = std::cell::RefCell::new(Vec::new());
+    let h = FakeHandle::new("alice@example.org", Some("pw"));
+    let log = Logger::new(&h, "test", "auth", None);
+    let outcome = authenticate(
+        &h,
+        PamFlags::empty(),
+        &Options::default(),
+        |_| Ok::<_, String>(Remote(&seen)),
+        &log,
+        &mut Ctx::default(),
+    );
+    assert_eq!(outcome, Outcome::Accepted(Via::Token));
+    assert_eq!(seen.into_inner(), [Some("192.0.2.7".to_owned())]);
 }

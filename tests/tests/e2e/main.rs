@@ -41,6 +41,7 @@ mod daemon {
     mod check;
     mod modes;
     mod sockets;
+    mod throttle;
     mod tls;
 }
 
@@ -61,6 +62,7 @@ mod pam {
     mod etc;
     mod saslauthd;
     mod security;
+    mod throttle;
     mod tls;
     mod wrapper;
 }

@@ -29,6 +29,7 @@ pub use self::values::{
 };
 pub use crate::protocol::Protocol;
 use crate::secret::{Password, Secret};
+use crate::throttle::ThrottleSettings;
 
 /// The configuration file read when it exists.
 pub const SYSTEM_CONFIG_FILE: &str = "/etc/xcauth.conf";
@@ -115,6 +116,10 @@ pub struct Config {
     pub served_domains: Option<Vec<String>>,
     /// `--allow-insecure-http` (extension): accept plain http to a non-loopback host.
     pub allow_insecure_http: bool,
+    /// `--throttle-*` (extension): brute-force throttling.
+    pub throttle: ThrottleSettings,
+    /// `--write-timeout` (extension), at least 1s.
+    pub write_timeout: Duration,
     /// `--version`.
     pub version: bool,
 }
@@ -167,6 +172,8 @@ impl Config {
             ca_file: None,
             served_domains: None,
             allow_insecure_http: false,
+            throttle: ThrottleSettings::default(),
+            write_timeout: Duration::from_secs(30),
             version: false,
         }
     }
@@ -216,6 +223,17 @@ impl Config {
                     url_field = Some(field);
                 }
             }
+        }
+        if config.throttle.max_backoff < config.throttle.backoff {
+            return Err(ConfigError::Invalid {
+                origin: Origin::Default,
+                key: "throttle-max-backoff".into(),
+                problem: format!(
+                    "{}s is shorter than throttle-backoff ({}s)",
+                    config.throttle.max_backoff.as_secs(),
+                    config.throttle.backoff.as_secs()
+                ),
+            });
         }
         if let (Some(url), Some(field)) = (&config.url, url_field) {
             if !config.allow_insecure_http && crate::jsxc::is_insecure_url(url) {
@@ -316,6 +334,17 @@ impl Config {
             "ca-file" => self.ca_file = Some(field.path()?),
             "served-domains" => self.served_domains = Some(field.domains()?),
             "allow-insecure-http" => self.allow_insecure_http = field.flag()?,
+            "throttle-failures" => self.throttle.failures = field.parse(|t| bounded(t, 0, None))?,
+            "throttle-remote-failures" => {
+                self.throttle.remote_failures = field.parse(|t| bounded(t, 0, None))?;
+            }
+            "throttle-window" => self.throttle.window = field.parse(positive_duration)?,
+            "throttle-backoff" => self.throttle.backoff = field.parse(positive_duration)?,
+            "throttle-max-backoff" => self.throttle.max_backoff = field.parse(positive_duration)?,
+            "throttle-max-entries" => {
+                self.throttle.max_entries = field.parse(|t| bounded(t, 100, None))?;
+            }
+            "write-timeout" => self.write_timeout = field.parse(positive_duration)?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: field.entry.origin.clone(),

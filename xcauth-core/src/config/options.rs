@@ -406,6 +406,68 @@ pub static OPTIONS: &[OptionSpec] = &[
          other than loopback. Off by default: the backend's answers are not signed, so anyone \
          on the network path could accept any password",
     ),
+    opt(
+        "throttle-failures",
+        None,
+        Value,
+        &["N"],
+        Some("5"),
+        "Extension: rejected passwords for one user@domain within --throttle-window that lock \
+         it out: during a lock-out no password is checked (answered rejected at once), valid \
+         time-limited tokens still log in; 0 turns the per-user throttle off",
+    ),
+    opt(
+        "throttle-remote-failures",
+        None,
+        Value,
+        &["N"],
+        Some("20"),
+        "Extension: rejected passwords from one remote address (PAM_RHOST, any user) within \
+         --throttle-window that lock the address out; 0 counts no addresses",
+    ),
+    opt(
+        "throttle-window",
+        None,
+        Value,
+        &["DURATION"],
+        Some("15m"),
+        "Extension: how long failures count, and how long after a lock-out one more failure \
+         locks again for twice as long (at least 1s)",
+    ),
+    opt(
+        "throttle-backoff",
+        None,
+        Value,
+        &["DURATION"],
+        Some("1m"),
+        "Extension: length of the first lock-out; each further one doubles it (at least 1s)",
+    ),
+    opt(
+        "throttle-max-backoff",
+        None,
+        Value,
+        &["DURATION"],
+        Some("1h"),
+        "Extension: longest lock-out (at least --throttle-backoff)",
+    ),
+    opt(
+        "throttle-max-entries",
+        None,
+        Value,
+        &["N"],
+        Some("10000"),
+        "Extension: most users and addresses the throttle remembers, in memory and in the \
+         database's throttle table each (at least 100); expired ones are dropped first",
+    ),
+    opt(
+        "write-timeout",
+        None,
+        Value,
+        &["DURATION"],
+        Some("30s"),
+        "Extension: longest time xcauthd waits to write a reply to a client that does not \
+         read it, then closes the connection (at least 1s)",
+    ),
 ];
 
 /// The option with this canonical long name (`cache-query-ttl`), if any. Use

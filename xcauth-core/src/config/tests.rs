@@ -116,6 +116,15 @@ fn everything_expected() -> Config {
         ca_file: Some("/etc/ssl/private-ca.pem".into()),
         served_domains: Some(vec!["example.org".into(), "example.net".into()]),
         allow_insecure_http: false,
+        throttle: crate::throttle::ThrottleSettings {
+            failures: 7,
+            remote_failures: 0,
+            window: secs(600),
+            backoff: secs(30),
+            max_backoff: secs(7200),
+            max_entries: 500,
+        },
+        write_timeout: secs(10),
         version: false,
     }
 }
@@ -197,7 +206,14 @@ fn every_option_from_a_file() {
          breaker-failures=0\n\
          breaker-cooldown=2m\n\
          ca-file=/etc/ssl/private-ca.pem\n\
-         served-domains=[Example.ORG, example.net]\n"
+         served-domains=[Example.ORG, example.net]\n\
+         throttle-failures=7\n\
+         throttle-remote-failures=0\n\
+         throttle-window=10m\n\
+         throttle-backoff=30s\n\
+         throttle-max-backoff=2h\n\
+         throttle-max-entries=500\n\
+         write-timeout=10s\n"
     );
     assert_eq!(resolve_file(&text).unwrap(), everything_expected());
 }
@@ -254,6 +270,13 @@ fn every_option_from_the_command_line() {
             "served-domains",
             RawValue::Many(vec!["example.org".into(), "EXAMPLE.net".into()]),
         ),
+        ("throttle-failures", one("7")),
+        ("throttle-remote-failures", one("0")),
+        ("throttle-window", one("600")),
+        ("throttle-backoff", one("30")),
+        ("throttle-max-backoff", one("2h")),
+        ("throttle-max-entries", one("500")),
+        ("write-timeout", one("10")),
     ]);
     assert_eq!(Config::resolve(&[raw]).unwrap(), everything_expected());
     // The command-line-only options.
@@ -283,6 +306,11 @@ fn every_table_option_is_applied() {
             "type" => one("postfix"),
             "timeout" | "cache-bcrypt-rounds" | "max-connections" | "breaker-failures" => one("7"),
             "max-line" => one("2048"),
+            "throttle-failures" | "throttle-remote-failures" => one("7"),
+            "throttle-max-entries" => one("700"),
+            "throttle-window" | "throttle-backoff" | "throttle-max-backoff" | "write-timeout" => {
+                one("7m")
+            }
             "served-domains" => one("example.org"),
             "db-mode" => one("0660"),
             "socket-mode" => one("0600"),
@@ -884,4 +912,28 @@ fn served_domains_refuse_what_is_not_a_domain() {
         let e = resolve_file(&text).unwrap_err().to_string();
         assert!(e.contains("served-domains"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn throttle_and_write_timeout_settings_are_checked() {
+    let d = Config::defaults();
+    assert_eq!(d.throttle, crate::throttle::ThrottleSettings::default());
+    assert_eq!((d.throttle.failures, d.throttle.remote_failures), (5, 20));
+    assert_eq!(d.throttle.window, secs(900));
+    assert_eq!(
+        (d.throttle.backoff, d.throttle.max_backoff),
+        (secs(60), secs(3600))
+    );
+    assert_eq!(d.write_timeout, secs(30));
+    let off = resolve_file("throttle-failures=0\nthrottle-remote-failures=0\n").unwrap();
+    assert!(off.throttle.is_off());
+    let e = file_error("throttle-backoff=10m\nthrottle-max-backoff=5m\n");
+    assert!(e.contains("throttle-max-backoff"), "{e}");
+    let e = file_error("throttle-max-entries=10\n");
+    assert!(e.contains("throttle-max-entries"), "{e}");
+    let e = file_error("write-timeout=0\n");
+    assert!(
+        e.contains("write-timeout") && e.contains("at least 1s"),
+        "{e}"
+    );
 }

@@ -14,7 +14,8 @@
 //!   retries together) gives up after the busy timeout.
 //! - [`DbCache`] / [`MemoryCache`] are the `cache-storage=db|memory` caches,
 //!   [`SqliteDomains`] the `domains` table, [`admin`] the administrator's
-//!   operations (domains, cache entries, the GDPR helpers).
+//!   operations (domains, cache entries, the GDPR helpers, throttle lock-outs);
+//!   [`DbThrottle`] the brute-force throttle's shared `throttle` table.
 //!
 //! The file holds bcrypt hashes and backend secrets: it should belong to the
 //! user xcauthd runs as (`xcauth` in the shipped units) with mode 0600. Logins
@@ -27,6 +28,7 @@ mod db_cache;
 mod memory_cache;
 mod schema;
 mod sqlite_domains;
+mod throttle_table;
 mod time;
 
 pub mod admin;
@@ -58,6 +60,7 @@ pub use db_cache::DbCache;
 pub use memory_cache::MemoryCache;
 pub use schema::TABLES;
 pub use sqlite_domains::SqliteDomains;
+pub use throttle_table::DbThrottle;
 pub use time::{format_timestamp, from_unix_micros, parse_timestamp, unix_micros};
 
 /// xcauth 2's default database path (`--db`).

@@ -7,6 +7,8 @@
 //! table missing runs all `CREATE TABLE IF NOT EXISTS` statements in one
 //! immediate transaction: a partially created file is completed and parallel
 //! starts do not race. A complete file is only read.
+//!
+//! xcauth-rs adds one table of its own, [`THROTTLE_TABLE`], created on first use.
 
 use log::warn;
 use rusqlite::{Connection, Transaction};
@@ -41,6 +43,29 @@ pub const TABLES: [(&str, &str); 4] = [
     ),
     ("rostergroups", "groupname TEXT PRIMARY KEY, userlist TEXT"),
 ];
+
+/// xcauth-rs's own table, unknown to xcauth 2 (which never reads it): brute-force throttling
+/// state shared by every process using the file (`crate::throttle`), times in Unix seconds.
+/// It is created by the first failed login that needs it, not when the file is opened, so a
+/// file that never saw one keeps exactly xcauth 2's tables.
+pub const THROTTLE_TABLE: (&str, &str) = (
+    "throttle",
+    "key TEXT PRIMARY KEY, \
+     failures INTEGER NOT NULL, \
+     since INTEGER NOT NULL, \
+     locked_until INTEGER NOT NULL, \
+     lockouts INTEGER NOT NULL, \
+     expires INTEGER NOT NULL",
+);
+
+/// Creates the throttle table and its index if missing (inside the caller's transaction).
+pub(crate) fn create_throttle(conn: &Connection) -> rusqlite::Result<()> {
+    let (table, columns) = THROTTLE_TABLE;
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} ({columns}); \
+         CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires);"
+    ))
+}
 
 /// Creates whichever tables are missing, in `tx` (the caller commits).
 pub(crate) fn create_missing(tx: &Transaction<'_>) -> rusqlite::Result<()> {

@@ -9,8 +9,9 @@ use crate::engine::Via;
 use crate::secret::Password;
 
 /// Protocol version carried in the first payload byte. Version 2 added the uid of the account
-/// that logged in; module and daemon are shipped together.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// that logged in, version 3 the remote host of an auth request (for the throttle); module and
+/// daemon are shipped together.
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Largest payload accepted or produced, in bytes. Big enough for a user in a few thousand
 /// groups; requests are far smaller because of the field limits below.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -43,6 +44,8 @@ pub enum PamRequest {
         password: Password,
         /// The module needs the uid of the account that logged in.
         need_uid: bool,
+        /// Where the login comes from (`PAM_RHOST`); empty when the host did not say.
+        rhost: String,
     },
     /// Does `user@domain` exist?
     IsUser {
@@ -153,12 +156,14 @@ pub fn encode_request(req: &PamRequest) -> Result<Zeroizing<Vec<u8>>, CodecError
             domain,
             password,
             need_uid,
+            rhost,
         } => {
             out.push(OP_AUTH);
             out.push(u8::from(*need_uid));
             put_str(&mut out, user, MAX_NAME, "user name")?;
             put_str(&mut out, domain, MAX_NAME, "domain")?;
             put_str(&mut out, password.expose(), MAX_PASSWORD, "password")?;
+            put_str(&mut out, rhost, MAX_NAME, "remote host")?;
         }
         PamRequest::IsUser { user, domain } => {
             out.push(OP_ISUSER);
@@ -188,11 +193,13 @@ pub fn decode_request(payload: &[u8]) -> Result<PamRequest, CodecError> {
             let user = r.string(MAX_NAME, "user name")?;
             let domain = r.string(MAX_NAME, "domain")?;
             let password = Password::new(r.string(MAX_PASSWORD, "password")?);
+            let rhost = r.string(MAX_NAME, "remote host")?;
             PamRequest::Auth {
                 user,
                 domain,
                 password,
                 need_uid,
+                rhost,
             }
         }
         OP_ISUSER => {
@@ -407,6 +414,7 @@ mod tests {
             domain: "example.org".into(),
             password: Password::new(pw),
             need_uid: false,
+            rhost: String::new(),
         }
     }
 
@@ -426,6 +434,7 @@ mod tests {
                 domain: "example.org".into(),
                 password: Password::new("pw"),
                 need_uid: true,
+                rhost: "192.0.2.7".into(),
             },
             PamRequest::IsUser {
                 user: "bob".into(),
@@ -478,11 +487,11 @@ mod tests {
         let frame = encode_request(&auth("al", "pw")).unwrap();
         assert_eq!(
             &frame[..],
-            b"\0\0\0\x18\x02a\0\0\x02al\0\x0bexample.org\0\x02pw".as_slice()
+            b"\0\0\0\x1a\x03a\0\0\x02al\0\x0bexample.org\0\x02pw\0\0".as_slice()
         );
         assert_eq!(
             &encode_reply(&PamReply::Rejected).unwrap()[..],
-            b"\0\0\0\x02\x02R"
+            b"\0\0\0\x02\x03R"
         );
         assert_eq!(
             &encode_reply(&PamReply::Accepted {
@@ -490,7 +499,7 @@ mod tests {
                 uid: Some("al".into())
             })
             .unwrap()[..],
-            b"\0\0\0\x07\x02A\x02\0\x02al"
+            b"\0\0\0\x07\x03A\x02\0\x02al"
         );
     }
 
@@ -530,30 +539,35 @@ mod tests {
         assert_eq!(decode_request(&[]), Err(CodecError::Empty));
         assert_eq!(decode_request(&[1, b'a']), Err(CodecError::Version(1)));
         assert_eq!(
-            decode_request(&[2, b'z']),
+            decode_request(&[2, b'a']),
+            Err(CodecError::Version(2)),
+            "version 2 had no remote host"
+        );
+        assert_eq!(
+            decode_request(&[3, b'z']),
             Err(CodecError::UnknownCode(b'z'))
         );
         assert_eq!(
-            decode_request(&[2, b'a', 2, 0, 0, 0, 0, 0, 0]),
+            decode_request(&[3, b'a', 2, 0, 0, 0, 0, 0, 0, 0, 0]),
             Err(CodecError::UnknownCode(2)),
             "need_uid is 0 or 1"
         );
         assert_eq!(
-            decode_request(&[2, b'u', 0, 5, b'a']),
+            decode_request(&[3, b'u', 0, 5, b'a']),
             Err(CodecError::Truncated)
         );
         assert_eq!(
-            decode_request(&[2, b'u', 0, 0, 0, 0, 9]),
+            decode_request(&[3, b'u', 0, 0, 0, 0, 9]),
             Err(CodecError::Trailing(1))
         );
         assert_eq!(
-            decode_request(&[2, b'u', 0, 1, 0xff, 0, 0]),
+            decode_request(&[3, b'u', 0, 1, 0xff, 0, 0]),
             Err(CodecError::NotUtf8)
         );
-        assert_eq!(decode_reply(&[2, b'A', 9]), Err(CodecError::UnknownCode(9)));
-        assert_eq!(decode_reply(&[2, b'A', 2]), Err(CodecError::Truncated));
+        assert_eq!(decode_reply(&[3, b'A', 9]), Err(CodecError::UnknownCode(9)));
+        assert_eq!(decode_reply(&[3, b'A', 2]), Err(CodecError::Truncated));
         assert_eq!(
-            decode_reply(&[2, b'G', 0, 2, 0, 0]),
+            decode_reply(&[3, b'G', 0, 2, 0, 0]),
             Err(CodecError::Truncated)
         );
     }

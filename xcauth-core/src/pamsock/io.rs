@@ -1,7 +1,7 @@
 //! Blocking frame I/O with deadlines, over any [`DeadlineStream`].
 
 use std::io::{self, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
@@ -35,19 +35,30 @@ pub(super) fn read_frame<S: DeadlineStream>(
     Ok(payload)
 }
 
+/// How often a server waiting for a request's first byte checks whether it should stop.
+const TICK: Duration = Duration::from_millis(250);
+
 /// The server's read of one request: its first byte may take up to `timeouts.idle` to
 /// arrive, the rest of the frame must follow within `timeouts.request` of that first byte.
+/// While waiting for the first byte, `stop` is asked every [`TICK`]; when it says so the
+/// wait ends as [`ReadFrame::Closed`] (a request that has started is always read to its end).
 pub(super) fn read_request_frame<S: DeadlineStream>(
     stream: &mut S,
     timeouts: ConnectionTimeouts,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Zeroizing<Vec<u8>>, ReadFrame> {
     let mut header = [0u8; 4];
-    read_full(
-        stream,
-        &mut header[..1],
-        deadline::now() + timeouts.idle,
-        true,
-    )?;
+    let idle_until = deadline::now() + timeouts.idle;
+    loop {
+        if stop() {
+            return Err(ReadFrame::Closed);
+        }
+        let slice = (deadline::now() + TICK).min(idle_until);
+        match read_full(stream, &mut header[..1], slice, true) {
+            Err(ReadFrame::TimedOut) if deadline::left(idle_until) > Duration::ZERO => {}
+            other => break other?,
+        }
+    }
     let deadline = deadline::now() + timeouts.request;
     read_full(stream, &mut header[1..], deadline, false)?;
     let len = frame_len(header).map_err(ReadFrame::Bad)?;

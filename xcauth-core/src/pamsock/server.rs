@@ -2,6 +2,7 @@
 //! the PAM socket protocol that needs an [`Engine`].
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{debug, warn};
@@ -19,12 +20,27 @@ use crate::engine::{AuthDecision, Engine, LoginRules, NameMatch};
 /// `engine`; nothing is returned, problems are logged.
 pub fn serve_pam_connection<S: DeadlineStream + Write>(
     engine: &Engine,
-    mut stream: S,
+    stream: S,
     timeouts: ConnectionTimeouts,
 ) {
-    let request_timeout = timeouts.request;
+    let never = AtomicBool::new(false);
+    serve_pam_connection_until(engine, stream, timeouts, timeouts.request, &never);
+}
+
+/// As [`serve_pam_connection`], with writing a reply bounded by `write_timeout`, and ending
+/// between requests (within a quarter second) once `shutdown` is set: a daemon told to stop
+/// does not wait for idle clients.
+pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
+    engine: &Engine,
+    mut stream: S,
+    timeouts: ConnectionTimeouts,
+    write_timeout: Duration,
+    shutdown: &AtomicBool,
+) {
+    let request_timeout = write_timeout;
+    let stop = || shutdown.load(Ordering::Relaxed);
     loop {
-        let payload = match read_request_frame(&mut stream, timeouts) {
+        let payload = match read_request_frame(&mut stream, timeouts, &stop) {
             Ok(p) => p,
             Err(ReadFrame::Closed) => return,
             Err(ReadFrame::TimedOut) => {
@@ -74,10 +90,12 @@ pub fn answer_pam_request(engine: &Engine, request: &PamRequest) -> PamReply {
             domain,
             password,
             need_uid,
+            rhost,
         } => {
             let rules = LoginRules {
                 names: NameMatch::Exact,
                 need_uid: *need_uid,
+                remote: Some(rhost.as_str()).filter(|r| !r.is_empty()),
             };
             let login = engine.login(user, domain, password, rules);
             match login.decision {

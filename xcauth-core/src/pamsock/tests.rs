@@ -27,6 +27,7 @@ fn auth(user: &str, pw: &str) -> PamRequest {
         domain: "example.org".into(),
         password: Password::new(pw),
         need_uid: false,
+        rhost: String::new(),
     }
 }
 

@@ -509,6 +509,7 @@ fn engine_refuses_a_name_that_does_not_spell_the_account() {
     let fold = LoginRules {
         names: NameMatch::IgnoreCase,
         need_uid: false,
+        remote: None,
     };
     let login = |u: &str, p: &str, r| e.login(u, "example.org", &pw(p), r);
     assert_eq!(

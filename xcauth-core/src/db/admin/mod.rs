@@ -23,6 +23,7 @@ use crate::secret::Secret;
 mod cache_entries;
 mod domain_settings;
 mod gdpr;
+mod lockouts;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ pub use self::gdpr::{
     delete_group, delete_host, delete_user, refresh_roster, GroupDeletion, HostDeletion,
     RosterRefresh, UserDeletion,
 };
+pub use self::lockouts::{clear_lockouts, list_lockouts, throttle_key, ThrottleClear, ThrottleRow};
 
 /// Why an admin operation did nothing.
 #[derive(Debug)]

@@ -1,0 +1,321 @@
+//! The brute-force throttle and the connection deadlines of the built xcauthd (docs/throttling.md):
+//! a guessed password stops reaching the backend double after a handful of tries while other
+//! users and the locked user's token still log in; the pam socket's remote host locks an
+//! address; the shipped fail2ban filter matches the lock-out line the daemon writes
+//! (`fail2ban-regex`); `write-timeout` drops a client that does not read; SIGTERM ends idle
+//! pam connections at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+#![allow(clippy::disallowed_methods)] // tests measure real time
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xcauth_core::pamsock::{self, PamReply, PamRequest};
+use xcauth_core::{Clock, Secret, SystemClock};
+use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::support::{self, Proc, Scratch};
+
+const SECRET: &str = "e2e-throttle-secret";
+
+fn double() -> BackendDouble {
+    let d = BackendDouble::start(SECRET);
+    d.add_user(User::new("alice", "secret"));
+    d.add_user(User::new("bob", "builder"));
+    d
+}
+
+struct Daemon {
+    proc: Proc,
+    generic: SocketAddr,
+    pam: PathBuf,
+    log: PathBuf,
+}
+
+fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
+    let generic = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let pam = s.join("pam.sock");
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(
+            &d.url(),
+            SECRET,
+            &format!(
+                "listen=[generic@tcp:{generic}, pam@unix:{}]\n{extra}",
+                pam.display()
+            ),
+        ),
+    );
+    let log = s.join("daemon.log");
+    let proc = support::start_daemon(&conf, &log, &[generic]);
+    support::wait_for_unix(&pam, Duration::from_secs(5));
+    Daemon {
+        proc,
+        generic,
+        pam,
+        log,
+    }
+}
+
+/// Sends generic-framing lines on one connection and returns the answers.
+fn generic(addr: SocketAddr, lines: &[String]) -> Vec<String> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = Vec::new();
+    for line in lines {
+        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        reader.read_line(&mut answer).unwrap();
+        out.push(answer.trim_end().to_owned());
+    }
+    out
+}
+
+fn lockout_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("xcauth: lockout "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until the daemon's log holds `n` lock-out lines (it flushes warnings at once).
+fn wait_for_lockouts(log: &Path, n: usize) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = lockout_lines(log);
+        if lines.len() >= n || Instant::now() > end {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// 60 wrong passwords for alice over the generic framing (Prosody's): the backend sees only
+/// the five before the lock-out; bob and alice's own time-limited token still log in; one
+/// lock-out line is logged, not one per refused attempt.
+#[test]
+fn sixty_guesses_reach_the_backend_a_handful_of_times() {
+    let d = double();
+    let s = Scratch::new("throttle-generic");
+    let dm = daemon(&s, &d, "");
+    let guesses: Vec<String> = (0..60)
+        .map(|i| format!("auth:alice:example.org:guess{i}"))
+        .collect();
+    let answers = generic(dm.generic, &guesses);
+    assert!(answers.iter().all(|a| a == "0"), "{answers:?}");
+    let backend = d.count("auth");
+    assert!(backend <= 6, "{backend} of 60 guesses reached the backend");
+    // During the lock-out even alice's right password is not checked.
+    assert_eq!(
+        generic(dm.generic, &["auth:alice:example.org:secret".into()]),
+        ["0"]
+    );
+    assert_eq!(d.count("auth"), backend, "no backend call while locked");
+    // Other users are not slowed.
+    assert_eq!(
+        generic(dm.generic, &["auth:bob:example.org:builder".into()]),
+        ["1"]
+    );
+    // The locked user's token logs in.
+    let expiry = u32::try_from(SystemClock.unix_seconds() + 3600).unwrap();
+    let token = xcauth_core::token::generate("alice", "example.org", &Secret::new(SECRET), expiry);
+    assert_eq!(
+        generic(dm.generic, &[format!("auth:alice:example.org:{token}")]),
+        ["1"]
+    );
+    let lines = wait_for_lockouts(&dm.log, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("xcauth: lockout user=alice@example.org remote=- seconds=60 scope=user"),
+        "{}",
+        lines[0]
+    );
+}
+
+fn auth_from(user: &str, password: &str, rhost: &str) -> PamRequest {
+    PamRequest::Auth {
+        user: user.into(),
+        domain: "example.org".into(),
+        password: xcauth_core::Password::new(password),
+        need_uid: false,
+        rhost: rhost.into(),
+    }
+}
+
+/// The pam socket carries PAM_RHOST: one address guessing many names is locked out (for every
+/// name, even a right password), another address is not; the lock-out line names the address,
+/// and the shipped fail2ban filter matches it (`fail2ban-regex`, Debian's fail2ban).
+#[test]
+fn a_guessing_address_is_locked_and_fail2ban_matches_the_line() {
+    let d = double();
+    let s = Scratch::new("throttle-rhost");
+    let dm = daemon(&s, &d, "throttle-remote-failures=6\nthrottle-failures=100");
+    let mut conn = pamsock::Connection::open(&dm.pam, Duration::from_secs(10)).unwrap();
+    for i in 0..20 {
+        let reply = conn
+            .ask(&auth_from(&format!("user{i}"), "guess", "192.0.2.7"))
+            .unwrap();
+        assert_eq!(reply, PamReply::Rejected);
+    }
+    assert_eq!(d.count("auth"), 6);
+    assert_eq!(
+        conn.ask(&auth_from("bob", "builder", "192.0.2.7")).unwrap(),
+        PamReply::Rejected,
+        "the locked address is not served"
+    );
+    assert!(matches!(
+        conn.ask(&auth_from("bob", "builder", "198.51.100.1"))
+            .unwrap(),
+        PamReply::Accepted { .. }
+    ));
+    let lines = wait_for_lockouts(&dm.log, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("remote=192.0.2.7 seconds=60 scope=remote"),
+        "{}",
+        lines[0]
+    );
+
+    let fail2ban = support::require_program("fail2ban-regex");
+    let filter =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/fail2ban/filter.d/xcauth.conf");
+    let regex = |log: &Path| {
+        let out = Command::new(&fail2ban)
+            .arg("--print-all-matched")
+            .arg(log)
+            .arg(&filter)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    // Exactly the lock-out line matches, among all the daemon wrote.
+    let text = regex(&dm.log);
+    assert!(text.contains(", 1 matched,"), "{text}");
+    assert!(text.contains("remote=192.0.2.7 seconds=60"), "{text}");
+    // A lock-out without a known address (the framings) gives fail2ban nothing to ban.
+    let unknown = s.write(
+        "unknown.log",
+        &lines[0].replace("remote=192.0.2.7", "remote=-"),
+    );
+    assert!(regex(&unknown).contains(", 0 matched,"));
+}
+
+/// Reads pam replies until the server closes the connection; returns how many arrived.
+fn replies_until_eof(stream: &mut UnixStream) -> usize {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut n = 0;
+    loop {
+        let mut header = [0u8; 4];
+        if stream.read_exact(&mut header).is_err() {
+            return n;
+        }
+        let len = pamsock::frame_len(header).unwrap();
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).unwrap();
+        assert!(matches!(
+            pamsock::decode_reply(&payload).unwrap(),
+            PamReply::Groups(_)
+        ));
+        n += 1;
+    }
+}
+
+/// Ten requests whose ~60 KB replies the client does not read: the daemon's socket buffer fills
+/// and, with `write-timeout=1s`, the daemon gives up on the client and closes the connection,
+/// so fewer than ten replies ever arrive; with the default (30 s) all ten do.
+#[test]
+fn write_timeout_drops_a_client_that_does_not_read() {
+    let d = double();
+    for i in 0..1400 {
+        d.add_group(
+            &format!("g{i}"),
+            &format!("a group with a long display name {i:05}"),
+            &["alice"],
+        );
+    }
+    let groups = PamRequest::Groups {
+        uid: "alice".into(),
+        domain: "example.org".into(),
+    };
+    let frame = pamsock::encode_request(&groups).unwrap();
+    let run = |extra: &str| -> usize {
+        let s = Scratch::new("write-timeout");
+        let dm = daemon(&s, &d, extra);
+        let mut stream = UnixStream::connect(&dm.pam).unwrap();
+        for _ in 0..10 {
+            stream.write_all(&frame).unwrap();
+        }
+        std::thread::sleep(Duration::from_secs(4));
+        replies_until_eof_or_all(&mut stream, 10)
+    };
+    let cut = run("write-timeout=1s\nidle-timeout=1m");
+    assert!(
+        cut < 10,
+        "all {cut} replies arrived although the client did not read"
+    );
+    assert_eq!(run("idle-timeout=1m"), 10);
+}
+
+/// As [`replies_until_eof`], but stops after `all` replies (the connection stays open then).
+fn replies_until_eof_or_all(stream: &mut UnixStream, all: usize) -> usize {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut n = 0;
+    while n < all {
+        let mut header = [0u8; 4];
+        if stream.read_exact(&mut header).is_err() {
+            return n;
+        }
+        let len = pamsock::frame_len(header).unwrap();
+        let mut payload = vec![0u8; len];
+        if stream.read_exact(&mut payload).is_err() {
+            return n;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// SIGTERM ends the daemon within moments even while a pam client sits idle on its
+/// connection (idle-timeout 5 min, shutdown drain 30 s), as it does for the framings; the
+/// client sees its connection closed.
+#[test]
+fn sigterm_closes_idle_pam_connections() {
+    let d = double();
+    let s = Scratch::new("pam-sigterm");
+    let mut dm = daemon(&s, &d, "idle-timeout=5m");
+    let mut conn = pamsock::Connection::open(&dm.pam, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        conn.ask(&PamRequest::IsUser {
+            user: "alice".into(),
+            domain: "example.org".into(),
+        })
+        .unwrap(),
+        PamReply::Exists
+    );
+    let raw = UnixStream::connect(&dm.pam).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    dm.proc.signal("TERM");
+    let code = dm.proc.wait_exit(Duration::from_secs(10));
+    let took = start.elapsed();
+    assert_eq!(code, Some(Some(0)), "xcauthd did not exit cleanly");
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    let mut raw = raw;
+    assert_eq!(replies_until_eof(&mut raw), 0, "closed without a reply");
+    drop(conn);
+}
