@@ -1,10 +1,13 @@
 //! Brute-force throttling: failed logins open a growing back-off, during which no password is
 //! checked at all (docs/throttling.md).
 //!
-//! Two kinds of key count failures:
+//! Three kinds of key count failures:
 //! - `user:alice@example.org` (lower-cased): every rejected password for that name;
+//! - `local:alice`: the same across every domain, with twice the allowance (the backend also
+//!   tries the bare user name, so rotating domains must not give fresh guesses);
 //! - `remote:192.0.2.7`: every rejected password sent from that address, whatever the name,
-//!   when the caller knows it (PAM's `PAM_RHOST`, the pam socket's request).
+//!   when the caller knows it (PAM's `PAM_RHOST`, the pam socket's request). IPv4-mapped
+//!   addresses count as IPv4, IPv6 addresses by their /64.
 //!
 //! `failures` rejections of one key within `window` lock it for `backoff`. While a key is locked
 //! a login that needs a password check is rejected at once (the engine still accepts valid
@@ -19,17 +22,19 @@
 //!
 //! Each lock-out is logged once, in a fixed format a fail2ban filter matches
 //! (`integration/fail2ban/`):
-//! `xcauth: lockout user=alice@example.org remote=192.0.2.7 seconds=60 scope=user`.
+//! `xcauth: lockout remote=192.0.2.7 user=alice@example.org seconds=60 scope=user` (address
+//! first, every field free of spaces; see [`Throttle::failed`]).
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use log::{debug, warn};
 
 use crate::clock::Clock;
-use crate::logsafe;
 
 /// The throttling knobs (`throttle-*` in xcauth.conf).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +172,8 @@ pub trait ThrottleStore: Send + Sync + fmt::Debug {
 pub struct MemoryStore {
     max_entries: usize,
     map: Mutex<HashMap<String, Entry>>,
+    /// Keys whose last change could not be written to the shared store.
+    unsynced: Mutex<HashSet<String>>,
 }
 
 impl MemoryStore {
@@ -175,6 +182,25 @@ impl MemoryStore {
         Self {
             max_entries: max_entries.max(1),
             map: Mutex::new(HashMap::new()),
+            unsynced: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn is_unsynced(&self, key: &str) -> bool {
+        self.unsynced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+
+    fn set_unsynced(&self, key: &str, unsynced: bool) {
+        let mut set = self.unsynced.lock().unwrap_or_else(PoisonError::into_inner);
+        if unsynced {
+            if set.len() < self.max_entries {
+                set.insert(key.to_owned());
+            }
+        } else if !set.is_empty() {
+            set.remove(key);
         }
     }
 
@@ -201,9 +227,11 @@ impl MemoryStore {
                 if !map.contains_key(key) && map.len() >= self.max_entries {
                     map.retain(|_, e| e.expires > now);
                     while map.len() >= self.max_entries {
+                        // Entries with lock-outs behind them (on probation) go last: a flood
+                        // of new names must not reset a guesser's growing back-off.
                         let oldest = map
                             .iter()
-                            .min_by_key(|(_, e)| e.expires)
+                            .min_by_key(|(_, e)| (e.lockouts > 0, e.expires))
                             .map(|(k, _)| k.clone());
                         match oldest {
                             Some(k) => map.remove(&k),
@@ -257,6 +285,9 @@ pub enum Scope {
     User,
     /// The remote address.
     Remote,
+    /// The user part across every domain (the backend also tries the bare user name, so
+    /// `alice@a.example` and `alice@b.example` may guess at one account).
+    Local,
 }
 
 impl Scope {
@@ -265,6 +296,7 @@ impl Scope {
         match self {
             Scope::User => "user",
             Scope::Remote => "remote",
+            Scope::Local => "local",
         }
     }
 }
@@ -285,6 +317,59 @@ pub struct Throttle {
     clock: Arc<dyn Clock>,
     memory: Arc<MemoryStore>,
     shared: Option<Arc<dyn ThrottleStore>>,
+    /// A write to `shared` failed once (logged once).
+    write_failed: AtomicBool,
+    /// Password checks of each user key running now in this process.
+    inflight: Mutex<HashMap<String, u32>>,
+    /// Signalled when a check ends.
+    released: Condvar,
+}
+
+/// How long one wait for a running check lasts, and how many waits a check makes before it
+/// gives up (3 s in all: well inside every host's timeout).
+const BUSY_WAIT_SLICE: Duration = Duration::from_millis(50);
+const BUSY_WAIT_SLICES: u32 = 60;
+
+/// Why [`Throttle::begin`] refused a password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The user or the address is locked out.
+    Locked(Locked),
+    /// As many checks of this user ran, for the whole wait, as failures are still allowed.
+    Busy,
+}
+
+/// A password check in flight (see [`Throttle::begin`]); dropping it ends the check.
+#[derive(Debug)]
+pub struct Slot<'a> {
+    held: Option<(&'a Throttle, String)>,
+}
+
+impl Slot<'_> {
+    /// A slot that holds nothing (no throttle).
+    pub fn none() -> Self {
+        Slot { held: None }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Some((throttle, user)) = self.held.take() {
+            throttle.release(&user);
+        }
+    }
+}
+
+/// Of two views of one key, the one that restricts more: the later lock-out, else more
+/// lock-outs, else more failures.
+fn stronger(a: Option<Entry>, b: Option<Entry>) -> Option<Entry> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let rank = |e: &Entry| (e.locked_until, e.lockouts, e.failures);
+            Some(if rank(&b) > rank(&a) { b } else { a })
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 /// The key of a user name (`user@domain`, lower-cased).
@@ -292,9 +377,63 @@ pub fn user_key(user: &str, domain: &str) -> String {
     format!("user:{}@{}", user.to_lowercase(), domain.to_lowercase())
 }
 
-/// The key of a remote address (trimmed, lower-cased).
+/// The key of a remote address: an IPv4 address (also when written IPv4-mapped), an IPv6
+/// address's /64 (one subscriber's usual allocation: rotating inside it changes nothing), or
+/// any other text trimmed and lower-cased.
 pub fn remote_key(remote: &str) -> String {
-    format!("remote:{}", remote.trim().to_lowercase())
+    format!("remote:{}", remote_id(remote))
+}
+
+fn remote_id(remote: &str) -> String {
+    use std::net::IpAddr;
+    let text = remote.trim().trim_start_matches('[').trim_end_matches(']');
+    match text.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => text.to_lowercase(),
+    }
+}
+
+/// The address for the lock-out line: an IP address as such (IPv4-mapped written as IPv4),
+/// anything else (a host name) encoded so it cannot be taken for an address or a field.
+fn remote_for_log(remote: Option<&str>) -> String {
+    use std::net::IpAddr;
+    let Some(text) = remote.map(str::trim).filter(|r| !r.is_empty()) else {
+        return "-".to_owned();
+    };
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().to_string(),
+        Err(_) => format!("host:{}", field(bare, 128)),
+    }
+}
+
+/// `text` as one log field: at most `max` characters, and every character outside
+/// `A-Z a-z 0-9 . _ @ + -` percent-encoded (no spaces, `=` or quotes: nothing a log reader
+/// could take for another field).
+fn field(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-') {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// The key of the user part of a user key (`user:alice@example.org` → `local:alice`).
+pub fn local_key(user_key: &str) -> Option<String> {
+    let name = user_key.strip_prefix("user:")?;
+    let (local, _) = name.rsplit_once('@')?;
+    Some(format!("local:{local}"))
 }
 
 impl Throttle {
@@ -310,6 +449,9 @@ impl Throttle {
             clock,
             memory,
             shared,
+            write_failed: AtomicBool::new(false),
+            inflight: Mutex::new(HashMap::new()),
+            released: Condvar::new(),
         }
     }
 
@@ -328,9 +470,18 @@ impl Throttle {
     }
 
     fn keys<'a>(&self, user: &'a str, remote: Option<&'a str>) -> Vec<(Scope, String, u32)> {
-        let mut keys = Vec::with_capacity(2);
+        let mut keys = Vec::with_capacity(3);
         if self.settings.failures > 0 {
             keys.push((Scope::User, user.to_owned(), self.settings.failures));
+            if let Some(local) = local_key(user) {
+                // Twice the user's allowance: other domains' accounts with the same user part
+                // share it, and a guesser rotating domains still meets a limit.
+                keys.push((
+                    Scope::Local,
+                    local,
+                    self.settings.failures.saturating_mul(2),
+                ));
+            }
         }
         if let Some(r) = remote.filter(|r| !r.trim().is_empty()) {
             if self.settings.remote_failures > 0 {
@@ -343,10 +494,16 @@ impl Throttle {
     fn read(&self, key: &str, now: i64) -> Option<Entry> {
         if let Some(shared) = &self.shared {
             match shared.get(key, now) {
-                Ok(entry) => {
+                Ok(entry) if !self.memory.is_unsynced(key) => {
                     // The database is the truth (an administrator may have cleared the key).
                     self.memory.put(key, entry, now);
                     return entry;
+                }
+                Ok(entry) => {
+                    // A write of ours did not reach the database: keep whichever knows more,
+                    // so a read-only or busy database cannot wipe our count.
+                    let mine = self.memory.get(key, now).ok().flatten();
+                    return stronger(entry, mine);
                 }
                 Err(e) => debug!("throttle: cannot read the shared state ({e}); using memory"),
             }
@@ -364,9 +521,24 @@ impl Throttle {
             match shared.update(key, now, f) {
                 Ok(entry) => {
                     self.memory.put(key, entry, now);
+                    self.memory.set_unsynced(key, false);
                     return entry;
                 }
-                Err(e) => warn!("throttle: cannot write the shared state ({e}); using memory"),
+                Err(e) => {
+                    if !self.write_failed.swap(true, Ordering::Relaxed) {
+                        warn!(
+                            "throttle: cannot write the shared state ({e}); counting in this \
+                             process's memory where it cannot"
+                        );
+                    }
+                    let mut merged = |old: Option<Entry>| {
+                        let base = stronger(old, shared.get(key, now).ok().flatten());
+                        f(base)
+                    };
+                    let entry = self.memory.update(key, now, &mut merged).ok().flatten();
+                    self.memory.set_unsynced(key, true);
+                    return entry;
+                }
             }
         }
         self.memory.update(key, now, f).ok().flatten()
@@ -399,22 +571,104 @@ impl Throttle {
                 Some(entry)
             });
             if let Some(seconds) = opened {
-                warn!(
-                    "xcauth: lockout user={jid} remote={} seconds={seconds} scope={}",
-                    remote.map_or_else(|| "-".into(), |r| logsafe::clean(r.trim(), 128)),
-                    scope.as_str()
-                );
+                self.log_lockout(scope, jid, remote, seconds);
             }
         }
     }
 
-    /// An accepted password: forgets the user's failures and lock-outs.
+    /// Before a password is checked: the lock while the user or the address is locked out;
+    /// otherwise a slot for the check, held until it is dropped. Once a user has failures on
+    /// record, at most as many of its checks run at once in this process as failures are
+    /// still allowed before a lock-out (one while on probation), so a guesser's concurrent
+    /// attempts cannot all pass the lock check before the first of them is counted. A check
+    /// beyond that waits for a running one to end (a browser's parallel Basic-auth requests
+    /// after one typo), up to 3 s, then is refused.
+    pub fn begin(&self, user: &str, remote: Option<&str>) -> Result<Slot<'_>, Refusal> {
+        if self.settings.is_off() {
+            return Ok(Slot { held: None });
+        }
+        let mut slices = 0;
+        loop {
+            if let Some(locked) = self.locked(user, remote) {
+                return Err(Refusal::Locked(locked));
+            }
+            let Some(allowed) = self.allowance(user) else {
+                return Ok(Slot { held: None });
+            };
+            let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = inflight.entry(user.to_owned()).or_insert(0);
+            if *n < allowed {
+                *n += 1;
+                return Ok(Slot {
+                    held: Some((self, user.to_owned())),
+                });
+            }
+            if slices >= BUSY_WAIT_SLICES {
+                return Err(Refusal::Busy);
+            }
+            slices += 1;
+            drop(
+                self.released
+                    .wait_timeout(inflight, BUSY_WAIT_SLICE)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+        }
+    }
+
+    /// How many checks of `user` may run at once, or `None` for no limit.
+    fn allowance(&self, user: &str) -> Option<u32> {
+        if self.settings.failures == 0 {
+            return None;
+        }
+        let now = self.clock.unix_seconds();
+        match self.read(user, now) {
+            // No failure on record: no limit, so a client's parallel logins (a browser sending
+            // Basic auth with every request, a mail client's connections) all go through.
+            None => None,
+            Some(e) if e.failures == 0 && e.lockouts == 0 => None,
+            // On probation after a lock-out, one failure locks again: one check at a time.
+            Some(e) if e.lockouts > 0 => Some(1),
+            Some(e) => Some(self.settings.failures.saturating_sub(e.failures).max(1)),
+        }
+    }
+
+    fn release(&self, user: &str) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = inflight.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inflight.remove(user);
+            }
+        }
+        drop(inflight);
+        self.released.notify_all();
+    }
+
+    fn log_lockout(&self, scope: Scope, jid: &str, remote: Option<&str>, seconds: i64) {
+        // Fixed order, address first, every field free of spaces: the fail2ban filter
+        // anchors on it, and no user name can smuggle an address into it.
+        warn!(
+            "xcauth: lockout remote={} user={} seconds={seconds} scope={}",
+            remote_for_log(remote),
+            field(jid, 256),
+            scope.as_str()
+        );
+    }
+
+    /// An accepted password: forgets the user's failures and lock-outs (and those of its user
+    /// part across domains). Nothing is written when there is nothing to forget.
     pub fn succeeded(&self, user: &str) {
         if self.settings.failures == 0 {
             return;
         }
         let now = self.clock.unix_seconds();
-        self.update(user, now, &mut |_| None);
+        let mut keys = vec![user.to_owned()];
+        keys.extend(local_key(user));
+        for key in keys {
+            if self.read(&key, now).is_some() {
+                self.update(&key, now, &mut |_| None);
+            }
+        }
     }
 }
 
@@ -556,6 +810,120 @@ mod tests {
         // Expired keys are pruned when a new one arrives.
         clock.advance(3 * 3600);
         t.failed("user:new@example.org", "n", None);
-        assert_eq!(memory.len(), 1);
+        assert_eq!(memory.len(), 2, "user:new and local:new");
+    }
+
+    #[test]
+    fn remote_keys_fold_mapped_v4_and_ipv6_by_64() {
+        assert_eq!(remote_key("::ffff:192.0.2.7"), remote_key("192.0.2.7"));
+        assert_eq!(remote_key(" 192.0.2.7 "), "remote:192.0.2.7");
+        assert_eq!(
+            remote_key("2001:db8:1:2:aaaa::1"),
+            remote_key("[2001:db8:1:2:ffff::9]")
+        );
+        assert_ne!(remote_key("2001:db8:1:2::1"), remote_key("2001:db8:1:3::1"));
+        assert_eq!(remote_key("Host.Example"), "remote:host.example");
+    }
+
+    #[test]
+    fn log_fields_cannot_hold_spaces_equals_or_quotes() {
+        assert_eq!(field("alice@example.org", 64), "alice@example.org");
+        assert_eq!(
+            field("x remote=1.2.3.4 \"y\"", 64),
+            "x%20remote%3D1.2.3.4%20%22y%22"
+        );
+        assert_eq!(field("ä", 64), "%C3%A4");
+        assert_eq!(remote_for_log(Some("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(remote_for_log(Some("evil 1.2.3.4")), "host:evil%201.2.3.4");
+        assert_eq!(remote_for_log(Some(" ")), "-");
+        assert_eq!(remote_for_log(None), "-");
+    }
+
+    #[test]
+    fn concurrent_checks_of_one_user_are_bounded_by_the_failures_left() {
+        let clock = Arc::new(ManualClock::at(0));
+        let t = throttle(&clock);
+        // No failure on record: parallel logins are not limited.
+        let slots: Vec<_> = (0..20).map(|_| t.begin(ALICE, None).unwrap()).collect();
+        drop(slots);
+        // Two failures leave three checks at a time.
+        t.failed(ALICE, "a", None);
+        t.failed(ALICE, "a", None);
+        let slots: Vec<_> = (0..3).map(|_| t.begin(ALICE, None).unwrap()).collect();
+        assert_eq!(
+            t.begin(ALICE, None).unwrap_err(),
+            Refusal::Busy,
+            "after the wait"
+        );
+        assert!(
+            t.begin("user:bob@example.org", None).is_ok(),
+            "others unaffected"
+        );
+        // A waiting check goes on as soon as a running one ends.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| t.begin(ALICE, None).map(drop));
+            drop(slots);
+            assert_eq!(waiter.join().unwrap(), Ok(()));
+        });
+        // On probation after a lock-out: one at a time.
+        for _ in 0..3 {
+            t.failed(ALICE, "a", None);
+        }
+        clock.advance(60);
+        let first = t.begin(ALICE, None).unwrap();
+        assert_eq!(t.begin(ALICE, None).unwrap_err(), Refusal::Busy);
+        drop(first);
+    }
+
+    /// A shared store that can be read but never written (a read-only or full database).
+    #[derive(Debug)]
+    struct ReadOnly;
+
+    impl ThrottleStore for ReadOnly {
+        fn get(&self, _: &str, _: i64) -> Result<Option<Entry>, String> {
+            Ok(None)
+        }
+        fn update(
+            &self,
+            _: &str,
+            _: i64,
+            _: &mut dyn FnMut(Option<Entry>) -> Option<Entry>,
+        ) -> Result<Option<Entry>, String> {
+            Err("attempt to write a readonly database".into())
+        }
+        fn put(&self, _: &str, _: Option<Entry>, _: i64) {}
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_written_does_not_wipe_the_count() {
+        let clock = Arc::new(ManualClock::at(0));
+        let t = Throttle::new(
+            ThrottleSettings::default(),
+            clock.clone(),
+            Arc::new(MemoryStore::new(100)),
+            Some(Arc::new(ReadOnly)),
+        );
+        for _ in 0..5 {
+            assert_eq!(t.locked(ALICE, None), None);
+            t.failed(ALICE, "a", None);
+        }
+        assert!(t.locked(ALICE, None).is_some());
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_does_not_evict_a_guesser_on_probation() {
+        let clock = Arc::new(ManualClock::at(0));
+        let memory = Arc::new(MemoryStore::new(3));
+        let t = Throttle::new(ThrottleSettings::default(), clock.clone(), memory, None);
+        for _ in 0..5 {
+            t.failed(ALICE, "a", None);
+        }
+        clock.advance(61);
+        // Probation: alice's entry expires soonest of all, but has a lock-out behind it.
+        for i in 0..10 {
+            t.failed(&format!("user:u{i}@example.org"), "u", None);
+        }
+        t.failed(ALICE, "a", None);
+        assert_eq!(t.locked(ALICE, None).map(|l| l.seconds), Some(120));
     }
 }

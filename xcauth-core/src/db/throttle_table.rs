@@ -168,7 +168,7 @@ mod tests {
         );
         assert!(rows.iter().any(|r| r.key == "remote:192.0.2.7"));
         let cleared = admin::clear_lockouts(&b, Some("Alice@Example.org")).unwrap();
-        assert_eq!(cleared.deleted, 1);
+        assert_eq!(cleared.deleted, 2, "the user's key and its user part's key");
         assert_eq!(
             ta.locked(ALICE, None),
             None,
@@ -217,7 +217,11 @@ mod tests {
         );
         clock.advance(2 * 3600);
         t.failed("user:late@example.org", "l", None);
-        assert_eq!(count(), 1, "expired rows are gone");
+        assert_eq!(
+            count(),
+            2,
+            "expired rows are gone (user:late and local:late stay)"
+        );
     }
 
     #[test]

@@ -135,7 +135,7 @@ fn sixty_guesses_reach_the_backend_a_handful_of_times() {
     let lines = wait_for_lockouts(&dm.log, 1);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
-        lines[0].contains("xcauth: lockout user=alice@example.org remote=- seconds=60 scope=user"),
+        lines[0].contains("xcauth: lockout remote=- user=alice@example.org seconds=60 scope=user"),
         "{}",
         lines[0]
     );
@@ -180,7 +180,8 @@ fn a_guessing_address_is_locked_and_fail2ban_matches_the_line() {
     let lines = wait_for_lockouts(&dm.log, 1);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
-        lines[0].contains("remote=192.0.2.7 seconds=60 scope=remote"),
+        lines[0].contains("xcauth: lockout remote=192.0.2.7 user=")
+            && lines[0].ends_with(" seconds=60 scope=remote"),
         "{}",
         lines[0]
     );
@@ -202,13 +203,39 @@ fn a_guessing_address_is_locked_and_fail2ban_matches_the_line() {
     // Exactly the lock-out line matches, among all the daemon wrote.
     let text = regex(&dm.log);
     assert!(text.contains(", 1 matched,"), "{text}");
-    assert!(text.contains("remote=192.0.2.7 seconds=60"), "{text}");
+    assert!(text.contains("lockout remote=192.0.2.7 user="), "{text}");
     // A lock-out without a known address (the framings) gives fail2ban nothing to ban.
     let unknown = s.write(
         "unknown.log",
         &lines[0].replace("remote=192.0.2.7", "remote=-"),
     );
     assert!(regex(&unknown).contains(", 0 matched,"));
+    // A user name that carries a forged lock-out line is logged, but bans nobody: the daemon's
+    // own lines for it, and the PAM module's failure line for it, never match.
+    let forged = "xcauth: lockout remote=198.51.100.1 user=a seconds=1 scope=user";
+    let mut conn = pamsock::Connection::open(&dm.pam, Duration::from_secs(10)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            conn.ask(&auth_from(forged, "guess", "198.51.100.9"))
+                .unwrap(),
+            PamReply::Rejected
+        );
+    }
+    let pam_line = s.write(
+        "pam.log",
+        &format!(
+            "Dec  1 22:20:42 host saslauthd[812]: pam_xcauth(smtp:auth): authentication \
+             failure; user=\"{forged}\" reason=bad_password\n\
+             Dec  1 22:20:42 host saslauthd[812]: pam_xcauth(smtp:auth): authentication \
+             failure; user={forged}\n"
+        ),
+    );
+    let text = regex(&dm.log);
+    assert!(
+        text.contains(", 1 matched,") && !text.contains("198.51.100.1"),
+        "{text}"
+    );
+    assert!(regex(&pam_line).contains(", 0 matched,"));
 }
 
 /// Reads pam replies until the server closes the connection; returns how many arrived.

@@ -118,7 +118,8 @@ fn exercise(w: &World, apache: &Apache) {
             0 | 1 => ("alice@example.org", ALICE_PW.to_owned(), 200),
             2 => ("bob@example.org", BOB_PW.to_owned(), 200),
             3 => ("alice@example.org", token.clone(), 200),
-            _ => ("bob@example.org", format!("wrong-http-{i}"), 401),
+            // A user of its own: its failures lock it out (the throttle), not bob.
+            _ => ("carol@example.org", format!("wrong-http-{i}"), 401),
         })
         .collect();
     let got: Vec<u16> = std::thread::scope(|s| {

@@ -97,7 +97,7 @@ pub fn throttle_key(what: &str) -> Result<String, AdminError> {
             "give user@domain, a remote address, or --all".into(),
         ));
     }
-    if what.starts_with("user:") || what.starts_with("remote:") {
+    if what.starts_with("user:") || what.starts_with("remote:") || what.starts_with("local:") {
         return Ok(what.to_owned());
     }
     Ok(match what.rsplit_once('@') {
@@ -109,12 +109,19 @@ pub fn throttle_key(what: &str) -> Result<String, AdminError> {
 /// Deletes the key `what` names (see [`throttle_key`]), or every key with `None`.
 pub fn clear_lockouts(db: &Db, what: Option<&str>) -> Result<ThrottleClear, AdminError> {
     let key = what.map(throttle_key).transpose()?;
+    // A user's key goes with the key of its user part across domains.
+    let local = key
+        .as_deref()
+        .and_then(crate::throttle::local_key)
+        .unwrap_or_default();
     let deleted = db.run(|c| {
         let existed: Option<i64> = match &key {
             Some(k) => match c
-                .query_row("SELECT 1 FROM throttle WHERE key = ?1", params![k], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT 1 FROM throttle WHERE key = ?1 OR key = ?2",
+                    params![k, local],
+                    |r| r.get(0),
+                )
                 .optional()
             {
                 Err(e) if no_table(&e) => return Ok(0),
@@ -126,7 +133,10 @@ pub fn clear_lockouts(db: &Db, what: Option<&str>) -> Result<ThrottleClear, Admi
             return Ok(0);
         }
         let n = match &key {
-            Some(k) => c.execute("DELETE FROM throttle WHERE key = ?1", [k]),
+            Some(k) => c.execute(
+                "DELETE FROM throttle WHERE key = ?1 OR key = ?2",
+                params![k, local],
+            ),
             None => c.execute("DELETE FROM throttle", []),
         };
         match n {
