@@ -93,6 +93,7 @@ fn everything_expected() -> Config {
             memory: 6,
         },
         ejabberdctl: Some("/usr/sbin/ejabberdctl".into()),
+        roster: crate::config::RosterOptions::default(),
         listen: vec![
             tcp(Protocol::Prosody, "127.0.0.1:23663"),
             tcp(Protocol::Ejabberd, "[::1]:23662"),
@@ -283,6 +284,8 @@ fn every_table_option_is_applied() {
             "type" => one("postfix"),
             "timeout" | "cache-bcrypt-rounds" | "max-connections" | "breaker-failures" => one("7"),
             "max-line" => one("2048"),
+            "roster-max-group-size" => one("7"),
+            "roster-timeout" => one("7m"),
             "served-domains" => one("example.org"),
             "db-mode" => one("0660"),
             "socket-mode" => one("0600"),
