@@ -13,6 +13,7 @@ mod exit;
 mod listen;
 mod logging;
 mod oneshot;
+mod roster_worker;
 mod serve;
 mod startup;
 mod sys;
@@ -21,6 +22,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let code = cli::run();
+    // Syncs scheduled by the last logins (ejabberd closing stdin, a stop signal, a one-shot).
+    roster_worker::finish();
     log::logger().flush();
     code
 }

@@ -9,14 +9,15 @@ use crate::exit::Failure;
 use crate::listen::Limits;
 use xcauth_core::deadline::ConnectionTimeouts;
 
-/// Builds the engine for the configured backend, cache and domains.
+/// Builds the engine for the configured backend, cache and domains (with the roster sync when
+/// `ejabberdctl=` is set).
 pub fn engine(config: &Config) -> Result<Engine, Failure> {
     let built = assemble::engine(config, Host::Daemon).map_err(|e| Failure {
         code: e.exit_code(),
         message: e.to_string(),
     })?;
     log::debug!("credential cache: {}", built.cache);
-    Ok(built.engine)
+    Ok(crate::roster_worker::attach(config, built.engine, built.db))
 }
 
 /// Connection limits from the config.

@@ -39,6 +39,7 @@ mod in_process {
 mod daemon {
     mod admin;
     mod modes;
+    mod roster;
     mod sockets;
     mod tls;
 }

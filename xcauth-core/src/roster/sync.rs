@@ -55,6 +55,8 @@ pub enum CtlError {
     TimedOut(Duration),
     /// It could not be started (missing, not executable); names the path.
     NotStarted(String),
+    /// It was not started because the program is exiting (the reason).
+    Cancelled(String),
 }
 
 impl CtlError {
@@ -71,6 +73,7 @@ impl fmt::Display for CtlError {
             CtlError::Failed { status, detail } => write!(f, "{status}: {detail}"),
             CtlError::TimedOut(after) => write!(f, "no answer within {after:?}; killed"),
             CtlError::NotStarted(why) => write!(f, "cannot be started: {why}"),
+            CtlError::Cancelled(why) => write!(f, "not started: {why}"),
         }
     }
 }
