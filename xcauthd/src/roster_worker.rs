@@ -360,6 +360,9 @@ pub fn attach(config: &Config, engine: Engine, db: Option<Arc<Db>>) -> Engine {
                 if outcome.is_err() {
                     log::error!("roster sync: internal error (panic); the worker goes on");
                 }
+                // The log is buffered and the serving loop flushes it only around requests:
+                // a sync's lines must not wait for the next login.
+                log::logger().flush();
             }
         });
     let thread = match thread {

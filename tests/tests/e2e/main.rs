@@ -46,6 +46,7 @@ mod daemon {
 
 mod peers {
     mod ejabberd;
+    mod ejabberd_roster;
     mod postfix;
     mod prosody;
     mod saslauthd;
