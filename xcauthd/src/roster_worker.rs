@@ -27,6 +27,7 @@ use xcauth_core::backend::{Backend, RosterReply, SharedRoster, Target};
 use xcauth_core::config::{Config, RosterOptions};
 use xcauth_core::db::Db;
 use xcauth_core::engine::AfterLogin;
+use xcauth_core::deadline;
 use xcauth_core::logsafe;
 use xcauth_core::roster::{sync_roster, Ctl, CtlError};
 use xcauth_core::{Clock, Engine, SystemClock};
@@ -109,14 +110,14 @@ impl Ctl for Ejabberdctl {
             .map_err(|e| CtlError::NotStarted(format!("{}: {e}", self.path.display())))?;
         let out = child.stdout.take().map(reader);
         let err = child.stderr.take().map(reader);
-        let until = Instant::now() + self.timeout;
+        let until = deadline::now() + self.timeout;
         let mut pause = Duration::from_millis(2);
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= until => break None,
+                Ok(None) if deadline::now() >= until => break None,
                 Ok(None) => {
-                    std::thread::sleep(pause.min(until.saturating_duration_since(Instant::now())));
+                    std::thread::sleep(pause.min(deadline::left(until)));
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 Err(e) => {
@@ -226,7 +227,7 @@ impl Shared {
         let mut q = lock(&self.queue);
         loop {
             if let Some(until) = q.closing {
-                if Instant::now() >= until && !q.jobs.is_empty() {
+                if deadline::now() >= until && !q.jobs.is_empty() {
                     warn!(
                         "roster sync: exiting; {} scheduled sync(s) not run (they run at the \
                          users' next login)",
@@ -286,7 +287,7 @@ struct Closing<'a> {
 impl Ctl for Closing<'_> {
     fn run(&self, args: &[&str]) -> Result<String, CtlError> {
         if let Some(until) = lock(&self.shared.queue).closing {
-            if Instant::now() >= until {
+            if deadline::now() >= until {
                 return Err(CtlError::Cancelled(
                     "xcauthd is exiting and its roster-timeout passed".into(),
                 ));
@@ -426,7 +427,7 @@ pub fn finish() {
                 q.jobs.len()
             );
         }
-        q.closing = Some(Instant::now() + w.timeout);
+        q.closing = Some(deadline::now() + w.timeout);
     }
     w.shared.wake.notify_all();
     let _ = thread.join();
