@@ -382,7 +382,7 @@ fn rusqlite_rows(db: &Path, sql: &str) -> Vec<String> {
 #[ignore = "benchmark: cargo test --release -p xcauth-tests --test e2e daemon::roster::bench -- --ignored --nocapture"]
 #[allow(clippy::print_stdout)]
 fn bench_reply_latency_with_and_without_sync() {
-    const N: usize = 400;
+    const N: usize = 1000;
     let run = |with_sync: bool| -> Vec<Duration> {
         let t = Setup::new("roster-bench", "");
         for i in 0..N {
@@ -415,11 +415,19 @@ fn bench_reply_latency_with_and_without_sync() {
         times
     };
     let pct = |v: &[Duration], p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
-    for round in 0..3 {
-        let without = run(false);
-        let with = run(true);
+    // Alternate the order: the first run of a pair warms caches for the second.
+    for round in 0..4 {
+        let (without, with) = if round % 2 == 0 {
+            let w = run(false);
+            (w, run(true))
+        } else {
+            let w = run(true);
+            (run(false), w)
+        };
+        let ratio = with[N / 2].as_secs_f64() / without[N / 2].as_secs_f64();
         println!(
-            "round {round}: without sync p50 {:?} p90 {:?} p99 {:?} | with sync p50 {:?} p90 {:?} p99 {:?}",
+            "round {round}: without sync p50 {:?} p90 {:?} p99 {:?} | with sync p50 {:?} p90 {:?} \
+             p99 {:?} | p50 with/without {ratio:.3}",
             pct(&without, 50),
             pct(&without, 90),
             pct(&without, 99),
