@@ -293,6 +293,12 @@ impl Engine {
         self.backend.as_ref()
     }
 
+    /// The backend this engine asks, to be kept by a worker that outlives a borrow (the roster
+    /// sync asks it off the reply path, through the same client and circuit breaker).
+    pub fn shared_backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.backend)
+    }
+
     /// The URL, secret and authdomain serving `domain`. A domain that is not
     /// served is reported as misconfigured.
     pub fn target(&self, domain: &str) -> Result<Target, Unavailable> {

@@ -19,6 +19,7 @@
 //! - [`engine`]: the decision (token → cache → backend → cache when unreachable).
 //! - [`db`]: the shared SQLite database: the credential caches, the `domains` table, the
 //!   administrator's operations.
+//! - [`roster`]: the shared-roster sync into ejabberd (planning, commands, database state).
 //! - [`pamsock`]: the protocol between `pam_xcauth.so socket=` and xcauthd (codec, client,
 //!   server).
 //! - [`assemble`]: builds the [`Engine`] a configuration describes.
@@ -38,6 +39,7 @@ pub mod jsxc;
 pub mod logsafe;
 pub mod pamsock;
 pub mod protocol;
+pub mod roster;
 pub mod secret;
 pub mod throttle;
 pub mod token;

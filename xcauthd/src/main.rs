@@ -15,6 +15,7 @@ mod listen;
 mod logging;
 mod man;
 mod oneshot;
+mod roster_worker;
 mod serve;
 mod startup;
 mod sys;
@@ -23,6 +24,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let code = cli::run();
+    // Syncs scheduled by the last logins (ejabberd closing stdin, a stop signal, a one-shot).
+    roster_worker::finish();
     log::logger().flush();
     code
 }

@@ -47,6 +47,8 @@ pub fn run(config: &Config) -> ExitCode {
         return match engine.roster(user, domain) {
             RosterReply::Roster(r) => {
                 say(&r.body);
+                // With ejabberdctl= set, the sync runs now, before exiting (as xcauth 2).
+                crate::roster_worker::sync_now(user, domain, &r);
                 ExitCode::SUCCESS
             }
             RosterReply::Unavailable(why) => {

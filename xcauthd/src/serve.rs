@@ -218,7 +218,11 @@ fn answer(ctx: &StreamCtx<'_>, framing: Framing, request: Request, out: &mut Vec
         Request::Roster { user, domain } => {
             debug!("{} framing: receive operation roster", framing.name());
             match ctx.engine.roster(&user, &domain) {
-                RosterReply::Roster(r) => encode(framing, &Answer::Roster(Some(&r.body)), out),
+                RosterReply::Roster(r) => {
+                    encode(framing, &Answer::Roster(Some(&r.body)), out);
+                    // With ejabberdctl= set: synced in the background, after this reply.
+                    crate::roster_worker::schedule_fetched(&user, &domain, &r);
+                }
                 RosterReply::Unavailable(why) => {
                     info!(
                         "roster {}: unavailable ({why})",

@@ -9,7 +9,8 @@ use crate::exit::Failure;
 use crate::listen::Limits;
 use xcauth_core::deadline::ConnectionTimeouts;
 
-/// Builds the engine for the configured backend, cache and domains.
+/// Builds the engine for the configured backend, cache and domains (with the roster sync when
+/// `ejabberdctl=` is set).
 pub fn engine(config: &Config) -> Result<Engine, Failure> {
     let built = assemble::engine(config, Host::Daemon).map_err(|e| Failure {
         code: e.exit_code(),
@@ -17,7 +18,7 @@ pub fn engine(config: &Config) -> Result<Engine, Failure> {
     })?;
     log::debug!("credential cache: {}", built.cache);
     log::info!("brute-force throttle: {}", built.throttle);
-    Ok(built.engine)
+    Ok(crate::roster_worker::attach(config, built.engine, built.db))
 }
 
 /// Connection limits from the config.

@@ -40,6 +40,7 @@ mod daemon {
     mod admin;
     mod check;
     mod modes;
+    mod roster;
     mod sockets;
     mod throttle;
     mod tls;
@@ -51,6 +52,7 @@ mod packaging {
 
 mod peers {
     mod ejabberd;
+    mod ejabberd_roster;
     mod postfix;
     mod prosody;
     mod saslauthd;

@@ -82,6 +82,8 @@ pub struct Config {
     pub bcrypt_rounds: BcryptRounds,
     /// `--ejabberdctl`: enables the shared roster sync.
     pub ejabberdctl: Option<PathBuf>,
+    /// `--roster-exclude-groups`, `--roster-max-group-size`, `--roster-timeout` (extensions).
+    pub roster: RosterOptions,
     /// `--listen` (extension): addresses to bind when not socket-activated. No duplicates.
     pub listen: Vec<ListenSpec>,
     /// `--max-connections` (extension), at least 1.
@@ -156,6 +158,7 @@ impl Config {
                 memory: 4,
             },
             ejabberdctl: None,
+            roster: RosterOptions::default(),
             listen: Vec::new(),
             max_connections: 64,
             idle_timeout: Duration::from_secs(300),
@@ -311,6 +314,11 @@ impl Config {
             "cache-bcrypt-rounds" => self.bcrypt_rounds = field.parse_pair()?,
             "ejabberdctl" => self.ejabberdctl = Some(field.path()?),
             "shared-roster-db" => self.shared_roster_db = Some(field.path()?),
+            "roster-exclude-groups" => self.roster.exclude_groups = field.group_names()?,
+            "roster-max-group-size" => {
+                self.roster.max_group_size = field.parse(|t| bounded(t, 0, None))?;
+            }
+            "roster-timeout" => self.roster.timeout = field.parse(positive_duration)?,
             "version" => self.version = field.flag()?,
             "listen" => self.listen = field.listen()?,
             "max-connections" => {
@@ -353,6 +361,27 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// How the shared roster is synced into ejabberd (docs/xcauth2.md §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterOptions {
+    /// `roster-exclude-groups`: group display names (or their sanitised form) never synced.
+    pub exclude_groups: Vec<String>,
+    /// `roster-max-group-size`: groups with more members are not synced; 0 = no bound.
+    pub max_group_size: usize,
+    /// `roster-timeout`: the longest one ejabberdctl call may take.
+    pub timeout: Duration,
+}
+
+impl Default for RosterOptions {
+    fn default() -> Self {
+        Self {
+            exclude_groups: Vec::new(),
+            max_group_size: 0,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -461,6 +490,19 @@ impl<'a> Field<'a> {
             .any(|i| i.is_empty() || i.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(self.invalid("expected names or numbers, without empty items or spaces"));
+        }
+        Ok(items.into_iter().map(str::to_owned).collect())
+    }
+
+    /// Group names: list items as written (trimmed; spaces inside are kept), none empty.
+    fn group_names(&self) -> Result<Vec<String>, ConfigError> {
+        let items: Vec<&str> = match &self.entry.value {
+            RawValue::Many(items) => items.iter().map(|i| i.trim()).collect(),
+            RawValue::One(text) => vec![text.trim()],
+            RawValue::Flag => return Err(self.invalid("missing value")),
+        };
+        if items.iter().any(|i| i.is_empty()) {
+            return Err(self.invalid("group names must not be empty"));
         }
         Ok(items.into_iter().map(str::to_owned).collect())
     }

@@ -253,6 +253,34 @@ pub static OPTIONS: &[OptionSpec] = &[
         None,
         "Path of ejabberdctl; enables syncing the shared roster into ejabberd",
     ),
+    // The shared-roster sync into ejabberd (with --ejabberdctl).
+    opt(
+        "roster-exclude-groups",
+        None,
+        List,
+        &["GROUP"],
+        None,
+        "Extension: Nextcloud groups (display names, or as sanitised for ejabberd) never \
+         synced into ejabberd's shared roster; as are groups whose name ends in U+200B",
+    ),
+    opt(
+        "roster-max-group-size",
+        None,
+        Value,
+        &["N"],
+        Some("0"),
+        "Extension: groups with more members than N in a user's roster are not synced into \
+         ejabberd (one huge group floods every roster); 0: no bound",
+    ),
+    opt(
+        "roster-timeout",
+        None,
+        Value,
+        &["DURATION"],
+        Some("10s"),
+        "Extension: the longest one ejabberdctl call of the roster sync may take before it is \
+         killed (at least 1s)",
+    ),
     opt(
         "shared-roster-db",
         None,

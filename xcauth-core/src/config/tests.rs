@@ -93,6 +93,7 @@ fn everything_expected() -> Config {
             memory: 6,
         },
         ejabberdctl: Some("/usr/sbin/ejabberdctl".into()),
+        roster: crate::config::RosterOptions::default(),
         listen: vec![
             tcp(Protocol::Prosody, "127.0.0.1:23663"),
             tcp(Protocol::Ejabberd, "[::1]:23662"),
@@ -311,6 +312,8 @@ fn every_table_option_is_applied() {
             "throttle-window" | "throttle-backoff" | "throttle-max-backoff" | "write-timeout" => {
                 one("7m")
             }
+            "roster-max-group-size" => one("7"),
+            "roster-timeout" => one("7m"),
             "served-domains" => one("example.org"),
             "db-mode" => one("0660"),
             "socket-mode" => one("0600"),

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use xcauth_tests::double::{BackendDouble, User};
 use xcauth_tests::support::{bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch};
 
-const SECRET: &str = "ejabberd-e2e-secret";
+pub(super) const SECRET: &str = "ejabberd-e2e-secret";
 
-fn chown_ejabberd(path: &Path) {
+pub(super) fn chown_ejabberd(path: &Path) {
     let st = Command::new("chown")
         .args(["-R", "ejabberd:ejabberd"])
         .arg(path)
@@ -30,7 +30,7 @@ fn chown_ejabberd(path: &Path) {
     assert!(st.success(), "chown -R ejabberd: {}", path.display());
 }
 
-fn read_or_empty(path: &Path) -> String {
+pub(super) fn read_or_empty(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
@@ -49,10 +49,10 @@ fn pid_alive(pid: u32) -> bool {
 /// A running `ejabberdctl … foreground`, stopped with `ejabberdctl … stop` on
 /// drop, killed by PID (its own process group, then the Erlang VM from the pid
 /// file) as a fallback. Dumps its logs when the test is failing.
-struct Ejabberd {
+pub(super) struct Ejabberd {
     child: Child,
     /// `--config-dir … --node …`, shared by `foreground` and `stop`.
-    args: Vec<OsString>,
+    pub(super) args: Vec<OsString>,
     dir: PathBuf,
     pid_file: PathBuf,
     /// The Erlang VM's PID (beam.smp runs as user ejabberd in its own session).
@@ -62,7 +62,7 @@ struct Ejabberd {
 }
 
 impl Ejabberd {
-    fn ctl(&self, action: &str) -> Command {
+    pub(super) fn ctl(&self, action: &str) -> Command {
         let mut cmd = Command::new("timeout");
         cmd.args(["-k", "3", "20", "ejabberdctl"])
             .args(&self.args)
@@ -72,7 +72,7 @@ impl Ejabberd {
     }
 
     /// Stops ejabberd the normal way; true when `ejabberdctl foreground` exited.
-    fn stop(&mut self) -> bool {
+    pub(super) fn stop(&mut self) -> bool {
         if let Ok(Some(_)) = self.child.try_wait() {
             return true;
         }
@@ -136,19 +136,27 @@ impl Drop for Ejabberd {
     }
 }
 
-#[test]
-fn ejabberd_extauth_logins_through_xcauthd() {
+/// ejabberd running with xcauthd as its extauth program, and what a test needs of it.
+pub(super) struct Started {
+    pub(super) server: Ejabberd,
+    pub(super) c2s_port: u16,
+    pub(super) log_dir: PathBuf,
+}
+
+/// Starts ejabberd in `w` with xcauthd (configured for `backend` plus `xcauth_extra` lines)
+/// as its extauth program and `modules` (YAML flow-map entries) besides mod_disco and mod_ping.
+pub(super) fn start_ejabberd(
+    w: &Scratch,
+    backend: &BackendDouble,
+    xcauth_extra: &str,
+    modules: &str,
+) -> Started {
     require_program("ejabberdctl");
     require_program("timeout");
     assert!(
         Path::new("/usr/bin/python3").exists(),
         "/usr/bin/python3 missing: run scripts/install-test-deps.sh"
     );
-
-    let backend = BackendDouble::start(SECRET);
-    backend.add_user(User::new("alice", "secret").app_password("alice", "app-pw-1"));
-
-    let w = Scratch::new("ejabberd");
     // xcauthd runs as user ejabberd: everything it touches lives in the 0755 scratch dir.
     let xcauthd = w.join("xcauthd");
     std::fs::copy(bin("xcauthd"), &xcauthd).unwrap();
@@ -159,7 +167,7 @@ fn ejabberd_extauth_logins_through_xcauthd() {
     let conf = w.write(
         "xcauth.conf",
         &format!(
-            "url={}\nsecret={SECRET}\ntimeout=2,3\nlog={}\ndebug\n",
+            "url={}\nsecret={SECRET}\ntimeout=2,3\nlog={}\ndebug\n{xcauth_extra}\n",
             backend.url(),
             log_dir.display()
         ),
@@ -202,7 +210,7 @@ fn ejabberd_extauth_logins_through_xcauthd() {
              extauth_program: \"{}\"\n\
              extauth_pool_size: 1\n\
              auth_use_cache: false\n\
-             modules: {{mod_disco: {{}}, mod_ping: {{}}}}\n",
+             modules: {{mod_disco: {{}}, mod_ping: {{}}{modules}}}\n",
             wrapper.display()
         ),
     );
@@ -249,6 +257,24 @@ fn ejabberd_extauth_logins_through_xcauthd() {
         Duration::from_secs(30),
     );
     server.beam_pid = read_or_empty(&pid_file).trim().parse().ok();
+    Started {
+        server,
+        c2s_port,
+        log_dir,
+    }
+}
+
+#[test]
+fn ejabberd_extauth_logins_through_xcauthd() {
+    let backend = BackendDouble::start(SECRET);
+    backend.add_user(User::new("alice", "secret").app_password("alice", "app-pw-1"));
+
+    let w = Scratch::new("ejabberd");
+    let Started {
+        mut server,
+        c2s_port,
+        log_dir,
+    } = start_ejabberd(&w, &backend, "", "");
 
     // 1. The Nextcloud login password.
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);

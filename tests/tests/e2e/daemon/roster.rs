@@ -1,0 +1,439 @@
+//! The shared-roster sync of `xcauthd` as a process, with a recording stand-in for
+//! ejabberdctl (a shell script that logs its argv and can fail or hang on demand): a login is
+//! answered at once while the sync runs behind it, the commands reach ejabberdctl, failures are
+//! logged with the command and exit status and redone at the next login, a hanging call is
+//! killed after `roster-timeout`, and at end of input the scheduled syncs finish before exit.
+//! docs/xcauth2.md §8.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use xcauth_tests::double::{BackendDouble, Fault, User};
+use xcauth_tests::support::{self, Scratch};
+
+const SECRET: &str = "roster-e2e-secret";
+
+/// The stand-in: appends one line per call (arguments separated by TAB) to `calls.log` next to
+/// it; the file `mode` next to it makes it `fail` (exit 3 with a message) or `hang`.
+const STAND_IN: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+line=$1
+shift
+for a in "$@"; do line="$line	$a"; done
+printf '%s\n' "$line" >> "$dir/calls.log"
+case "$(cat "$dir/mode" 2>/dev/null)" in
+  fail) echo "Error: simulated failure" >&2; exit 3 ;;
+  hang) sleep 120 ;;
+esac
+exit 0
+"#;
+
+struct Setup {
+    s: Scratch,
+    backend: BackendDouble,
+    conf: PathBuf,
+}
+
+impl Setup {
+    fn new(tag: &str, extra: &str) -> Setup {
+        let s = Scratch::new(tag);
+        let backend = BackendDouble::start(SECRET);
+        backend.add_user(User::new("alice", "secret").display_name("Alice Liddell"));
+        backend.add_user(User::new("bob", "builder").display_name("Bob"));
+        backend.add_group("team", "The Team", &["alice", "bob"]);
+        let ctl = s.write("ejabberdctl", STAND_IN);
+        std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = s.write(
+            "xcauth.conf",
+            &support::xcauth_conf(
+                &backend.url(),
+                SECRET,
+                &format!(
+                    "db={}\nejabberdctl={}\nroster-timeout=2s\n{extra}",
+                    s.join("xcauth.sqlite3").display(),
+                    ctl.display()
+                ),
+            ),
+        );
+        Setup { s, backend, conf }
+    }
+
+    fn mode(&self, mode: &str) {
+        std::fs::write(self.s.join("mode"), mode).unwrap();
+    }
+
+    /// The calls since the last look, each as its argv.
+    fn calls(&self) -> Vec<Vec<String>> {
+        let path = self.s.join("calls.log");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
+        text.lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect()
+    }
+
+    fn start(&self) -> Session {
+        let log = self.s.join(&format!("xcauthd-{}.log", support::unique()));
+        let mut child = support::xcauthd(&self.conf)
+            .args(["-t", "generic", "-i", "-d"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        Session {
+            child,
+            stdin,
+            lines,
+            log,
+        }
+    }
+}
+
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    log: PathBuf,
+}
+
+impl Session {
+    /// Sends one request and returns its reply line and how long it took.
+    fn ask(&mut self, request: &str, within: Duration) -> (String, Duration) {
+        let start = Instant::now();
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(request.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+        let line = self
+            .lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("no reply to {request:?} within {within:?}"));
+        (line, start.elapsed())
+    }
+
+    /// Closes stdin (ejabberd stopping) and waits for the exit; returns how long it took.
+    fn end(&mut self, within: Duration) -> Duration {
+        let start = Instant::now();
+        drop(self.stdin.take());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "xcauthd exited with {status}");
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "xcauthd did not exit within {within:?} after its input ended:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn argv(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn sorted(mut v: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    v.sort();
+    v
+}
+
+fn wait_for(path: &Path, needle: &str, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_login_syncs_the_roster_behind_the_reply() {
+    let t = Setup::new("roster-sync", "");
+    let first_login = sorted(vec![
+        argv(&["set_vcard", "alice", "example.org", "FN", "Alice Liddell"]),
+        argv(&["set_vcard", "bob", "example.org", "FN", "Bob"]),
+        argv(&[
+            "srg_create",
+            "The Team",
+            "example.org",
+            "The Team",
+            "The Team",
+            "The Team",
+        ]),
+        argv(&["srg_get_members", "The Team", "example.org"]),
+        argv(&[
+            "srg_user_add",
+            "alice",
+            "example.org",
+            "The Team",
+            "example.org",
+        ]),
+        argv(&[
+            "srg_user_add",
+            "bob",
+            "example.org",
+            "The Team",
+            "example.org",
+        ]),
+    ]);
+
+    // 1. ejabberdctl hangs: the reply comes at once all the same; the hanging call is killed
+    //    after roster-timeout, the sync ends there, and xcauthd exits within the bound.
+    t.mode("hang");
+    let mut x = t.start();
+    let (reply, took) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    assert!(took < Duration::from_secs(1), "the reply waited: {took:?}");
+    assert!(
+        wait_for(&x.log, "killed", Duration::from_secs(10)),
+        "{}",
+        x.log_text()
+    );
+    let took = x.end(Duration::from_secs(10));
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    let log = x.log_text();
+    assert!(
+        log.contains("ejabberdctl set_vcard alice example.org FN Alice Liddell failed: no answer within 2s; killed"),
+        "{log}"
+    );
+    assert_eq!(t.calls().len(), 1, "nothing runs after a hanging call");
+    assert_eq!(t.backend.count("sharedroster"), 1);
+
+    // 2. ejabberdctl works: the next login redoes the whole sync. The input ends right after
+    //    the reply: the scheduled sync still runs before xcauthd exits.
+    t.mode("ok");
+    let mut x = t.start();
+    let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    x.end(Duration::from_secs(10));
+    assert_eq!(sorted(t.calls()), first_login);
+    assert!(x
+        .log_text()
+        .contains("6 ejabberdctl command(s), all succeeded"));
+
+    // 3. The same roster again: the hash short-cut, no command.
+    let mut x = t.start();
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    x.end(Duration::from_secs(10));
+    assert_eq!(t.calls(), Vec::<Vec<String>>::new());
+    assert_eq!(
+        t.backend.count("sharedroster"),
+        3,
+        "one roster request per login"
+    );
+
+    // 4. Carol joins; ejabberdctl fails: logged with command and exit status, redone later.
+    t.backend
+        .add_user(User::new("carol", "pw").display_name("Carol"));
+    t.backend
+        .add_group("team", "The Team", &["alice", "bob", "carol"]);
+    t.mode("fail");
+    let mut x = t.start();
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    x.end(Duration::from_secs(10));
+    let log = x.log_text();
+    assert!(
+        log.contains(
+            "ejabberdctl set_vcard carol example.org FN Carol failed: exit status 3: Error: simulated failure"
+        ),
+        "{log}"
+    );
+    assert_eq!(t.calls().len(), 2, "the sync went on after the failure");
+    t.mode("ok");
+    let mut x = t.start();
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    x.end(Duration::from_secs(10));
+    assert_eq!(
+        sorted(t.calls()),
+        sorted(vec![
+            argv(&["set_vcard", "carol", "example.org", "FN", "Carol"]),
+            argv(&[
+                "srg_user_add",
+                "carol",
+                "example.org",
+                "The Team",
+                "example.org"
+            ]),
+        ])
+    );
+
+    // 5. The state is xcauth 2's, in the shared database.
+    let db = rusqlite_rows(
+        &t.s.join("xcauth.sqlite3"),
+        "SELECT groupname || '=' || userlist FROM rostergroups",
+    );
+    assert_eq!(
+        db,
+        ["The Team@example.org=alice@example.org\tbob@example.org\tcarol@example.org"]
+    );
+}
+
+#[test]
+fn roster_requests_and_the_r_one_shot_sync_too() {
+    let t = Setup::new("roster-r", "");
+    // -R prints the roster and syncs before exiting.
+    let out = support::xcauthd(&t.conf)
+        .args(["-R", "bob", "example.org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"sharedRoster\""));
+    assert_eq!(t.calls().len(), 6);
+    // roster: on the generic framing: the reply, then a sync of that roster (unchanged now).
+    t.backend.add_group("ops", "Ops", &["bob"]);
+    let mut x = t.start();
+    let (reply, _) = x.ask("roster:bob:example.org", Duration::from_secs(5));
+    assert!(reply.contains("\"Ops\""), "{reply}");
+    x.end(Duration::from_secs(10));
+    assert_eq!(
+        t.calls(),
+        vec![
+            argv(&["srg_create", "Ops", "example.org", "Ops", "Ops", "Ops"]),
+            argv(&["srg_get_members", "Ops", "example.org"]),
+            argv(&["srg_user_add", "bob", "example.org", "Ops", "example.org"]),
+        ]
+    );
+    assert_eq!(
+        t.backend.count("sharedroster"),
+        2,
+        "the roster was not fetched twice"
+    );
+}
+
+#[test]
+fn a_wrong_password_or_an_unreachable_backend_schedules_nothing() {
+    let t = Setup::new(
+        "roster-none",
+        "cache-storage=memory\nbreaker-failures=0\ncache-verification-ttl=0",
+    );
+    let mut x = t.start();
+    let (reply, _) = x.ask("auth:alice:example.org:wrong", Duration::from_secs(5));
+    assert_eq!(reply, "0");
+    let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    assert!(
+        wait_for(&x.log, "all succeeded", Duration::from_secs(10)),
+        "{}",
+        x.log_text()
+    );
+    assert_eq!(t.backend.count("sharedroster"), 1);
+    // The backend is down: the memory cache vouches (the unreachable path: with
+    // cache-verification-ttl=0 the normal path never does), and no sync is scheduled.
+    t.backend.set_fault(Fault::Status(503, "down".into()));
+    let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    x.end(Duration::from_secs(10));
+    assert!(
+        x.log_text()
+            .contains("accepted via cache_backend_unreachable"),
+        "{}",
+        x.log_text()
+    );
+    assert_eq!(t.backend.count("sharedroster"), 1, "no roster request");
+    assert_eq!(t.calls().len(), 6, "only the first login's sync");
+}
+
+fn rusqlite_rows(db: &Path, sql: &str) -> Vec<String> {
+    let conn = xcauth_core::db::rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// Auth reply latency with the sync enabled against without (BENCHMARKS.md). Each login
+/// schedules a sync (a roster request and, when the roster changed, ejabberdctl calls) that
+/// runs while the next logins are answered.
+#[test]
+#[ignore = "benchmark: cargo test --release -p xcauth-tests --test e2e daemon::roster::bench -- --ignored --nocapture"]
+#[allow(clippy::print_stdout)]
+fn bench_reply_latency_with_and_without_sync() {
+    const N: usize = 1000;
+    let run = |with_sync: bool| -> Vec<Duration> {
+        let t = Setup::new("roster-bench", "");
+        for i in 0..N {
+            t.backend.add_user(User::new(&format!("u{i}"), "pw"));
+        }
+        let members: Vec<String> = (0..N).map(|i| format!("u{i}")).collect();
+        let refs: Vec<&str> = members.iter().take(20).map(String::as_str).collect();
+        t.backend.add_group("g", "G", &refs);
+        if !with_sync {
+            let text = std::fs::read_to_string(&t.conf).unwrap();
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with("ejabberdctl="))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&t.conf, text).unwrap();
+        }
+        let mut x = t.start();
+        let mut times = Vec::with_capacity(N);
+        for i in 0..N {
+            let (reply, took) = x.ask(
+                &format!("auth:u{}:example.org:pw", i % 40),
+                Duration::from_secs(5),
+            );
+            assert_eq!(reply, "1");
+            times.push(took);
+        }
+        x.end(Duration::from_secs(60));
+        times.sort();
+        times
+    };
+    let pct = |v: &[Duration], p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
+    // Alternate the order: the first run of a pair warms caches for the second.
+    for round in 0..4 {
+        let (without, with) = if round % 2 == 0 {
+            let w = run(false);
+            (w, run(true))
+        } else {
+            let w = run(true);
+            (run(false), w)
+        };
+        let ratio = with[N / 2].as_secs_f64() / without[N / 2].as_secs_f64();
+        println!(
+            "round {round}: without sync p50 {:?} p90 {:?} p99 {:?} | with sync p50 {:?} p90 {:?} \
+             p99 {:?} | p50 with/without {ratio:.3}",
+            pct(&without, 50),
+            pct(&without, 90),
+            pct(&without, 99),
+            pct(&with, 50),
+            pct(&with, 90),
+            pct(&with, 99)
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The two name rules of xcauth 2's roster sync: how a Nextcloud group's display name becomes an
+//! ejabberd group name, and how a roster uid becomes a JID.
+
+use icu_properties::props::GeneralCategory as Gc;
+use icu_properties::CodePointMapData;
+
+/// The ejabberd group name of a Nextcloud group: only letters (not titlecase), numbers,
+/// punctuation, symbols and space separators are kept, and `@` is dropped. So control and
+/// format characters (U+200B), combining marks and line separators go, precomposed letters,
+/// spaces, NBSP and emoji stay (xcauth 2's `sanitize`, docs/xcauth2.md §8).
+pub fn sanitize(name: &str) -> String {
+    let categories = CodePointMapData::<Gc>::new();
+    name.chars()
+        .filter(|&c| c != '@' && kept(categories.get(c)))
+        .collect()
+}
+
+fn kept(category: Gc) -> bool {
+    matches!(
+        category,
+        Gc::UppercaseLetter
+            | Gc::LowercaseLetter
+            | Gc::ModifierLetter
+            | Gc::OtherLetter
+            | Gc::DecimalNumber
+            | Gc::LetterNumber
+            | Gc::OtherNumber
+            | Gc::ConnectorPunctuation
+            | Gc::DashPunctuation
+            | Gc::OpenPunctuation
+            | Gc::ClosePunctuation
+            | Gc::InitialPunctuation
+            | Gc::FinalPunctuation
+            | Gc::OtherPunctuation
+            | Gc::MathSymbol
+            | Gc::CurrencySymbol
+            | Gc::ModifierSymbol
+            | Gc::OtherSymbol
+            | Gc::SpaceSeparator
+    )
+}
+
+/// A roster uid as `(user, host)`: split at the first `@`; a bare uid is in `domain` (the
+/// login's XMPP domain).
+pub fn jidsplit<'a>(uid: &'a str, domain: &'a str) -> (&'a str, &'a str) {
+    uid.split_once('@').unwrap_or((uid, domain))
+}
+
+/// The full JID of a roster uid.
+pub fn full_jid(uid: &str, domain: &str) -> String {
+    let (user, host) = jidsplit(uid, domain);
+    format!("{user}@{host}")
+}
+
+/// True for a group name ending in U+200B ZERO WIDTH SPACE: the administrator's way of keeping
+/// a Nextcloud group out of ejabberd (xcauth 2's convention, its issue 73).
+pub fn opted_out(group: &str) -> bool {
+    group.ends_with('\u{200b}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_keeps_what_xcauth2_keeps() {
+        for (raw, clean) in [
+            ("a@b.c", "ab.c"),
+            ("Tab\tName", "TabName"),
+            ("X\u{200b}Y", "XY"),
+            ("line\u{2028}sep", "linesep"),
+            ("The Team", "The Team"),
+            ("non\u{a0}break", "non\u{a0}break"),
+            ("Caf\u{e9}", "Caf\u{e9}"),
+            ("Cafe\u{301}", "Cafe"),
+            ("party \u{1f389}", "party \u{1f389}"),
+            // Python's category set has no Lt: titlecase digraphs go.
+            ("\u{1c5}x", "x"),
+            ("(a-b)_c!+$^", "(a-b)_c!+$^"),
+        ] {
+            assert_eq!(sanitize(raw), clean, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn jidsplit_uses_the_login_domain_for_bare_uids() {
+        assert_eq!(jidsplit("alice", "example.org"), ("alice", "example.org"));
+        assert_eq!(
+            jidsplit("bob@other.example", "example.org"),
+            ("bob", "other.example")
+        );
+        assert_eq!(jidsplit("a@b@c", "d"), ("a", "b@c"));
+        assert_eq!(full_jid("alice", "example.org"), "alice@example.org");
+    }
+}
