@@ -388,9 +388,11 @@ impl Throttle {
     }
 
     /// Counts a rejected password for the user (`jid` is the log-safe name) from `remote`, and
-    /// logs each lock-out this opens.
-    pub fn failed(&self, user: &str, jid: &str, remote: Option<&str>) {
+    /// logs each lock-out this opens. Returns the scopes of the lock-outs it opened (for the
+    /// counters).
+    pub fn failed(&self, user: &str, jid: &str, remote: Option<&str>) -> Vec<Scope> {
         let now = self.clock.unix_seconds();
+        let mut opened_scopes = Vec::new();
         for (scope, key, threshold) in self.keys(user, remote) {
             let mut opened = None;
             self.update(&key, now, &mut |old| {
@@ -399,6 +401,7 @@ impl Throttle {
                 Some(entry)
             });
             if let Some(seconds) = opened {
+                opened_scopes.push(scope);
                 warn!(
                     "xcauth: lockout user={jid} remote={} seconds={seconds} scope={}",
                     remote.map_or_else(|| "-".into(), |r| logsafe::clean(r.trim(), 128)),
@@ -406,6 +409,7 @@ impl Throttle {
                 );
             }
         }
+        opened_scopes
     }
 
     /// An accepted password: forgets the user's failures and lock-outs.

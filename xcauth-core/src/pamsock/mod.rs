@@ -57,6 +57,6 @@ mod tests;
 pub use self::client::{ClientError, Connection};
 pub use self::codec::{
     decode_reply, decode_request, encode_reply, encode_request, frame_len, CodecError, PamReply,
-    PamRequest, MAX_FRAME, MAX_NAME, MAX_PASSWORD, PROTOCOL_VERSION,
+    PamRequest, MAX_FRAME, MAX_NAME, MAX_PASSWORD, MAX_STATS_KEY, PROTOCOL_VERSION,
 };
 pub use self::server::{answer_pam_request, serve_pam_connection, serve_pam_connection_until};
