@@ -17,6 +17,7 @@ mod man;
 mod oneshot;
 mod serve;
 mod startup;
+mod stats;
 mod sys;
 
 use std::process::ExitCode;

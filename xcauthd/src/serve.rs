@@ -176,7 +176,10 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
                     return Ok(End::Shutdown);
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // SIGUSR1 interrupts a blocking read on stdin (no accept loop there).
+            Err(e) if e.kind() == ErrorKind::Interrupted => {
+                crate::stats::log_if_requested(ctx.engine);
+            }
             Err(e) => return Err(e),
         }
     }
