@@ -218,7 +218,12 @@ impl Engine {
     }
 
     /// Runs one backend call, timed and counted.
-    fn timed<T>(&self, op: BackendOp, call: impl FnOnce() -> T, why: impl Fn(&T) -> Option<&Unavailable>) -> T {
+    fn timed<T>(
+        &self,
+        op: BackendOp,
+        call: impl FnOnce() -> T,
+        why: impl Fn(&T) -> Option<&Unavailable>,
+    ) -> T {
         let Some(m) = self.metrics.as_deref() else {
             return call();
         };

@@ -427,7 +427,12 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn new(name: &'static str, labels: Vec<(&'static str, String)>, value: u64, kind: Kind) -> Self {
+    fn new(
+        name: &'static str,
+        labels: Vec<(&'static str, String)>,
+        value: u64,
+        kind: Kind,
+    ) -> Self {
         Self {
             name,
             labels,
@@ -487,7 +492,12 @@ impl Snapshot {
     pub fn samples(&self) -> Vec<Sample> {
         use Kind::{Counter, Gauge};
         let mut out = Vec::with_capacity(128);
-        out.push(Sample::new("uptime_seconds", vec![], self.uptime.as_secs(), Gauge));
+        out.push(Sample::new(
+            "uptime_seconds",
+            vec![],
+            self.uptime.as_secs(),
+            Gauge,
+        ));
         for channel in Channel::ALL {
             for &op in channel.ops().iter().chain(&[Op::Invalid]) {
                 for &result in op.results() {
@@ -533,20 +543,43 @@ impl Snapshot {
         ));
         let labelled = |out: &mut Vec<Sample>, name, label, names: &[&str], values: &[u64]| {
             for (n, v) in names.iter().zip(values) {
-                out.push(Sample::new(name, vec![(label, (*n).to_owned())], *v, Counter));
+                out.push(Sample::new(
+                    name,
+                    vec![(label, (*n).to_owned())],
+                    *v,
+                    Counter,
+                ));
             }
         };
         labelled(&mut out, "logins", "via", &VIAS, &self.logins_via);
         labelled(&mut out, "cache_hits", "lookup", &LOOKUPS, &self.cache_hits);
-        labelled(&mut out, "cache_misses", "lookup", &LOOKUPS, &self.cache_misses);
-        labelled(&mut out, "throttle_lockouts", "scope", &SCOPES, &self.lockouts);
+        labelled(
+            &mut out,
+            "cache_misses",
+            "lookup",
+            &LOOKUPS,
+            &self.cache_misses,
+        );
+        labelled(
+            &mut out,
+            "throttle_lockouts",
+            "scope",
+            &SCOPES,
+            &self.lockouts,
+        );
         out.push(Sample::new(
             "throttle_refused",
             vec![],
             self.throttle_refused,
             Counter,
         ));
-        labelled(&mut out, "roster_syncs", "result", &SYNCS, &self.roster_syncs);
+        labelled(
+            &mut out,
+            "roster_syncs",
+            "result",
+            &SYNCS,
+            &self.roster_syncs,
+        );
         out.push(Sample::new(
             "breakers_open",
             vec![],
@@ -594,10 +627,18 @@ impl Snapshot {
             if s.name == "backend_latency_ms" {
                 continue;
             }
-            let suffix = if s.kind == Kind::Counter { "_total" } else { "" };
+            let suffix = if s.kind == Kind::Counter {
+                "_total"
+            } else {
+                ""
+            };
             let full = format!("xcauth_{}{suffix}", s.name);
             if s.name != last {
-                let ty = if s.kind == Kind::Counter { "counter" } else { "gauge" };
+                let ty = if s.kind == Kind::Counter {
+                    "counter"
+                } else {
+                    "gauge"
+                };
                 let _ = writeln!(out, "# TYPE {full} {ty}");
                 last = s.name;
             }
@@ -608,9 +649,10 @@ impl Snapshot {
         let mut cumulative = 0u64;
         for (i, count) in self.latency_counts.iter().enumerate() {
             cumulative += count;
-            let le = LATENCY_BOUNDS_MS
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |ms| format!("{}", *ms as f64 / 1000.0));
+            let le = LATENCY_BOUNDS_MS.get(i).map_or_else(
+                || "+Inf".to_owned(),
+                |ms| format!("{}", *ms as f64 / 1000.0),
+            );
             let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
         }
         let _ = writeln!(
@@ -680,7 +722,10 @@ mod tests {
             "xcauth_requests_total{framing=\"generic\",op=\"auth\",result=\"accepted\"} 2\n"
         ));
         assert!(prom.contains("xcauth_breaker_open{url=\"https://x.example/a\"} 1\n"));
-        assert_eq!(prom.matches("# TYPE xcauth_requests_total counter").count(), 1);
+        assert_eq!(
+            prom.matches("# TYPE xcauth_requests_total counter").count(),
+            1
+        );
     }
 
     #[test]
@@ -689,18 +734,38 @@ mod tests {
         let s = m.snapshot(Vec::new());
         assert_eq!(s.latency_percentile_ms(0.5), 0);
         for _ in 0..90 {
-            m.backend_call(BackendOp::Auth, CallOutcome::Answered, Duration::from_millis(3));
+            m.backend_call(
+                BackendOp::Auth,
+                CallOutcome::Answered,
+                Duration::from_millis(3),
+            );
         }
         for _ in 0..9 {
-            m.backend_call(BackendOp::Auth, CallOutcome::Unavailable, Duration::from_millis(700));
+            m.backend_call(
+                BackendOp::Auth,
+                CallOutcome::Unavailable,
+                Duration::from_millis(700),
+            );
         }
-        m.backend_call(BackendOp::IsUser, CallOutcome::Answered, Duration::from_secs(40));
-        m.backend_call(BackendOp::Auth, CallOutcome::Skipped, Duration::from_secs(99));
+        m.backend_call(
+            BackendOp::IsUser,
+            CallOutcome::Answered,
+            Duration::from_secs(40),
+        );
+        m.backend_call(
+            BackendOp::Auth,
+            CallOutcome::Skipped,
+            Duration::from_secs(99),
+        );
         let s = m.snapshot(Vec::new());
         assert_eq!(s.latency_percentile_ms(0.5), 5);
         assert_eq!(s.latency_percentile_ms(0.9), 5);
         assert_eq!(s.latency_percentile_ms(0.99), 1000);
-        assert_eq!(s.latency_percentile_ms(1.0), 40_000, "beyond the last bound: the max");
+        assert_eq!(
+            s.latency_percentile_ms(1.0),
+            40_000,
+            "beyond the last bound: the max"
+        );
         assert_eq!(value(&s, "backend_calls.auth.skipped"), 1);
         assert_eq!(value(&s, "backend_calls.auth.answered"), 90);
         let prom = s.prometheus();
@@ -712,7 +777,11 @@ mod tests {
     #[test]
     fn a_small_latency_is_bounded_by_the_slowest_call() {
         let m = Metrics::new();
-        m.backend_call(BackendOp::Auth, CallOutcome::Answered, Duration::from_micros(300));
+        m.backend_call(
+            BackendOp::Auth,
+            CallOutcome::Answered,
+            Duration::from_micros(300),
+        );
         let s = m.snapshot(Vec::new());
         assert_eq!(s.latency_percentile_ms(0.99), 1);
     }

@@ -70,14 +70,20 @@ pub fn run(path: &std::path::Path) -> ExitCode {
                 out.push_str(&format!("{key:<width$} {value}\n"));
             }
             let mut stdout = io::stdout().lock();
-            match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+            match stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::from(exit::FAILURE),
             }
         }
         Ok(PamReply::Unavailable(why)) => fail(exit::FAILURE, &why),
         Ok(_) => fail(exit::FAILURE, "unexpected reply to the stats request"),
-        Err(e) => fail(exit::FAILURE, &format!("{e} (is xcauthd running with a pam socket?)")),
+        Err(e) => fail(
+            exit::FAILURE,
+            &format!("{e} (is xcauthd running with a pam socket?)"),
+        ),
     }
 }
 
@@ -239,7 +245,10 @@ mod tests {
 
     #[test]
     fn request_heads() {
-        assert_eq!(parse_head(b"GET /metrics HTTP/1.1\r\nHost: x"), Asked::Metrics);
+        assert_eq!(
+            parse_head(b"GET /metrics HTTP/1.1\r\nHost: x"),
+            Asked::Metrics
+        );
         assert_eq!(parse_head(b"GET /metrics?x=1 HTTP/1.0"), Asked::Metrics);
         assert_eq!(parse_head(b"GET / HTTP/1.1"), Asked::NotFound);
         assert_eq!(parse_head(b"POST /metrics HTTP/1.1"), Asked::BadMethod);

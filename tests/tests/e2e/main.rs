@@ -41,6 +41,7 @@ mod daemon {
     mod check;
     mod modes;
     mod sockets;
+    mod stats;
     mod throttle;
     mod tls;
 }

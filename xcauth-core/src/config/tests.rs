@@ -944,10 +944,16 @@ fn throttle_and_write_timeout_settings_are_checked() {
 #[test]
 fn metrics_listen_is_loopback_unless_allowed() {
     let config = resolve_file("metrics-listen=127.0.0.1:9101").unwrap();
-    assert_eq!(config.metrics_listen, Some("127.0.0.1:9101".parse().unwrap()));
+    assert_eq!(
+        config.metrics_listen,
+        Some("127.0.0.1:9101".parse().unwrap())
+    );
     assert!(resolve_file("metrics-listen=[::1]:9101").is_ok());
     let e = file_error("metrics-listen=0.0.0.0:9101");
-    assert!(e.contains("metrics-listen") && e.contains("loopback"), "{e}");
+    assert!(
+        e.contains("metrics-listen") && e.contains("loopback"),
+        "{e}"
+    );
     assert!(file_error("metrics-listen=localhost:9101").contains("IP:PORT"));
     let config = resolve_file("metrics-listen=192.0.2.1:9101\nmetrics-allow-remote").unwrap();
     assert!(config.metrics_allow_remote);

@@ -509,7 +509,10 @@ mod tests {
             PamReply::Groups(vec![]),
             PamReply::Groups(vec!["Team A".into(), "ü".into()]),
             PamReply::Stats(vec![]),
-            PamReply::Stats(vec![("requests.pam.auth.accepted".into(), 3), ("x".into(), u64::MAX)]),
+            PamReply::Stats(vec![
+                ("requests.pam.auth.accepted".into(), 3),
+                ("x".into(), u64::MAX),
+            ]),
             PamReply::Unavailable("timeout: x".into()),
             PamReply::Error("bad".into()),
         ] {

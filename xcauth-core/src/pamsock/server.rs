@@ -102,9 +102,7 @@ pub fn answer_pam_request(engine: &Engine, request: &PamRequest) -> PamReply {
             PamRequest::Stats => None,
         };
         let outcome = match &reply {
-            PamReply::Accepted { .. } | PamReply::Exists | PamReply::Groups(_) => {
-                Outcome::Accepted
-            }
+            PamReply::Accepted { .. } | PamReply::Exists | PamReply::Groups(_) => Outcome::Accepted,
             PamReply::Rejected | PamReply::NoSuchUser => Outcome::Rejected,
             PamReply::Unavailable(_) => Outcome::Unavailable,
             PamReply::Error(_) | PamReply::Stats(_) => Outcome::Error,
