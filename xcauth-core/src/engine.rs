@@ -214,7 +214,7 @@ impl Engine {
     /// registry.
     pub fn stats(&self) -> Option<crate::metrics::Snapshot> {
         let m = self.metrics.as_deref()?;
-        Some(m.snapshot(self.backend.open_circuits()))
+        Some(m.snapshot(self.clock.instant(), self.backend.open_circuits()))
     }
 
     /// Runs one backend call, timed and counted.

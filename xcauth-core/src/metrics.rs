@@ -255,12 +255,6 @@ pub struct Metrics {
     roster_syncs: [AtomicU64; 2],
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 fn zeros<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
 }
@@ -293,10 +287,11 @@ const SCOPES: [&str; 2] = ["user", "remote"];
 const SYNCS: [&str; 2] = ["ok", "failed"];
 
 impl Metrics {
-    /// A registry with every counter at zero; uptime counts from now.
-    pub fn new() -> Self {
+    /// A registry with every counter at zero; uptime counts from `started` (a
+    /// [`crate::Clock::instant`]).
+    pub fn new(started: Instant) -> Self {
         Self {
-            started: Instant::now(),
+            started,
             requests: zeros(),
             calls: zeros(),
             latency: Histogram::new(),
@@ -365,11 +360,12 @@ impl Metrics {
         self.roster_syncs[i].fetch_add(1, Relaxed);
     }
 
-    /// A copy of every counter now, with the URLs whose circuit breaker is open.
-    pub fn snapshot(&self, open_breakers: Vec<String>) -> Snapshot {
+    /// A copy of every counter at `now` (same clock as `started`), with the URLs whose
+    /// circuit breaker is open.
+    pub fn snapshot(&self, now: Instant, open_breakers: Vec<String>) -> Snapshot {
         let load = |a: &[AtomicU64]| a.iter().map(|c| c.load(Relaxed)).collect::<Vec<_>>();
         Snapshot {
-            uptime: self.started.elapsed(),
+            uptime: now.saturating_duration_since(self.started),
             requests: load(&self.requests),
             calls: load(&self.calls),
             latency_counts: load(&self.latency.counts),
@@ -686,6 +682,10 @@ fn prom_labels(labels: &[(&'static str, String)]) -> String {
 mod tests {
     use super::*;
 
+    fn t0() -> Instant {
+        crate::deadline::now()
+    }
+
     fn value(s: &Snapshot, key: &str) -> u64 {
         s.samples()
             .into_iter()
@@ -696,7 +696,7 @@ mod tests {
 
     #[test]
     fn counts_land_under_their_keys() {
-        let m = Metrics::new();
+        let m = Metrics::new(t0());
         m.request(Channel::Generic, Op::Auth, Outcome::Accepted);
         m.request(Channel::Generic, Op::Auth, Outcome::Accepted);
         m.request(Channel::Pam, Op::Auth, Outcome::Unavailable);
@@ -704,7 +704,7 @@ mod tests {
         m.cache_lookup(CacheLookup::Unreachable, true);
         m.lockout(crate::throttle::Scope::Remote);
         m.roster_sync(SyncResult::Failed);
-        let s = m.snapshot(vec!["https://x.example/a".into()]);
+        let s = m.snapshot(t0(), vec!["https://x.example/a".into()]);
         assert_eq!(value(&s, "requests.generic.auth.accepted"), 2);
         assert_eq!(value(&s, "requests.generic.auth.rejected"), 0);
         assert_eq!(value(&s, "requests.pam.auth.unavailable"), 1);
@@ -730,8 +730,8 @@ mod tests {
 
     #[test]
     fn percentiles_come_from_the_buckets() {
-        let m = Metrics::new();
-        let s = m.snapshot(Vec::new());
+        let m = Metrics::new(t0());
+        let s = m.snapshot(t0(), Vec::new());
         assert_eq!(s.latency_percentile_ms(0.5), 0);
         for _ in 0..90 {
             m.backend_call(
@@ -757,7 +757,7 @@ mod tests {
             CallOutcome::Skipped,
             Duration::from_secs(99),
         );
-        let s = m.snapshot(Vec::new());
+        let s = m.snapshot(t0(), Vec::new());
         assert_eq!(s.latency_percentile_ms(0.5), 5);
         assert_eq!(s.latency_percentile_ms(0.9), 5);
         assert_eq!(s.latency_percentile_ms(0.99), 1000);
@@ -776,19 +776,19 @@ mod tests {
 
     #[test]
     fn a_small_latency_is_bounded_by_the_slowest_call() {
-        let m = Metrics::new();
+        let m = Metrics::new(t0());
         m.backend_call(
             BackendOp::Auth,
             CallOutcome::Answered,
             Duration::from_micros(300),
         );
-        let s = m.snapshot(Vec::new());
+        let s = m.snapshot(t0(), Vec::new());
         assert_eq!(s.latency_percentile_ms(0.99), 1);
     }
 
     #[test]
     fn label_values_are_escaped() {
-        let s = Metrics::new().snapshot(vec!["a\"b\\c\nd".into()]);
+        let s = Metrics::new(t0()).snapshot(t0(), vec!["a\"b\\c\nd".into()]);
         assert!(s
             .prometheus()
             .contains("xcauth_breaker_open{url=\"a\\\"b\\\\c\\nd\"} 1\n"));

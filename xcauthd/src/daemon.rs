@@ -102,7 +102,10 @@ pub fn run(config: &Config, start: Start) -> ExitCode {
     logging::init(&daemon_sink(config), config.debug || config.interactive);
     sys::install_signal_handlers();
     let engine = match startup::engine(config) {
-        Ok(e) => Arc::new(e.with_metrics(Arc::new(Metrics::new()))),
+        Ok(e) => {
+            let metrics = Arc::new(Metrics::new(e.clock().instant()));
+            Arc::new(e.with_metrics(metrics))
+        }
         Err(failure) => {
             error!("{}", failure.message);
             return failure.exit();
