@@ -540,6 +540,14 @@ mod tests {
             .unwrap()[..],
             b"\0\0\0\x07\x04A\x02\0\x02al"
         );
+        assert_eq!(
+            &encode_request(&PamRequest::Stats).unwrap()[..],
+            b"\0\0\0\x02\x04s"
+        );
+        assert_eq!(
+            &encode_reply(&PamReply::Stats(vec![("uptime_seconds".into(), 7)])).unwrap()[..],
+            b"\0\0\0\x1c\x04S\0\x01\0\x0euptime_seconds\0\0\0\0\0\0\0\x07"
+        );
     }
 
     #[test]
