@@ -147,4 +147,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn isuser(&self, target: &Target, user: &str) -> UserExists;
     /// `operation=sharedroster`.
     fn sharedroster(&self, target: &Target, user: &str) -> RosterReply;
+    /// The URLs whose circuit breaker is open now (for the counters); none by default.
+    fn open_circuits(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

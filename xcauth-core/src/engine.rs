@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::domains::{self, Domains, GlobalBackend, NoDomains};
 use crate::jsxc;
 use crate::logsafe;
+use crate::metrics::{BackendOp, CacheLookup, CallOutcome, Metrics};
 use crate::secret::Password;
 use crate::throttle::{self, Refusal, Slot, Throttle};
 use crate::token::{self, TokenCheck};
@@ -167,6 +168,7 @@ pub struct Engine {
     served: Option<Vec<String>>,
     allow_insecure_http: bool,
     throttle: Option<Arc<Throttle>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Where a domain's logins go.
@@ -190,6 +192,56 @@ impl Engine {
             served: None,
             allow_insecure_http: false,
             throttle: None,
+            metrics: None,
+        }
+    }
+
+    /// Counts backend calls, cache lookups, throttling and accepted logins in `metrics`
+    /// (none by default: the PAM module counts nothing).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The counters, if this engine keeps any (the framings and the pam socket server count
+    /// their requests here; the roster worker its syncs).
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
+    }
+
+    /// The counters now, with the URLs whose circuit breaker is open; `None` without a
+    /// registry.
+    pub fn stats(&self) -> Option<crate::metrics::Snapshot> {
+        let m = self.metrics.as_deref()?;
+        Some(m.snapshot(self.clock.instant(), self.backend.open_circuits()))
+    }
+
+    /// Runs one backend call, timed and counted.
+    fn timed<T>(
+        &self,
+        op: BackendOp,
+        call: impl FnOnce() -> T,
+        why: impl Fn(&T) -> Option<&Unavailable>,
+    ) -> T {
+        let Some(m) = self.metrics.as_deref() else {
+            return call();
+        };
+        let started = self.clock.instant();
+        let reply = call();
+        let took = self.clock.instant().saturating_duration_since(started);
+        let outcome = match why(&reply) {
+            None => CallOutcome::Answered,
+            Some(Unavailable::CircuitOpen) => CallOutcome::Skipped,
+            Some(_) => CallOutcome::Unavailable,
+        };
+        m.backend_call(op, outcome, took);
+        reply
+    }
+
+    fn count_cache(&self, lookup: CacheLookup, hit: bool) {
+        if let Some(m) = &self.metrics {
+            m.cache_lookup(lookup, hit);
         }
     }
 
@@ -221,6 +273,9 @@ impl Engine {
                     locked.scope.as_str(),
                     locked.seconds
                 );
+                if let Some(m) = &self.metrics {
+                    m.throttle_refused();
+                }
                 None
             }
             Err(Refusal::Busy) => {
@@ -228,6 +283,9 @@ impl Engine {
                     "auth {jid}: as many checks of this user run already as failures are \
                      allowed: rejected without checking the password"
                 );
+                if let Some(m) = &self.metrics {
+                    m.throttle_refused();
+                }
                 None
             }
         }
@@ -235,7 +293,11 @@ impl Engine {
 
     fn count_failure(&self, key: &str, jid: &str, remote: Option<&str>) {
         if let Some(t) = &self.throttle {
-            t.failed(key, jid, remote);
+            for scope in t.failed(key, jid, remote) {
+                if let Some(m) = &self.metrics {
+                    m.lockout(scope);
+                }
+            }
         }
     }
 
@@ -377,6 +439,9 @@ impl Engine {
     ) -> Login {
         let jid = logsafe::jid(user, domain);
         let login = self.decide(user, domain, password, &jid, rules);
+        if let (Some(m), AuthDecision::Accepted(via)) = (&self.metrics, &login.decision) {
+            m.login(via.as_str());
+        }
         match &login.uid {
             Some(uid) if login.decision.is_accepted() => info!(
                 "auth {jid}: {} (account {})",
@@ -460,8 +525,11 @@ impl Engine {
         }
 
         let cached = if cacheable && !rules.need_uid {
-            self.cache
-                .check(&cache_key, password, self.clock.now(), Lookup::Normal)
+            let cached = self
+                .cache
+                .check(&cache_key, password, self.clock.now(), Lookup::Normal);
+            self.count_cache(CacheLookup::Normal, cached.is_hit());
+            cached
         } else {
             CacheCheck::Miss
         };
@@ -471,7 +539,15 @@ impl Engine {
             return answer(AuthDecision::Accepted(Via::Cache));
         }
 
-        match self.backend.auth(&target, user, password) {
+        let reply = self.timed(
+            BackendOp::Auth,
+            || self.backend.auth(&target, user, password),
+            |r| match r {
+                AuthReply::Unavailable(why) => Some(why),
+                _ => None,
+            },
+        );
+        match reply {
             AuthReply::Accepted { uid } => {
                 // Only a name that spells the account exactly is remembered:
                 // the cache cannot re-check the name, so a case-folded match
@@ -551,8 +627,11 @@ impl Engine {
         why: Unavailable,
     ) -> (AuthDecision, CacheCheck) {
         let check = if cacheable {
-            self.cache
-                .check(cache_key, password, self.clock.now(), Lookup::Unreachable)
+            let check =
+                self.cache
+                    .check(cache_key, password, self.clock.now(), Lookup::Unreachable);
+            self.count_cache(CacheLookup::Unreachable, check.is_hit());
+            check
         } else {
             CacheCheck::Miss
         };
@@ -593,7 +672,14 @@ impl Engine {
             UserExists::No
         } else {
             match self.route(domain) {
-                Ok(Route::Serve(target)) => self.backend.isuser(&target, user),
+                Ok(Route::Serve(target)) => self.timed(
+                    BackendOp::IsUser,
+                    || self.backend.isuser(&target, user),
+                    |r| match r {
+                        UserExists::Unknown(why) => Some(why),
+                        _ => None,
+                    },
+                ),
                 Ok(Route::NotServed) => {
                     debug!("isuser {jid}: domain not served here");
                     UserExists::No
@@ -609,10 +695,21 @@ impl Engine {
         answer
     }
 
+    fn timed_roster(&self, target: &Target, user: &str) -> RosterReply {
+        self.timed(
+            BackendOp::Roster,
+            || self.backend.sharedroster(target, user),
+            |r| match r {
+                RosterReply::Unavailable(why) => Some(why),
+                RosterReply::Roster(_) => None,
+            },
+        )
+    }
+
     /// Fetches the shared roster of `user@domain`.
     pub fn roster(&self, user: &str, domain: &str) -> RosterReply {
         match self.target(domain) {
-            Ok(target) => self.backend.sharedroster(&target, user),
+            Ok(target) => self.timed_roster(&target, user),
             Err(why) => RosterReply::Unavailable(why),
         }
     }
@@ -627,7 +724,7 @@ impl Engine {
     pub fn groups_of_account(&self, uid: &str, domain: &str) -> Result<Vec<String>, Unavailable> {
         let mut target = self.target(domain)?;
         target.authdomain = String::new();
-        let roster = match self.backend.sharedroster(&target, uid) {
+        let roster = match self.timed_roster(&target, uid) {
             RosterReply::Roster(r) => r,
             RosterReply::Unavailable(why) => return Err(why),
         };

@@ -16,6 +16,7 @@
 //! - [`jsxc`]: the signed HTTP client for Nextcloud's JSXC external API (with its circuit
 //!   breaker and a PAM call's time budget).
 //! - [`config`]: `xcauth.conf` + command line → one validated [`config::Config`].
+//! - [`metrics`]: the daemon's counters (lock-free atomics) and their output formats.
 //! - [`engine`]: the decision (token → cache → backend → cache when unreachable).
 //! - [`db`]: the shared SQLite database: the credential caches, the `domains` table, the
 //!   administrator's operations.
@@ -37,6 +38,7 @@ pub mod domains;
 pub mod engine;
 pub mod jsxc;
 pub mod logsafe;
+pub mod metrics;
 pub mod pamsock;
 pub mod protocol;
 pub mod roster;

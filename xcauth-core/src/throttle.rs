@@ -560,9 +560,11 @@ impl Throttle {
     }
 
     /// Counts a rejected password for the user (`jid` is the log-safe name) from `remote`, and
-    /// logs each lock-out this opens.
-    pub fn failed(&self, user: &str, jid: &str, remote: Option<&str>) {
+    /// logs each lock-out this opens. Returns the scopes of the lock-outs it opened (for the
+    /// counters).
+    pub fn failed(&self, user: &str, jid: &str, remote: Option<&str>) -> Vec<Scope> {
         let now = self.clock.unix_seconds();
+        let mut opened_scopes = Vec::new();
         for (scope, key, threshold) in self.keys(user, remote) {
             let mut opened = None;
             self.update(&key, now, &mut |old| {
@@ -571,9 +573,11 @@ impl Throttle {
                 Some(entry)
             });
             if let Some(seconds) = opened {
+                opened_scopes.push(scope);
                 self.log_lockout(scope, jid, remote, seconds);
             }
         }
+        opened_scopes
     }
 
     /// Before a password is checked: the lock while the user or the address is locked out;

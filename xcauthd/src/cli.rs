@@ -14,7 +14,7 @@ use xcauth_core::config::{Config, OptionKind, Origin, RawConfig, RawValue, OPTIO
 use crate::daemon::{self, Start};
 use crate::exit::{self, fail};
 use crate::logging::{self, Sink};
-use crate::{admin, check, demo, man, oneshot, sys};
+use crate::{admin, check, demo, man, oneshot, stats, sys};
 
 const ABOUT: &str = "Checks XMPP, mail and PAM logins against Nextcloud's JSXC external API.";
 
@@ -28,6 +28,7 @@ Modes:
   xcauthd -I USER DOMAIN             does the user exist: True/False/None, exit 0/1/3
   xcauthd -R USER DOMAIN             print the user's shared roster (raw JSON), exit 0/3
   xcauthd check [--user U --domain D]  diagnose the set-up: OK/WARN/FAIL per check, exit 0/1
+  xcauthd stats [--socket PATH]      print a running daemon's counters (SIGUSR1 logs them)
   xcauthd --demo                     try it out: all four framings on 127.0.0.1 with demo accounts
 
 Settings come from /etc/xcauth.conf, then -c FILE, then the command line (each wins over the
@@ -92,6 +93,7 @@ pub(crate) fn command() -> Command {
     admin::subcommands(cmd)
         .subcommand(check::subcommand())
         .subcommand(man::subcommand())
+        .subcommand(stats::subcommand())
 }
 
 /// The command line as a raw configuration layer.
@@ -145,6 +147,12 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
         // Independent of any configuration: it documents the defaults.
         return man::run(&command(), sub);
     }
+    if let Some(("stats", sub)) = matches.subcommand() {
+        if sub.contains_id("socket") {
+            // Independent of the configuration (a user who may not read it may ask).
+            return stats::run(&stats::socket_path(None, sub));
+        }
+    }
     let checking = matches.subcommand_name() == Some("check");
     let config = match Config::load(&raw, &system_file) {
         Ok(c) => c,
@@ -162,6 +170,9 @@ fn run_with(args: Vec<OsString>) -> ExitCode {
         }
         files.extend(config.config_file.clone());
         return check::run(&config, &files, sub);
+    }
+    if let Some(("stats", sub)) = matches.subcommand() {
+        return stats::run(&stats::socket_path(Some(&config), sub));
     }
     if let Some((name, sub)) = matches.subcommand() {
         logging::init(&Sink::Stderr, config.debug);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use log::{error, info, warn};
 use xcauth_core::codec::Framing;
 use xcauth_core::config::{Config, ListenAddr};
+use xcauth_core::metrics::Metrics;
 use xcauth_core::Engine;
 
 use crate::exit::{self, fail};
@@ -15,6 +16,7 @@ use crate::listen::{self, Conn, Endpoint, Limits, PeerPolicy, Service};
 use crate::logging::{self, Sink};
 use crate::serve::{serve_stream, StreamCtx};
 use crate::startup;
+use crate::stats;
 use crate::sys::{self, FdKind};
 
 /// Where the connections come from; the command line picks it.
@@ -100,7 +102,10 @@ pub fn run(config: &Config, start: Start) -> ExitCode {
     logging::init(&daemon_sink(config), config.debug || config.interactive);
     sys::install_signal_handlers();
     let engine = match startup::engine(config) {
-        Ok(e) => Arc::new(e),
+        Ok(e) => {
+            let metrics = Arc::new(Metrics::new(e.clock().instant()));
+            Arc::new(e.with_metrics(metrics))
+        }
         Err(failure) => {
             error!("{}", failure.message);
             return failure.exit();
@@ -132,6 +137,17 @@ pub fn run(config: &Config, start: Start) -> ExitCode {
     let default_service = config
         .protocol
         .map_or(Service::Framing(Framing::Generic), Service::of);
+    // The Prometheus endpoint belongs to a daemon with listeners (not to each process
+    // ejabberd spawns); it is bound before serving so a busy port stops the start.
+    let listens = matches!(start, Start::Activated(_) | Start::Listen);
+    if let (Some(addr), true) = (config.metrics_listen, listens) {
+        let started = stats::bind(addr).and_then(|l| stats::spawn(l, Arc::clone(&engine)));
+        if let Err(e) = started {
+            let msg = format!("cannot serve metrics-listen={addr}: {e}");
+            error!("{msg}");
+            return fail(exit::FAILURE, &msg);
+        }
+    }
     match start {
         Start::Activated(inherited) => {
             activated(engine, inherited, default_service, &access, limits)

@@ -293,6 +293,7 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     let mut saturated_since: Vec<Option<Instant>> = vec![None; endpoints.len()];
     while !sys::SHUTDOWN.load(Ordering::SeqCst) {
         crate::logging::reopen_if_requested();
+        crate::stats::log_if_requested(&engine);
         log::logger().flush();
         // Only listeners with a free slot are polled: excess clients of one listener wait in
         // its backlog while the others go on serving.

@@ -18,6 +18,7 @@ mod oneshot;
 mod roster_worker;
 mod serve;
 mod startup;
+mod stats;
 mod sys;
 
 use std::process::ExitCode;

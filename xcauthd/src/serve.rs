@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{debug, info, warn};
-use xcauth_core::backend::RosterReply;
+use xcauth_core::backend::{RosterReply, UserExists};
 use xcauth_core::codec::{encode, Answer, Decoded, Decoder, Framing, Request};
 use xcauth_core::deadline::{self, ConnectionTimeouts, DeadlineStream};
+use xcauth_core::engine::AuthDecision;
 use xcauth_core::engine::{LoginRules, NameMatch};
+use xcauth_core::metrics::{Channel, Op, Outcome};
 use xcauth_core::Engine;
 use zeroize::Zeroizing;
 
@@ -109,6 +111,9 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
                     why,
                 } => {
                     start += consumed;
+                    if let Some(m) = ctx.engine.metrics() {
+                        m.invalid_request(Channel::of(framing));
+                    }
                     warn!("{} framing: bad request: {why}", framing.name());
                     out.extend_from_slice(&reply);
                     if close {
@@ -171,7 +176,10 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
                     return Ok(End::Shutdown);
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // SIGUSR1 interrupts a blocking read on stdin (no accept loop there).
+            Err(e) if e.kind() == ErrorKind::Interrupted => {
+                crate::stats::log_if_requested(ctx.engine);
+            }
             Err(e) => return Err(e),
         }
     }
@@ -187,8 +195,20 @@ fn name_rule(framing: Framing) -> NameMatch {
     }
 }
 
-/// Runs one request through the engine and encodes the reply.
+/// Runs one request through the engine, encodes the reply and counts it.
 fn answer(ctx: &StreamCtx<'_>, framing: Framing, request: Request, out: &mut Vec<u8>) {
+    let (op, outcome) = decide(ctx, framing, request, out);
+    if let Some(m) = ctx.engine.metrics() {
+        m.request(Channel::of(framing), op, outcome);
+    }
+}
+
+fn decide(
+    ctx: &StreamCtx<'_>,
+    framing: Framing,
+    request: Request,
+    out: &mut Vec<u8>,
+) -> (Op, Outcome) {
     match request {
         Request::Auth {
             user,
@@ -203,17 +223,25 @@ fn answer(ctx: &StreamCtx<'_>, framing: Framing, request: Request, out: &mut Vec
                 // remote address to count by.
                 remote: None,
             };
-            let ok = ctx
-                .engine
-                .login(&user, &domain, &password, rules)
-                .decision
-                .is_accepted();
-            encode(framing, &Answer::Auth(ok), out);
+            let decision = ctx.engine.login(&user, &domain, &password, rules).decision;
+            encode(framing, &Answer::Auth(decision.is_accepted()), out);
+            let outcome = match decision {
+                AuthDecision::Accepted(_) => Outcome::Accepted,
+                AuthDecision::Rejected => Outcome::Rejected,
+                AuthDecision::Unavailable(_) => Outcome::Unavailable,
+            };
+            (Op::Auth, outcome)
         }
         Request::IsUser { user, domain } => {
             debug!("{} framing: receive operation isuser", framing.name());
             let exists = ctx.engine.isuser(&user, &domain);
             encode(framing, &Answer::IsUser(&exists), out);
+            let outcome = match exists {
+                UserExists::Yes => Outcome::Accepted,
+                UserExists::No => Outcome::Rejected,
+                UserExists::Unknown(_) => Outcome::Unavailable,
+            };
+            (Op::IsUser, outcome)
         }
         Request::Roster { user, domain } => {
             debug!("{} framing: receive operation roster", framing.name());
@@ -222,6 +250,7 @@ fn answer(ctx: &StreamCtx<'_>, framing: Framing, request: Request, out: &mut Vec
                     encode(framing, &Answer::Roster(Some(&r.body)), out);
                     // With ejabberdctl= set: synced in the background, after this reply.
                     crate::roster_worker::schedule_fetched(&user, &domain, &r);
+                    (Op::Roster, Outcome::Accepted)
                 }
                 RosterReply::Unavailable(why) => {
                     info!(
@@ -229,6 +258,7 @@ fn answer(ctx: &StreamCtx<'_>, framing: Framing, request: Request, out: &mut Vec
                         xcauth_core::logsafe::jid(&user, &domain)
                     );
                     encode(framing, &Answer::Roster(None), out);
+                    (Op::Roster, Outcome::Unavailable)
                 }
             }
         }

@@ -175,6 +175,12 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Ve
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 /// Set by SIGHUP: reopen log files (logrotate).
 pub static REOPEN_LOGS: AtomicBool = AtomicBool::new(false);
+/// Set by SIGUSR1: log the counters.
+pub static DUMP_STATS: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    DUMP_STATS.store(true, Ordering::SeqCst);
+}
 
 extern "C" fn on_terminate(_: libc::c_int) {
     SHUTDOWN.store(true, Ordering::SeqCst);
@@ -190,6 +196,7 @@ pub fn install_signal_handlers() {
         (libc::SIGTERM, on_terminate as extern "C" fn(libc::c_int)),
         (libc::SIGINT, on_terminate),
         (libc::SIGHUP, on_hangup),
+        (libc::SIGUSR1, on_usr1),
     ] {
         // SAFETY: a zeroed sigaction is a valid starting value; the handler
         // only performs an atomic store, which is async-signal-safe; SA_RESTART

@@ -42,6 +42,7 @@ mod daemon {
     mod modes;
     mod roster;
     mod sockets;
+    mod stats;
     mod throttle;
     mod tls;
 }

@@ -122,6 +122,11 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// `--write-timeout` (extension), at least 1s.
     pub write_timeout: Duration,
+    /// `--metrics-listen` (extension): where to serve Prometheus text; loopback unless
+    /// `metrics_allow_remote`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `--metrics-allow-remote` (extension).
+    pub metrics_allow_remote: bool,
     /// `--version`.
     pub version: bool,
 }
@@ -177,6 +182,8 @@ impl Config {
             allow_insecure_http: false,
             throttle: ThrottleSettings::default(),
             write_timeout: Duration::from_secs(30),
+            metrics_listen: None,
+            metrics_allow_remote: false,
             version: false,
         }
     }
@@ -218,12 +225,16 @@ impl Config {
         }
         let mut config = Self::defaults();
         let mut url_field = None;
+        let mut metrics_field = None;
         for (spec, entry) in OPTIONS.iter().zip(merged) {
             if let Some(entry) = entry {
                 let field = Field { spec, entry };
                 config.apply(field)?;
                 if spec.long == "url" {
                     url_field = Some(field);
+                }
+                if spec.long == "metrics-listen" {
+                    metrics_field = Some(field);
                 }
             }
         }
@@ -237,6 +248,14 @@ impl Config {
                     config.throttle.backoff.as_secs()
                 ),
             });
+        }
+        if let (Some(addr), Some(field)) = (config.metrics_listen, metrics_field) {
+            if !addr.ip().is_loopback() && !config.metrics_allow_remote {
+                return Err(field.invalid(
+                    "not a loopback address: the metrics endpoint has no authentication; use \
+                     127.0.0.1 or ::1 (or set metrics-allow-remote)",
+                ));
+            }
         }
         if let (Some(url), Some(field)) = (&config.url, url_field) {
             if !config.allow_insecure_http && crate::jsxc::is_insecure_url(url) {
@@ -353,6 +372,13 @@ impl Config {
                 self.throttle.max_entries = field.parse(|t| bounded(t, 100, None))?;
             }
             "write-timeout" => self.write_timeout = field.parse(positive_duration)?,
+            "metrics-listen" => {
+                self.metrics_listen = Some(field.parse(|t| {
+                    t.parse()
+                        .map_err(|_| format!("'{t}' is not IP:PORT (e.g. 127.0.0.1:9101)"))
+                })?);
+            }
+            "metrics-allow-remote" => self.metrics_allow_remote = field.flag()?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: field.entry.origin.clone(),

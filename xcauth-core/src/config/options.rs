@@ -496,6 +496,22 @@ pub static OPTIONS: &[OptionSpec] = &[
         "Extension: longest time xcauthd waits to write a reply to a client that does not \
          read it, then closes the connection (at least 1s)",
     ),
+    // Counters (docs/metrics.md).
+    opt(
+        "metrics-listen",
+        None,
+        Value,
+        &["IP:PORT"],
+        None,
+        "Extension: serve the counters as Prometheus text at http://IP:PORT/metrics (daemon \
+         with listeners only); a loopback address unless --metrics-allow-remote",
+    ),
+    flag(
+        "metrics-allow-remote",
+        None,
+        "Extension: allow a --metrics-listen address other than loopback (the endpoint has \
+         no authentication)",
+    ),
 ];
 
 /// The option with this canonical long name (`cache-query-ttl`), if any. Use

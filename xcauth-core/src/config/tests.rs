@@ -126,6 +126,8 @@ fn everything_expected() -> Config {
             max_entries: 500,
         },
         write_timeout: secs(10),
+        metrics_listen: None,
+        metrics_allow_remote: false,
         version: false,
     }
 }
@@ -315,6 +317,7 @@ fn every_table_option_is_applied() {
             "roster-max-group-size" => one("7"),
             "roster-timeout" => one("7m"),
             "served-domains" => one("example.org"),
+            "metrics-listen" => one("127.0.0.1:9101"),
             "db-mode" => one("0660"),
             "socket-mode" => one("0600"),
             "cache-query-ttl"
@@ -939,4 +942,22 @@ fn throttle_and_write_timeout_settings_are_checked() {
         e.contains("write-timeout") && e.contains("at least 1s"),
         "{e}"
     );
+}
+
+#[test]
+fn metrics_listen_is_loopback_unless_allowed() {
+    let config = resolve_file("metrics-listen=127.0.0.1:9101").unwrap();
+    assert_eq!(
+        config.metrics_listen,
+        Some("127.0.0.1:9101".parse().unwrap())
+    );
+    assert!(resolve_file("metrics-listen=[::1]:9101").is_ok());
+    let e = file_error("metrics-listen=0.0.0.0:9101");
+    assert!(
+        e.contains("metrics-listen") && e.contains("loopback"),
+        "{e}"
+    );
+    assert!(file_error("metrics-listen=localhost:9101").contains("IP:PORT"));
+    let config = resolve_file("metrics-listen=192.0.2.1:9101\nmetrics-allow-remote").unwrap();
+    assert!(config.metrics_allow_remote);
 }

@@ -60,6 +60,22 @@ impl Breaker {
         }
     }
 
+    /// The URLs whose breaker is open now (sorted), for the counters.
+    pub(super) fn open_urls(&self) -> Vec<String> {
+        let now = self.clock.instant();
+        let map = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut urls: Vec<String> = map
+            .iter()
+            .filter(|(_, st)| st.open_until.is_some_and(|until| now < until))
+            .map(|(url, _)| url.clone())
+            .collect();
+        urls.sort();
+        urls
+    }
+
     /// Records how a call to `url` went (`ok`: the backend answered).
     pub(super) fn record(&self, url: &str, ok: bool) {
         if self.threshold == 0 {
@@ -103,8 +119,10 @@ mod tests {
         assert!(b.allow("u"));
         b.record("u", false);
         assert!(!b.allow("u"), "open after 2 failures");
+        assert_eq!(b.open_urls(), ["u"]);
         assert!(b.allow("other"), "per URL");
         clock.advance_by(Duration::from_millis(60));
+        assert!(b.open_urls().is_empty(), "the cooldown is over");
         assert!(b.allow("u"), "half-open probe");
         b.record("u", true);
         assert!(b.allow("u"));

@@ -349,6 +349,10 @@ impl Backend for JsxcClient {
         }
     }
 
+    fn open_circuits(&self) -> Vec<String> {
+        self.breaker.open_urls()
+    }
+
     fn sharedroster(&self, target: &Target, user: &str) -> RosterReply {
         let body = form(&[
             ("operation", "sharedroster"),

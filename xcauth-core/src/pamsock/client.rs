@@ -186,6 +186,7 @@ impl Connection {
             (PamRequest::Auth { .. }, PamReply::Accepted { .. } | PamReply::Rejected) => true,
             (PamRequest::IsUser { .. }, PamReply::Exists | PamReply::NoSuchUser) => true,
             (PamRequest::Groups { .. }, PamReply::Groups(_)) => true,
+            (PamRequest::Stats, PamReply::Stats(_)) => true,
             (_, PamReply::Error(message)) => {
                 return Err(ClientError::Refused {
                     path: path(),

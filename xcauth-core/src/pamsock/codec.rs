@@ -9,9 +9,9 @@ use crate::engine::Via;
 use crate::secret::Password;
 
 /// Protocol version carried in the first payload byte. Version 2 added the uid of the account
-/// that logged in, version 3 the remote host of an auth request (for the throttle); module and
-/// daemon are shipped together.
-pub const PROTOCOL_VERSION: u8 = 3;
+/// that logged in, version 3 the remote host of an auth request (for the throttle), version 4
+/// the stats request (`xcauthd stats`); module and daemon are shipped together.
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Largest payload accepted or produced, in bytes. Big enough for a user in a few thousand
 /// groups; requests are far smaller because of the field limits below.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -19,15 +19,19 @@ pub const MAX_FRAME: usize = 64 * 1024;
 pub const MAX_NAME: usize = 1024;
 /// Largest password, in bytes (UTF-8). Longer ones are refused by the module before sending.
 pub const MAX_PASSWORD: usize = 4096;
+/// Largest key of a stats reply, in bytes.
+pub const MAX_STATS_KEY: usize = 1024;
 
 const OP_AUTH: u8 = b'a';
 const OP_ISUSER: u8 = b'u';
 const OP_GROUPS: u8 = b'g';
+const OP_STATS: u8 = b's';
 const R_ACCEPTED: u8 = b'A';
 const R_REJECTED: u8 = b'R';
 const R_EXISTS: u8 = b'Y';
 const R_NO_USER: u8 = b'N';
 const R_GROUPS: u8 = b'G';
+const R_STATS: u8 = b'S';
 const R_UNAVAILABLE: u8 = b'U';
 const R_ERROR: u8 = b'E';
 
@@ -61,6 +65,8 @@ pub enum PamRequest {
         /// XMPP domain.
         domain: String,
     },
+    /// The daemon's counters (`xcauthd stats`); not counted itself.
+    Stats,
 }
 
 impl PamRequest {
@@ -70,6 +76,7 @@ impl PamRequest {
             PamRequest::Auth { .. } => "auth",
             PamRequest::IsUser { .. } => "isuser",
             PamRequest::Groups { .. } => "groups",
+            PamRequest::Stats => "stats",
         }
     }
 }
@@ -92,6 +99,8 @@ pub enum PamReply {
     NoSuchUser,
     /// `groups`: the group display names (possibly none).
     Groups(Vec<String>),
+    /// `stats`: every counter as `key value`, in the daemon's order.
+    Stats(Vec<(String, u64)>),
     /// Any operation: the backend could not answer, with a log-safe reason.
     Unavailable(String),
     /// The request was not understood; the server closes the connection.
@@ -175,6 +184,7 @@ pub fn encode_request(req: &PamRequest) -> Result<Zeroizing<Vec<u8>>, CodecError
             put_str(&mut out, uid, MAX_NAME, "uid")?;
             put_str(&mut out, domain, MAX_NAME, "domain")?;
         }
+        PamRequest::Stats => out.push(OP_STATS),
     }
     finish_frame(&mut out)?;
     Ok(out)
@@ -212,6 +222,7 @@ pub fn decode_request(payload: &[u8]) -> Result<PamRequest, CodecError> {
             let domain = r.string(MAX_NAME, "domain")?;
             PamRequest::Groups { uid, domain }
         }
+        OP_STATS => PamRequest::Stats,
         other => return Err(CodecError::UnknownCode(other)),
     };
     r.finish()?;
@@ -237,6 +248,16 @@ pub fn encode_reply(reply: &PamReply) -> Result<Vec<u8>, CodecError> {
             out.extend_from_slice(&count.to_be_bytes());
             for g in groups {
                 put_str(&mut out, g, usize::from(u16::MAX), "group name")?;
+            }
+        }
+        PamReply::Stats(pairs) => {
+            out.push(R_STATS);
+            let count =
+                u16::try_from(pairs.len()).map_err(|_| CodecError::FieldTooLong("stats list"))?;
+            out.extend_from_slice(&count.to_be_bytes());
+            for (key, value) in pairs {
+                put_str(&mut out, key, MAX_STATS_KEY, "stats key")?;
+                out.extend_from_slice(&value.to_be_bytes());
             }
         }
         PamReply::Unavailable(reason) => {
@@ -285,6 +306,18 @@ pub fn decode_reply(payload: &[u8]) -> Result<PamReply, CodecError> {
                 groups.push(r.string(usize::from(u16::MAX), "group name")?);
             }
             PamReply::Groups(groups)
+        }
+        R_STATS => {
+            let count = r.u16()?;
+            let mut pairs = Vec::with_capacity(usize::from(count).min(1024));
+            for _ in 0..count {
+                let key = r.string(MAX_STATS_KEY, "stats key")?;
+                let b = r.take(8)?;
+                let mut value = [0u8; 8];
+                value.copy_from_slice(b);
+                pairs.push((key, u64::from_be_bytes(value)));
+            }
+            PamReply::Stats(pairs)
         }
         R_UNAVAILABLE => PamReply::Unavailable(r.string(usize::from(u16::MAX), "reason")?),
         R_ERROR => PamReply::Error(r.string(usize::from(u16::MAX), "message")?),
@@ -444,6 +477,7 @@ mod tests {
                 uid: "c@d".into(),
                 domain: "".into(),
             },
+            PamRequest::Stats,
         ] {
             let frame = encode_request(&req).unwrap();
             assert_eq!(decode_request(payload(&frame)).unwrap(), req);
@@ -474,6 +508,11 @@ mod tests {
             PamReply::NoSuchUser,
             PamReply::Groups(vec![]),
             PamReply::Groups(vec!["Team A".into(), "ü".into()]),
+            PamReply::Stats(vec![]),
+            PamReply::Stats(vec![
+                ("requests.pam.auth.accepted".into(), 3),
+                ("x".into(), u64::MAX),
+            ]),
             PamReply::Unavailable("timeout: x".into()),
             PamReply::Error("bad".into()),
         ] {
@@ -487,11 +526,11 @@ mod tests {
         let frame = encode_request(&auth("al", "pw")).unwrap();
         assert_eq!(
             &frame[..],
-            b"\0\0\0\x1a\x03a\0\0\x02al\0\x0bexample.org\0\x02pw\0\0".as_slice()
+            b"\0\0\0\x1a\x04a\0\0\x02al\0\x0bexample.org\0\x02pw\0\0".as_slice()
         );
         assert_eq!(
             &encode_reply(&PamReply::Rejected).unwrap()[..],
-            b"\0\0\0\x02\x03R"
+            b"\0\0\0\x02\x04R"
         );
         assert_eq!(
             &encode_reply(&PamReply::Accepted {
@@ -499,7 +538,15 @@ mod tests {
                 uid: Some("al".into())
             })
             .unwrap()[..],
-            b"\0\0\0\x07\x03A\x02\0\x02al"
+            b"\0\0\0\x07\x04A\x02\0\x02al"
+        );
+        assert_eq!(
+            &encode_request(&PamRequest::Stats).unwrap()[..],
+            b"\0\0\0\x02\x04s"
+        );
+        assert_eq!(
+            &encode_reply(&PamReply::Stats(vec![("uptime_seconds".into(), 7)])).unwrap()[..],
+            b"\0\0\0\x1c\x04S\0\x01\0\x0euptime_seconds\0\0\0\0\0\0\0\x07"
         );
     }
 
@@ -544,30 +591,35 @@ mod tests {
             "version 2 had no remote host"
         );
         assert_eq!(
-            decode_request(&[3, b'z']),
+            decode_request(&[3, b'u', 0, 0, 0, 0]),
+            Err(CodecError::Version(3)),
+            "version 3 had no stats request"
+        );
+        assert_eq!(
+            decode_request(&[4, b'z']),
             Err(CodecError::UnknownCode(b'z'))
         );
         assert_eq!(
-            decode_request(&[3, b'a', 2, 0, 0, 0, 0, 0, 0, 0, 0]),
+            decode_request(&[4, b'a', 2, 0, 0, 0, 0, 0, 0, 0, 0]),
             Err(CodecError::UnknownCode(2)),
             "need_uid is 0 or 1"
         );
         assert_eq!(
-            decode_request(&[3, b'u', 0, 5, b'a']),
+            decode_request(&[4, b'u', 0, 5, b'a']),
             Err(CodecError::Truncated)
         );
         assert_eq!(
-            decode_request(&[3, b'u', 0, 0, 0, 0, 9]),
+            decode_request(&[4, b'u', 0, 0, 0, 0, 9]),
             Err(CodecError::Trailing(1))
         );
         assert_eq!(
-            decode_request(&[3, b'u', 0, 1, 0xff, 0, 0]),
+            decode_request(&[4, b'u', 0, 1, 0xff, 0, 0]),
             Err(CodecError::NotUtf8)
         );
-        assert_eq!(decode_reply(&[3, b'A', 9]), Err(CodecError::UnknownCode(9)));
-        assert_eq!(decode_reply(&[3, b'A', 2]), Err(CodecError::Truncated));
+        assert_eq!(decode_reply(&[4, b'A', 9]), Err(CodecError::UnknownCode(9)));
+        assert_eq!(decode_reply(&[4, b'A', 2]), Err(CodecError::Truncated));
         assert_eq!(
-            decode_reply(&[3, b'G', 0, 2, 0, 0]),
+            decode_reply(&[4, b'G', 0, 2, 0, 0]),
             Err(CodecError::Truncated)
         );
     }
@@ -586,9 +638,10 @@ mod tests {
         let seeds: Vec<Vec<u8>> = vec![
             encode_request(&auth("alice", "pw")).unwrap()[4..].to_vec(),
             encode_reply(&PamReply::Groups(vec!["a".into(), "b".into()])).unwrap()[4..].to_vec(),
+            encode_reply(&PamReply::Stats(vec![("a.b".into(), 7)])).unwrap()[4..].to_vec(),
         ];
-        for i in 0..20_000 {
-            let mut bytes = seeds[i % 2].clone();
+        for i in 0..30_000 {
+            let mut bytes = seeds[i % 3].clone();
             for _ in 0..(next() % 4) {
                 let pos = (next() as usize) % bytes.len();
                 bytes[pos] = next() as u8;

@@ -12,6 +12,7 @@ use super::io::{read_request_frame, write_all_before, ReadFrame};
 use crate::backend::UserExists;
 use crate::deadline::{self, ConnectionTimeouts, DeadlineStream};
 use crate::engine::{AuthDecision, Engine, LoginRules, NameMatch};
+use crate::metrics::{Channel, Op, Outcome};
 
 /// Answers requests on one accepted connection until the peer closes it, sends something
 /// malformed, sends nothing for `timeouts.idle`, or takes longer than `timeouts.request` from
@@ -48,6 +49,7 @@ pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
                 return;
             }
             Err(ReadFrame::Bad(e)) => {
+                count_invalid(engine);
                 warn!("pam socket: bad frame: {e}; closing the connection");
                 send(
                     &mut stream,
@@ -64,6 +66,7 @@ pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
         let request = match decode_request(&payload) {
             Ok(r) => r,
             Err(e) => {
+                count_invalid(engine);
                 warn!("pam socket: malformed request: {e}; closing the connection");
                 send(
                     &mut stream,
@@ -82,8 +85,36 @@ pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
     }
 }
 
-/// The engine's answer to one request.
+fn count_invalid(engine: &Engine) {
+    if let Some(m) = engine.metrics() {
+        m.invalid_request(Channel::Pam);
+    }
+}
+
+/// The engine's answer to one request, counted in the engine's metrics (except `stats`).
 pub fn answer_pam_request(engine: &Engine, request: &PamRequest) -> PamReply {
+    let reply = decide(engine, request);
+    if let Some(m) = engine.metrics() {
+        let op = match request {
+            PamRequest::Auth { .. } => Some(Op::Auth),
+            PamRequest::IsUser { .. } => Some(Op::IsUser),
+            PamRequest::Groups { .. } => Some(Op::Groups),
+            PamRequest::Stats => None,
+        };
+        let outcome = match &reply {
+            PamReply::Accepted { .. } | PamReply::Exists | PamReply::Groups(_) => Outcome::Accepted,
+            PamReply::Rejected | PamReply::NoSuchUser => Outcome::Rejected,
+            PamReply::Unavailable(_) => Outcome::Unavailable,
+            PamReply::Error(_) | PamReply::Stats(_) => Outcome::Error,
+        };
+        if let Some(op) = op {
+            m.request(Channel::Pam, op, outcome);
+        }
+    }
+    reply
+}
+
+fn decide(engine: &Engine, request: &PamRequest) -> PamReply {
     match request {
         PamRequest::Auth {
             user,
@@ -115,6 +146,10 @@ pub fn answer_pam_request(engine: &Engine, request: &PamRequest) -> PamReply {
         PamRequest::Groups { uid, domain } => match engine.groups_of_account(uid, domain) {
             Ok(groups) => PamReply::Groups(groups),
             Err(why) => PamReply::Unavailable(why.to_string()),
+        },
+        PamRequest::Stats => match engine.stats() {
+            Some(snapshot) => PamReply::Stats(snapshot.pairs()),
+            None => PamReply::Error("this xcauthd keeps no counters".into()),
         },
     }
 }

@@ -1,0 +1,329 @@
+//! The counters of the built xcauthd (docs/metrics.md): a scripted run through real sockets
+//! (generic framing over TCP and the pam socket, with the backend double failing on purpose),
+//! then `xcauthd stats`, the SIGUSR1 log line and `curl http://…/metrics` must all report
+//! exactly the counts of that run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+#![allow(clippy::disallowed_methods)] // tests measure real time
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xcauth_core::pamsock::{self, PamReply, PamRequest};
+use xcauth_tests::double::{BackendDouble, Fault, User};
+use xcauth_tests::support::{self, Scratch};
+
+const SECRET: &str = "e2e-stats-secret";
+
+fn generic(addr: SocketAddr, lines: &[&str]) -> Vec<String> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = Vec::new();
+    for line in lines {
+        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        reader.read_line(&mut answer).unwrap();
+        out.push(answer.trim_end().to_owned());
+    }
+    out
+}
+
+fn auth(user: &str, password: &str) -> PamRequest {
+    PamRequest::Auth {
+        user: user.into(),
+        domain: "example.org".into(),
+        password: xcauth_core::Password::new(password),
+        need_uid: false,
+        rhost: String::new(),
+    }
+}
+
+/// What the scripted run below must have counted (keys of `xcauthd stats`).
+fn expected(url: &str) -> Vec<(String, u64)> {
+    let mut e: Vec<(String, u64)> = [
+        ("requests.generic.auth.accepted", 4),
+        ("requests.generic.auth.rejected", 3),
+        ("requests.generic.auth.unavailable", 3),
+        ("requests.generic.isuser.accepted", 1),
+        ("requests.generic.isuser.rejected", 0),
+        ("requests.generic.invalid.error", 1),
+        ("requests.pam.auth.accepted", 1),
+        ("requests.pam.auth.rejected", 1),
+        ("requests.pam.auth.unavailable", 2),
+        ("requests.pam.isuser.accepted", 1),
+        ("requests.pam.invalid.error", 0),
+        ("requests.ejabberd.auth.accepted", 0),
+        ("backend_calls.auth.answered", 5),
+        ("backend_calls.auth.unavailable", 4),
+        ("backend_calls.auth.skipped", 1),
+        ("backend_calls.isuser.answered", 2),
+        ("logins.backend", 2),
+        ("logins.cache", 3),
+        ("cache_hits.normal", 3),
+        ("cache_misses.normal", 10),
+        ("cache_hits.unreachable", 0),
+        ("cache_misses.unreachable", 5),
+        ("throttle_lockouts.user", 1),
+        ("throttle_refused", 1),
+        ("roster_syncs.ok", 0),
+        ("breakers_open", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    e.push((format!("breaker_open.{url}"), 1));
+    e
+}
+
+/// The run: over the generic framing alice logs in (backend) and twice more (cache); bob
+/// guesses three times (two rejected by the backend open a lock-out with throttle-failures=2,
+/// the third is refused unchecked); one isuser; one malformed line. Over the pam socket carol
+/// logs in, dave is rejected, carol exists, and two logins meet a backend answering HTTP 500.
+/// Then the backend drops connections: two generic logins are unavailable (transport
+/// failures, which open the breaker with breaker-failures=2), a third is skipped by the open
+/// breaker, and alice still logs in from the cache.
+fn scripted_run(d: &BackendDouble, generic_addr: SocketAddr, pam: &Path) {
+    let answers = generic(
+        generic_addr,
+        &[
+            "auth:alice:example.org:secret",
+            "auth:alice:example.org:secret",
+            "auth:alice:example.org:secret",
+            "auth:bob:example.org:wrong1",
+            "auth:bob:example.org:wrong2",
+            "auth:bob:example.org:wrong3",
+            "isuser:alice:example.org",
+            "hello",
+        ],
+    );
+    assert_eq!(answers, ["1", "1", "1", "0", "0", "0", "1", "0"]);
+    let mut conn = pamsock::Connection::open(pam, Duration::from_secs(10)).unwrap();
+    assert!(matches!(
+        conn.ask(&auth("carol", "pass")).unwrap(),
+        PamReply::Accepted { .. }
+    ));
+    assert_eq!(conn.ask(&auth("dave", "x")).unwrap(), PamReply::Rejected);
+    let isuser = PamRequest::IsUser {
+        user: "carol".into(),
+        domain: "example.org".into(),
+    };
+    assert_eq!(conn.ask(&isuser).unwrap(), PamReply::Exists);
+    d.set_fault(Fault::Status(500, "<html>oops</html>".into()));
+    for user in ["erin", "frank"] {
+        assert!(matches!(
+            conn.ask(&auth(user, "x")).unwrap(),
+            PamReply::Unavailable(_)
+        ));
+    }
+    d.set_fault(Fault::Drop);
+    let answers = generic(
+        generic_addr,
+        &[
+            "auth:zed:example.org:x",
+            "auth:zed:example.org:x",
+            "auth:zed:example.org:x",
+            "auth:alice:example.org:secret",
+        ],
+    );
+    assert_eq!(answers, ["0", "0", "0", "1"]);
+    d.set_fault(Fault::None);
+}
+
+fn parse_stats(out: &str) -> HashMap<String, u64> {
+    out.lines()
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let key = parts.next().unwrap().to_owned();
+            let value = parts.next().unwrap().parse().unwrap();
+            assert!(parts.next().is_none(), "{l}");
+            (key, value)
+        })
+        .collect()
+}
+
+fn wait_for_line(log: &Path, needle: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_owned();
+        }
+        assert!(Instant::now() < end, "no {needle:?} in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn curl(url: &str) -> (String, String) {
+    let out = Command::new(support::require_program("curl"))
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (body.to_owned(), code.to_owned())
+}
+
+/// The Prometheus name of a stats key (`requests.generic.auth.accepted` →
+/// `xcauth_requests_total{framing="generic",op="auth",result="accepted"}`).
+fn prometheus_line(key: &str, value: u64) -> String {
+    let (name, rest) = key.split_once('.').unwrap_or((key, ""));
+    let labels: &[&str] = match name {
+        "requests" => &["framing", "op", "result"],
+        "backend_calls" => &["op", "outcome"],
+        "logins" => &["via"],
+        "cache_hits" | "cache_misses" => &["lookup"],
+        "throttle_lockouts" => &["scope"],
+        "roster_syncs" => &["result"],
+        "breaker_open" => &["url"],
+        _ => &[],
+    };
+    let gauge = matches!(name, "breakers_open" | "breaker_open");
+    let suffix = if gauge { "" } else { "_total" };
+    let values: Vec<&str> = if labels.len() == 1 {
+        vec![rest]
+    } else {
+        rest.split('.').collect()
+    };
+    let inner: Vec<String> = labels
+        .iter()
+        .zip(values)
+        .map(|(l, v)| format!("{l}=\"{v}\""))
+        .collect();
+    if inner.is_empty() {
+        format!("xcauth_{name}{suffix} {value}")
+    } else {
+        format!("xcauth_{name}{suffix}{{{}}} {value}", inner.join(","))
+    }
+}
+
+#[test]
+fn stats_sigusr1_and_metrics_report_the_scripted_run() {
+    let d = BackendDouble::start(SECRET);
+    for (u, p) in [("alice", "secret"), ("bob", "builder"), ("carol", "pass")] {
+        d.add_user(User::new(u, p));
+    }
+    let s = Scratch::new("stats");
+    let generic_addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let pam = s.join("pam.sock");
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(
+            &d.url(),
+            SECRET,
+            &format!(
+                "listen=[generic@tcp:{generic_addr}, pam@unix:{}]\ncache-storage=memory\n\
+                 breaker-failures=2\nthrottle-failures=2\nmetrics-listen={metrics}",
+                pam.display()
+            ),
+        ),
+    );
+    let log = s.join("daemon.log");
+    let daemon = support::start_daemon(&conf, &log, &[generic_addr, metrics]);
+    support::wait_for_unix(&pam, Duration::from_secs(5));
+
+    scripted_run(&d, generic_addr, &pam);
+    let want = expected(&d.url());
+
+    // xcauthd stats, finding the socket in the config's listen=.
+    let out = support::xcauthd(&conf).arg("stats").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stats = parse_stats(&String::from_utf8(out.stdout).unwrap());
+    for (key, value) in &want {
+        assert_eq!(stats.get(key), Some(value), "xcauthd stats: {key}");
+    }
+    // The latency percentiles come from the 11 timed calls: ordered and non-zero.
+    let p = |q: &str| stats[&format!("backend_latency_ms.{q}")];
+    assert!(p("p50") >= 1 && p("p50") <= p("p90") && p("p90") <= p("p99"));
+    assert!(p("p99") <= p("max").max(1), "{stats:?}");
+    // --socket names it explicitly, without the configuration.
+    let out = Command::new(support::bin("xcauthd"))
+        .args(["stats", "--socket"])
+        .arg(&pam)
+        .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let without_uptime = |mut m: HashMap<String, u64>| {
+        m.remove("uptime_seconds");
+        m
+    };
+    assert_eq!(
+        without_uptime(parse_stats(&String::from_utf8(out.stdout).unwrap())),
+        without_uptime(stats.clone())
+    );
+
+    // SIGUSR1: one line with every non-zero counter.
+    daemon.signal("USR1");
+    let line = wait_for_line(&log, "stats: uptime_seconds=");
+    for (key, value) in &want {
+        let item = format!(" {key}={value}");
+        if *value == 0 {
+            assert!(!line.contains(&format!(" {key}=")), "{key} in {line}");
+        } else {
+            assert!(
+                line.contains(&format!("{item} ")) || line.ends_with(&item),
+                "{item} not in {line}"
+            );
+        }
+    }
+
+    // GET /metrics with curl.
+    let (body, code) = curl(&format!("http://{metrics}/metrics"));
+    assert_eq!(code, "200");
+    for (key, value) in &want {
+        let line = prometheus_line(key, *value);
+        assert!(body.lines().any(|l| l == line), "{line} not in:\n{body}");
+    }
+    assert!(body
+        .lines()
+        .any(|l| l == "xcauth_backend_latency_seconds_count 11"));
+    let (_, code) = curl(&format!("http://{metrics}/other"));
+    assert_eq!(code, "404");
+    // An endless request head is cut off at the size bound.
+    let mut stream = TcpStream::connect(metrics).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    head.extend(std::iter::repeat_n(b'x', 20_000));
+    let _ = stream.write_all(&head);
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+
+    // Asking for stats counted nothing.
+    let out = support::xcauthd(&conf).arg("stats").output().unwrap();
+    let again = parse_stats(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(again["requests.pam.auth.accepted"], 1);
+    assert_eq!(again["requests.pam.invalid.error"], 0);
+}
+
+/// A metrics address that is not loopback is a configuration error unless allowed.
+#[test]
+fn a_remote_metrics_address_is_refused() {
+    let s = Scratch::new("stats-remote");
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(
+            "https://cloud.example.org/x",
+            SECRET,
+            "metrics-listen=0.0.0.0:9101\nlisten=generic@tcp:127.0.0.1:1",
+        ),
+    );
+    let out = support::xcauthd(&conf).arg("--daemon").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("metrics-listen") && err.contains("loopback"),
+        "{err}"
+    );
+}
