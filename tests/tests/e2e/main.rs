@@ -50,6 +50,7 @@ mod packaging {
 }
 
 mod peers {
+    mod dovecot;
     mod ejabberd;
     mod postfix;
     mod prosody;
