@@ -47,6 +47,7 @@ mod daemon {
 
 mod packaging {
     mod deb;
+    mod units;
 }
 
 mod peers {

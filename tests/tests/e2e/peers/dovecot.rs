@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use xcauth_tests::double::Fault;
 use xcauth_tests::pam_support::{
-    assert_no_secrets, distinct, example, instantiate, wait_output, EtcPamService, World,
-    ALICE_PW,
+    assert_no_secrets, distinct, example, instantiate, wait_output, EtcPamService, World, ALICE_PW,
 };
 use xcauth_tests::support::{require_program, wait_for_unix, Proc};
 
