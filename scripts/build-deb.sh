@@ -82,6 +82,9 @@ done
 inst 0644 packaging/pam-configs/xcauth usr/share/pam-configs/xcauth
 inst 0644 README.md usr/share/doc/xcauth/README.md
 inst 0644 SECURITY.md usr/share/doc/xcauth/SECURITY.md
+for f in docs/*.md; do
+  inst 0644 "$f" "usr/share/doc/xcauth/docs/$(basename "$f")"
+done
 gzip -9n "$stage/usr/share/doc/xcauth/README.md" "$stage/usr/share/doc/xcauth/SECURITY.md"
 inst 0644 packaging/debian/copyright usr/share/doc/xcauth/copyright
 printf 'xcauth (%s) unstable; urgency=medium\n\n  * Package built from the xcauth-rs tree.\n\n -- xcauth-rs maintainers <xcauth-rs@example.invalid>  %s\n' \

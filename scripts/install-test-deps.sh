@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives (real peers: PAM hosts,
-# saslauthd, Postfix, Prosody, ejabberd, Apache). Needs root. Idempotent:
+# saslauthd, Postfix, Dovecot, Prosody, ejabberd, Apache). Needs root. Idempotent:
 # `apt-get update` runs once, and only when something is missing.
 set -euo pipefail
 
@@ -8,7 +8,7 @@ PKGS=(
   pamtester libpam-wrapper libpam0g-dev sasl2-bin
   python3-pam python3-pypamtest
   prosody lua-socket python3-slixmpp
-  ejabberd postfix apache2 libapache2-mod-authnz-pam
+  ejabberd postfix dovecot-core apache2 libapache2-mod-authnz-pam
   curl netcat-openbsd systemd fail2ban
 )
 

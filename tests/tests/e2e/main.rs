@@ -15,7 +15,7 @@
 //! |              |                                                    | `sockets::unix_sockets_…` and  |
 //! |              |                                                    | `sockets::socket_group_…`;     |
 //! |              |                                                    | `systemd-socket-activate`      |
-//! | `peers`      | ejabberd, Prosody, Postfix, testsaslauthd          | root and the installed peers   |
+//! | `peers`      | ejabberd, Prosody, Postfix, testsaslauthd, Dovecot | root and the installed peers   |
 //! | `pam`        | `pam_xcauth.so` in pamtester, saslauthd, Apache    | root, pamtester, pam_wrapper,  |
 //! |              | (under pam_wrapper or with real `/etc/pam.d` files)| apache2, sasl2-bin, curl       |
 //!
@@ -49,9 +49,11 @@ mod daemon {
 
 mod packaging {
     mod deb;
+    mod units;
 }
 
 mod peers {
+    mod dovecot;
     mod ejabberd;
     mod ejabberd_roster;
     mod postfix;

@@ -1,15 +1,32 @@
 //! The Debian package: `scripts/build-deb.sh --debug` builds it from the warm debug build
 //! (lintian runs in the release build of the script, not here: it costs minutes), then
 //! `dpkg -i` installs it on this machine: files, owners, modes, the `xcauth` user and
-//! directories; a reinstall keeps a modified conffile and the database; purge removes what
-//! the install created. Needs root and dpkg; refuses to run over an existing installation.
+//! directories. With `/etc/xcauth.conf` pointing at the backend double, the installed units
+//! serve one login per framing on their sockets (socket activation by
+//! `systemd-socket-activate`, as systemd is not PID 1 here: see `units.rs`), the installed
+//! module answers through the pam socket, and with the pam-auth-update profile enabled a
+//! Nextcloud user logs in through `common-auth`. A reinstall keeps a modified conffile and the
+//! database; purge removes what the install created, takes the module out of
+//! `/etc/pam.d/common-*` again and leaves nothing behind. Needs root and dpkg; refuses to run
+//! over an existing installation. `/etc/pam.d/common-*` and `/var/lib/pam` are backed up first
+//! and restored by a drop guard, also when an assertion fails half-way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::os::unix::fs::MetadataExt;
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::pam_support::{EtcPamService, Pamtester};
+use xcauth_tests::support::{xcauth_conf, Scratch};
+
+use super::units::{self, Listen};
+
+const SECRET: &str = "pkg-test-secret-5d1e83";
+const ALICE_PW: &str = "alice-pkg-pw-H3n7";
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -75,6 +92,8 @@ fn install_upgrade_and_purge() {
     let deb = build();
     let deb = deb.to_str().unwrap();
     let contents = run(Command::new("dpkg-deb").args(["-c", deb]));
+    // Before anything is installed: what purge must give back.
+    let pam_state = PamState::save();
     for f in [
         "./usr/sbin/xcauthd",
         "/security/pam_xcauth.so",
@@ -130,6 +149,17 @@ fn install_upgrade_and_purge() {
     let common = std::fs::read_to_string("/etc/pam.d/common-auth").unwrap_or_default();
     assert!(!common.contains("pam_xcauth"), "{common}");
 
+    // The installed pieces at work, against the backend double.
+    let double = BackendDouble::start(SECRET);
+    double.add_user(User::new("alice", ALICE_PW));
+    std::fs::write("/etc/xcauth.conf", xcauth_conf(&double.url(), SECRET, "")).unwrap();
+    assert_eq!(
+        owner_mode("/etc/xcauth.conf"),
+        ("root:xcauth".into(), 0o640)
+    );
+    installed_units_serve_every_framing(&double);
+    pam_auth_update_profile_logs_in(&double);
+
     // Upgrade (reinstall): a modified conffile and the database stay.
     let modified = format!("{conf}\nurl=https://cloud.example.org/x\n");
     std::fs::write("/etc/xcauth.conf", &modified).unwrap();
@@ -149,6 +179,22 @@ fn install_upgrade_and_purge() {
     );
 
     drop(purge);
+    // Every file the package shipped is gone (directories it shares with others stay).
+    for line in contents.lines() {
+        let Some(path) = line.split_whitespace().nth(5) else {
+            continue;
+        };
+        let path = path.trim_start_matches('.');
+        if !line.starts_with('d') && !path.is_empty() {
+            assert!(!Path::new(path).exists(), "{path} left behind");
+        }
+    }
+    // The module is out of the common-* stacks: they are as before the install.
+    pam_state.assert_common_unchanged();
+    assert!(
+        !Path::new("/run/xcauth").exists(),
+        "/run/xcauth left behind"
+    );
     for gone in [
         "/etc/xcauth.conf",
         "/usr/sbin/xcauthd",
@@ -169,6 +215,183 @@ fn install_upgrade_and_purge() {
         .output()
         .unwrap();
     assert!(!group.status.success(), "the xcauth group is left behind");
+}
+
+/// Socket activation of the installed `xcauth.service` with every installed `xc*.socket`:
+/// one login per framing on each address (the pam socket through pamtester and the installed
+/// module with `socket=`), a wrong password refused, and the daemon runs as `xcauth`.
+fn installed_units_serve_every_framing(double: &BackendDouble) {
+    let scratch = Scratch::new("pkg-units");
+    let sockets = units::installed_sockets(scratch.path());
+    let mut framings: Vec<&str> = sockets.iter().map(|u| u.fdname.as_str()).collect();
+    framings.dedup();
+    for f in ["ejabberd", "prosody", "postfix", "saslauthd", "pam"] {
+        assert!(
+            framings.contains(&f),
+            "no installed socket for {f}: {sockets:?}"
+        );
+    }
+    let log = scratch.join("xcauthd.log");
+    let running = units::activate(&sockets, &log);
+    let show_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let before = double.count("auth");
+    for u in &sockets {
+        for l in &u.listen {
+            if u.fdname == "pam" {
+                let Listen::Unix(path) = l else {
+                    panic!("{}: the pam socket is a Unix socket", u.unit)
+                };
+                let svc = EtcPamService::new(
+                    "pkg-sock",
+                    &format!(
+                        "auth required pam_xcauth.so socket={} domain=example.org\n",
+                        path.display()
+                    ),
+                );
+                let r = Pamtester::new(&svc.name, "alice@example.org", &["authenticate"])
+                    .password(ALICE_PW)
+                    .run();
+                assert_eq!(
+                    r.code,
+                    "SUCCESS",
+                    "{}: {}\n{}",
+                    u.unit,
+                    r.output,
+                    show_log()
+                );
+                let r = Pamtester::new(&svc.name, "alice@example.org", &["authenticate"])
+                    .password("wrong-pkg-sock")
+                    .run();
+                assert_eq!(r.code, "AUTH_ERR", "{}: {}", u.unit, r.output);
+            } else {
+                assert!(
+                    units::login(&u.fdname, l, "alice", ALICE_PW),
+                    "{} {l:?} refused alice\n{}",
+                    u.unit,
+                    show_log()
+                );
+                assert!(
+                    !units::login(&u.fdname, l, "nobody", "wrong-pkg-1"),
+                    "{} {l:?} accepted nobody",
+                    u.unit
+                );
+            }
+        }
+    }
+    assert!(double.count("auth") > before, "the backend was never asked");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.proc.child.id()));
+    let uid = run(Command::new("id").args(["-u", "xcauth"]));
+    let uid_line = status
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(uid.trim()),
+        "xcauthd does not run as xcauth: {uid_line}"
+    );
+    let created = running.created();
+    drop(running);
+    for p in created {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}
+
+/// `pam-auth-update --enable xcauth`: a Nextcloud user (unknown to pam_unix) logs in through
+/// `common-auth` with the installed module and `/etc/xcauth.conf`; before, the same login
+/// failed; a wrong password still fails.
+fn pam_auth_update_profile_logs_in(double: &BackendDouble) {
+    let svc = EtcPamService::new("pkg-common", "auth include common-auth\n");
+    let login = |pw: &str| {
+        Pamtester::new(&svc.name, "alice@example.org", &["authenticate"])
+            .password(pw)
+            .run()
+    };
+    let r = login(ALICE_PW);
+    assert_eq!(
+        r.code, "AUTH_ERR",
+        "before the profile is enabled: {}",
+        r.output
+    );
+    run(Command::new("pam-auth-update")
+        .args(["--enable", "xcauth"])
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    let common = std::fs::read_to_string("/etc/pam.d/common-auth").unwrap();
+    assert!(common.contains("pam_xcauth.so"), "{common}");
+    let before = double.count("auth");
+    let r = login(ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}\n{common}", r.output);
+    assert!(
+        double.count("auth") > before,
+        "pam_xcauth did not ask the backend"
+    );
+    assert_eq!(login("wrong-pkg-common").code, "AUTH_ERR");
+}
+
+/// `/etc/pam.d/common-*` and `/var/lib/pam/*` as they were; written back when dropped.
+struct PamState {
+    files: BTreeMap<PathBuf, (Vec<u8>, u32)>,
+}
+
+impl PamState {
+    fn list() -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for (dir, prefix) in [("/etc/pam.d", "common-"), ("/var/lib/pam", "")] {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(prefix) && e.path().is_file() {
+                    v.push(e.path());
+                }
+            }
+        }
+        v
+    }
+
+    fn save() -> PamState {
+        let files = Self::list()
+            .into_iter()
+            .map(|p| {
+                let data = std::fs::read(&p).unwrap();
+                let mode = std::fs::metadata(&p).unwrap().mode() & 0o7777;
+                (p, (data, mode))
+            })
+            .collect();
+        PamState { files }
+    }
+
+    fn assert_common_unchanged(&self) {
+        for p in Self::list() {
+            if p.starts_with("/etc/pam.d") {
+                let (data, _) = self
+                    .files
+                    .get(&p)
+                    .unwrap_or_else(|| panic!("{} is new", p.display()));
+                assert!(
+                    std::fs::read(&p).unwrap() == *data,
+                    "{} differs from before the install:\n{}",
+                    p.display(),
+                    std::fs::read_to_string(&p).unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for PamState {
+    fn drop(&mut self) {
+        for p in Self::list() {
+            if !self.files.contains_key(&p) {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        for (p, (data, mode)) in &self.files {
+            if std::fs::read(p).ok().as_ref() != Some(data) {
+                let _ = std::fs::write(p, data);
+            }
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(*mode));
+        }
+    }
 }
 
 /// Purges the package when dropped (also when an assertion failed half-way).
