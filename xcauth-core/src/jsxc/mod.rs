@@ -25,13 +25,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use log::{debug, info};
 use reqwest::Url;
-use serde_json::Value;
 use zeroize::{Zeroize, Zeroizing};
 
 use self::breaker::Breaker;
 pub use self::budget::CallBudget;
-pub use self::wire::{form, signature};
-use self::wire::{map_auth, map_isuser, map_roster};
+pub use self::wire::{form, parse_auth_reply, parse_isuser_reply, parse_roster_reply, signature};
 use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::Password;
@@ -296,21 +294,6 @@ impl JsxcClient {
         }
         Ok((status, bytes))
     }
-
-    /// A 200 JSON body, or why not.
-    fn call_json(
-        &self,
-        target: &Target,
-        body: Zeroizing<String>,
-    ) -> Result<(Value, String), Unavailable> {
-        let (status, bytes) = self.post(target, body)?;
-        if status != 200 {
-            return Err(Unavailable::Status(status));
-        }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|_| Unavailable::NotJson)?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Ok((value, text))
-    }
 }
 
 impl Backend for JsxcClient {
@@ -321,15 +304,8 @@ impl Backend for JsxcClient {
             ("domain", &target.authdomain),
             ("password", password.expose()),
         ]);
-        match self.call_json(target, body) {
-            Ok((json, _)) => map_auth(&json),
-            // Nextcloud answers 401 (older versions 403) to the right password
-            // of a disabled account. xcauth 2 took that as "unreachable" and
-            // let the cache vouch for a week; a disabled account is a refusal.
-            Err(Unavailable::Status(status @ (401 | 403))) => {
-                log::info!("backend refused the account with HTTP {status} (disabled user?)");
-                AuthReply::Rejected
-            }
+        match self.post(target, body) {
+            Ok((status, bytes)) => parse_auth_reply(status, &bytes),
             Err(why) => AuthReply::Unavailable(why),
         }
     }
@@ -340,8 +316,8 @@ impl Backend for JsxcClient {
             ("username", user),
             ("domain", &target.authdomain),
         ]);
-        match self.call_json(target, body) {
-            Ok((json, _)) => map_isuser(&json),
+        match self.post(target, body) {
+            Ok((status, bytes)) => parse_isuser_reply(status, &bytes),
             Err(why) => UserExists::Unknown(why),
         }
     }
@@ -352,8 +328,8 @@ impl Backend for JsxcClient {
             ("username", user),
             ("domain", &target.authdomain),
         ]);
-        match self.call_json(target, body) {
-            Ok((json, text)) => map_roster(&json, text),
+        match self.post(target, body) {
+            Ok((status, bytes)) => parse_roster_reply(status, &bytes),
             Err(why) => RosterReply::Unavailable(why),
         }
     }
