@@ -36,6 +36,7 @@ use crate::secret::Password;
 
 mod breaker;
 mod budget;
+mod tls;
 mod wire;
 
 /// Largest response body read from the backend (a big shared roster fits).
@@ -94,7 +95,8 @@ impl std::error::Error for BuildError {}
 /// certificates; a client that is never used never starts reqwest's thread.
 pub struct JsxcClient {
     opts: ClientOptions,
-    extra_roots: Vec<reqwest::Certificate>,
+    /// The `ca-file=` certificates, trusted besides the system store.
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     http: OnceLock<Result<reqwest::blocking::Client, String>>,
     /// A client without a connection pool, for the one retry after a reused
     /// keep-alive connection broke: it always opens a new connection.
@@ -119,8 +121,14 @@ impl JsxcClient {
         if let Some(path) = &opts.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| BuildError(format!("cannot read ca-file {}: {e}", path.display())))?;
-            extra_roots = reqwest::Certificate::from_pem_bundle(&pem)
+            extra_roots = tls::parse_pem_bundle(&pem)
                 .map_err(|e| BuildError(format!("ca-file {}: {e}", path.display())))?;
+            let mut check = rustls::RootCertStore::empty();
+            for cert in &extra_roots {
+                check.add(cert.clone()).map_err(|e| {
+                    BuildError(format!("ca-file {}: unusable certificate: {e}", path.display()))
+                })?;
+            }
         }
         Ok(Self {
             opts: opts.clone(),
@@ -136,37 +144,41 @@ impl JsxcClient {
         })
     }
 
-    fn builder(&self) -> reqwest::blocking::ClientBuilder {
-        let mut builder = reqwest::blocking::Client::builder()
+    /// A client builder on the process's TLS settings ([`tls`]: the system trust store is
+    /// loaded once per process, not per client) plus `ca-file=`.
+    fn builder(&self) -> Result<reqwest::blocking::ClientBuilder, String> {
+        let tls = tls::client_config(&self.extra_roots)?;
+        Ok(reqwest::blocking::Client::builder()
+            .use_preconfigured_tls(tls)
             .connect_timeout(self.opts.connect_timeout)
             .timeout(self.opts.read_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("xcauth-rs/", env!("CARGO_PKG_VERSION")));
-        for cert in &self.extra_roots {
-            builder = builder.add_root_certificate(cert.clone());
-        }
-        builder
+            .user_agent(concat!("xcauth-rs/", env!("CARGO_PKG_VERSION"))))
     }
 
     fn http(&self) -> Result<&reqwest::blocking::Client, Unavailable> {
         let built = self.http.get_or_init(|| {
-            self.builder()
+            self.builder()?
                 .pool_idle_timeout(Duration::from_secs(60))
                 .connector_layer(CountConnects(Arc::clone(&self.connects)))
                 .build()
-                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+                .map_err(|e| e.to_string())
         });
-        built.as_ref().map_err(|e| Unavailable::Tls(e.clone()))
+        built
+            .as_ref()
+            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
     }
 
     fn fresh(&self) -> Result<&reqwest::blocking::Client, Unavailable> {
         let built = self.fresh.get_or_init(|| {
-            self.builder()
+            self.builder()?
                 .pool_max_idle_per_host(0)
                 .build()
-                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+                .map_err(|e| e.to_string())
         });
-        built.as_ref().map_err(|e| Unavailable::Tls(e.clone()))
+        built
+            .as_ref()
+            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
     }
 
     /// POSTs a signed form body and returns the status and body, or why not.
