@@ -56,6 +56,7 @@ mod pam {
     mod etc;
     mod saslauthd;
     mod security;
+    mod threads;
     mod tls;
     mod wrapper;
 }
