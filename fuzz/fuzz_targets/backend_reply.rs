@@ -11,7 +11,8 @@ use xcauth_core::AuthReply;
 fuzz_target!(|data: &[u8]| {
     let auth = parse_auth_reply(200, data);
     if let AuthReply::Accepted { uid } = &auth {
-        let json: serde_json::Value = serde_json::from_slice(data).expect("accepted a non-JSON body");
+        let json: serde_json::Value =
+            serde_json::from_slice(data).expect("accepted a non-JSON body");
         assert_eq!(json["result"], "success", "accepted without success");
         if let Some(uid) = uid {
             assert!(!uid.is_empty() && !uid.contains('\0'));
@@ -19,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // Not 200: never an acceptance, whatever the body says.
     let status = data.first().map_or(500, |&b| 300 + u16::from(b));
-    assert!(!matches!(parse_auth_reply(status, data), AuthReply::Accepted { .. }));
+    assert!(!matches!(
+        parse_auth_reply(status, data),
+        AuthReply::Accepted { .. }
+    ));
     let _ = parse_isuser_reply(200, data);
     let _ = parse_roster_reply(200, data);
 });

@@ -57,16 +57,28 @@ fn check(decoder: &Decoder, buf: &[u8], decoded: &Decoded, eof: bool) {
             );
         }
         Decoded::Request { consumed, .. } => {
-            assert!((1..=buf.len()).contains(consumed), "consumed {consumed} of {}", buf.len());
+            assert!(
+                (1..=buf.len()).contains(consumed),
+                "consumed {consumed} of {}",
+                buf.len()
+            );
         }
         Decoded::Reply {
             consumed, reply, ..
         } => {
-            assert!((1..=buf.len()).contains(consumed), "consumed {consumed} of {}", buf.len());
+            assert!(
+                (1..=buf.len()).contains(consumed),
+                "consumed {consumed} of {}",
+                buf.len()
+            );
             assert!(!reply.is_empty(), "empty failure reply");
         }
         Decoded::Close { consumed, .. } => {
-            assert!(*consumed <= buf.len(), "consumed {consumed} of {}", buf.len());
+            assert!(
+                *consumed <= buf.len(),
+                "consumed {consumed} of {}",
+                buf.len()
+            );
             assert!(
                 *consumed > 0 || (eof && buf.is_empty()),
                 "Close consumed nothing of {} bytes",

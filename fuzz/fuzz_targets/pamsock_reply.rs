@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
         | (PamReply::Error(long), PamReply::Error(cut))
             if long.len() > 1024 =>
         {
-            assert!(cut.len() <= 1024 && long.starts_with(cut.as_str()), "cut reason");
+            assert!(
+                cut.len() <= 1024 && long.starts_with(cut.as_str()),
+                "cut reason"
+            );
         }
         _ => {
             assert_eq!(again, reply, "round trip");

@@ -11,7 +11,13 @@ const NOW: i64 = 1_700_000_000;
 fuzz_target!(|data: &[u8]| {
     let secret = Secret::new("fuzz-secret");
     let text = String::from_utf8_lossy(data);
-    let check = verify(&Password::new(text.as_ref()), "alice", "example.org", &secret, NOW);
+    let check = verify(
+        &Password::new(text.as_ref()),
+        "alice",
+        "example.org",
+        &secret,
+        NOW,
+    );
     // Nothing the fuzzer makes up is a valid token for alice: the MAC is 128 bits and the
     // seed tokens are signed with another secret.
     assert_ne!(check, TokenCheck::Valid, "forged token accepted");
@@ -37,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
     let secret = Secret::new(key);
     let token = Password::new(generate(user, domain, &secret, expiry));
     let now = i64::from(expiry) - 1;
-    assert_eq!(verify(&token, user, domain, &secret, now), TokenCheck::Valid);
+    assert_eq!(
+        verify(&token, user, domain, &secret, now),
+        TokenCheck::Valid
+    );
     assert_eq!(
         verify(&token, user, domain, &secret, i64::from(expiry) + 1),
         TokenCheck::Expired { expiry }

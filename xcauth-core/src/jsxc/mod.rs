@@ -126,7 +126,10 @@ impl JsxcClient {
             let mut check = rustls::RootCertStore::empty();
             for cert in &extra_roots {
                 check.add(cert.clone()).map_err(|e| {
-                    BuildError(format!("ca-file {}: unusable certificate: {e}", path.display()))
+                    BuildError(format!(
+                        "ca-file {}: unusable certificate: {e}",
+                        path.display()
+                    ))
                 })?;
             }
         }

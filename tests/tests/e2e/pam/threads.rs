@@ -169,12 +169,19 @@ fn token_and_cache_paths_create_no_thread_and_none_outlives_a_call() {
     );
     assert!(wrong.result.starts_with("refused"), "{wrong:?}");
     for call in &calls {
-        assert_eq!(call.after, call.before, "a thread outlived the call: {call:?}");
+        assert_eq!(
+            call.after, call.before,
+            "a thread outlived the call: {call:?}"
+        );
     }
     // The third call was answered by the cache, not by the backend.
     w.log.wait_for("via=token");
     w.log.wait_for("via=cache");
-    assert_eq!(w.double.count("auth"), 2, "backend asked for the cached login");
+    assert_eq!(
+        w.double.count("auth"),
+        2,
+        "backend asked for the cached login"
+    );
 }
 
 #[test]
@@ -193,7 +200,10 @@ fn no_thread_outlives_a_failed_backend_call() {
                 call.clones.iter().any(|l| l.contains("CLONE_THREAD")),
                 "{call:?}"
             );
-            assert_eq!(call.after, call.before, "a thread outlived the call: {call:?}");
+            assert_eq!(
+                call.after, call.before,
+                "a thread outlived the call: {call:?}"
+            );
         }
     }
 }
