@@ -135,6 +135,21 @@ fn saslauthd_token_vs_backend() {
         testsaslauthd_once(&mux, &token);
         testsaslauthd_once(&mux, ALICE_PW);
     }
+    // XCAUTH_BENCH_HOLD_SECS=N: print the two commands and keep saslauthd up N seconds, for
+    // timing them with an outside tool.
+    if let Some(secs) = std::env::var("XCAUTH_BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        let cmd = |pw: &str| {
+            format!(
+                "testsaslauthd -u alice -p {pw} -s smtp -f {}",
+                mux.display()
+            )
+        };
+        println!("token:   {}\nbackend: {}", cmd(&token), cmd(ALICE_PW));
+        std::thread::sleep(Duration::from_secs(secs));
+    }
     let (mut by_token, mut by_backend) = (Vec::with_capacity(N), Vec::with_capacity(N));
     for _ in 0..N {
         by_token.push(testsaslauthd_once(&mux, &token));
