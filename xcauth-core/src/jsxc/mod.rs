@@ -13,6 +13,8 @@
 //! A `JsxcClient` keeps its connection pool for its lifetime, so a daemon
 //! reuses keep-alive connections. Dropping it joins reqwest's internal runtime
 //! thread: a PAM module that builds one per call leaves no thread behind.
+//! The trust store and the TLS configuration are made once per process
+//! (`tls`), so building a client per call costs little.
 
 use std::error::Error as _;
 use std::fmt;
