@@ -9,7 +9,7 @@ PKGS=(
   python3-pam python3-pypamtest
   prosody lua-socket python3-slixmpp
   ejabberd postfix dovecot-core apache2 libapache2-mod-authnz-pam
-  curl netcat-openbsd systemd fail2ban
+  curl netcat-openbsd systemd fail2ban strace
 )
 
 missing=()

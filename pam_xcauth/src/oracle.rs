@@ -4,7 +4,10 @@
 //!
 //! In-process, everything is built inside the PAM call and dropped before it returns: the HTTP
 //! client (whose drop joins reqwest's runtime thread), the optional SQLite cache, the engine.
-//! Nothing is kept in a static, so nothing survives into a `fork()`ed child or past `pam_end`.
+//! The one thing kept between calls is the core's TLS configuration (the parsed system trust
+//! store, `xcauth_core::jsxc`): plain data in a static, no thread, no open file, no lock held,
+//! so it is safe to inherit across `fork()`. A token or cache login never builds the client
+//! and so starts no thread at all.
 
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;

@@ -67,6 +67,7 @@ mod pam {
     mod etc;
     mod saslauthd;
     mod security;
+    mod threads;
     mod throttle;
     mod tls;
     mod wrapper;

@@ -13,6 +13,8 @@
 //! A `JsxcClient` keeps its connection pool for its lifetime, so a daemon
 //! reuses keep-alive connections. Dropping it joins reqwest's internal runtime
 //! thread: a PAM module that builds one per call leaves no thread behind.
+//! The trust store and the TLS configuration are made once per process
+//! (`tls`), so building a client per call costs little.
 
 use std::error::Error as _;
 use std::fmt;
@@ -25,13 +27,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use log::{debug, info};
 use reqwest::Url;
-use serde_json::Value;
 use zeroize::{Zeroize, Zeroizing};
 
 use self::breaker::Breaker;
 pub use self::budget::CallBudget;
-pub use self::wire::{form, signature};
-use self::wire::{map_auth, map_isuser, map_roster};
+pub use self::wire::{form, parse_auth_reply, parse_isuser_reply, parse_roster_reply, signature};
 use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::Password;
@@ -39,6 +39,7 @@ use crate::secret::Password;
 mod breaker;
 mod budget;
 mod probe;
+mod tls;
 mod wire;
 
 pub use self::probe::ProbeReply;
@@ -99,7 +100,8 @@ impl std::error::Error for BuildError {}
 /// certificates; a client that is never used never starts reqwest's thread.
 pub struct JsxcClient {
     opts: ClientOptions,
-    extra_roots: Vec<reqwest::Certificate>,
+    /// The `ca-file=` certificates, trusted besides the system store.
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     http: OnceLock<Result<reqwest::blocking::Client, String>>,
     /// A client without a connection pool, for the one retry after a reused
     /// keep-alive connection broke: it always opens a new connection.
@@ -124,8 +126,17 @@ impl JsxcClient {
         if let Some(path) = &opts.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| BuildError(format!("cannot read ca-file {}: {e}", path.display())))?;
-            extra_roots = reqwest::Certificate::from_pem_bundle(&pem)
+            extra_roots = tls::parse_pem_bundle(&pem)
                 .map_err(|e| BuildError(format!("ca-file {}: {e}", path.display())))?;
+            let mut check = rustls::RootCertStore::empty();
+            for cert in &extra_roots {
+                check.add(cert.clone()).map_err(|e| {
+                    BuildError(format!(
+                        "ca-file {}: unusable certificate: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
         }
         Ok(Self {
             opts: opts.clone(),
@@ -141,37 +152,41 @@ impl JsxcClient {
         })
     }
 
-    fn builder(&self) -> reqwest::blocking::ClientBuilder {
-        let mut builder = reqwest::blocking::Client::builder()
+    /// A client builder on the process's TLS settings ([`tls`]: the system trust store is
+    /// loaded once per process, not per client) plus `ca-file=`.
+    fn builder(&self) -> Result<reqwest::blocking::ClientBuilder, String> {
+        let tls = tls::client_config(&self.extra_roots)?;
+        Ok(reqwest::blocking::Client::builder()
+            .use_preconfigured_tls(tls)
             .connect_timeout(self.opts.connect_timeout)
             .timeout(self.opts.read_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("xcauth-rs/", env!("CARGO_PKG_VERSION")));
-        for cert in &self.extra_roots {
-            builder = builder.add_root_certificate(cert.clone());
-        }
-        builder
+            .user_agent(concat!("xcauth-rs/", env!("CARGO_PKG_VERSION"))))
     }
 
     fn http(&self) -> Result<&reqwest::blocking::Client, Unavailable> {
         let built = self.http.get_or_init(|| {
-            self.builder()
+            self.builder()?
                 .pool_idle_timeout(Duration::from_secs(60))
                 .connector_layer(CountConnects(Arc::clone(&self.connects)))
                 .build()
-                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+                .map_err(|e| e.to_string())
         });
-        built.as_ref().map_err(|e| Unavailable::Tls(e.clone()))
+        built
+            .as_ref()
+            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
     }
 
     fn fresh(&self) -> Result<&reqwest::blocking::Client, Unavailable> {
         let built = self.fresh.get_or_init(|| {
-            self.builder()
+            self.builder()?
                 .pool_max_idle_per_host(0)
                 .build()
-                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+                .map_err(|e| e.to_string())
         });
-        built.as_ref().map_err(|e| Unavailable::Tls(e.clone()))
+        built
+            .as_ref()
+            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
     }
 
     /// POSTs a signed form body and returns the status and body, or why not.
@@ -299,21 +314,6 @@ impl JsxcClient {
         }
         Ok((status, bytes))
     }
-
-    /// A 200 JSON body, or why not.
-    fn call_json(
-        &self,
-        target: &Target,
-        body: Zeroizing<String>,
-    ) -> Result<(Value, String), Unavailable> {
-        let (status, bytes) = self.post(target, body)?;
-        if status != 200 {
-            return Err(Unavailable::Status(status));
-        }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|_| Unavailable::NotJson)?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Ok((value, text))
-    }
 }
 
 impl Backend for JsxcClient {
@@ -324,15 +324,8 @@ impl Backend for JsxcClient {
             ("domain", &target.authdomain),
             ("password", password.expose()),
         ]);
-        match self.call_json(target, body) {
-            Ok((json, _)) => map_auth(&json),
-            // Nextcloud answers 401 (older versions 403) to the right password
-            // of a disabled account. xcauth 2 took that as "unreachable" and
-            // let the cache vouch for a week; a disabled account is a refusal.
-            Err(Unavailable::Status(status @ (401 | 403))) => {
-                log::info!("backend refused the account with HTTP {status} (disabled user?)");
-                AuthReply::Rejected
-            }
+        match self.post(target, body) {
+            Ok((status, bytes)) => parse_auth_reply(status, &bytes),
             Err(why) => AuthReply::Unavailable(why),
         }
     }
@@ -343,8 +336,8 @@ impl Backend for JsxcClient {
             ("username", user),
             ("domain", &target.authdomain),
         ]);
-        match self.call_json(target, body) {
-            Ok((json, _)) => map_isuser(&json),
+        match self.post(target, body) {
+            Ok((status, bytes)) => parse_isuser_reply(status, &bytes),
             Err(why) => UserExists::Unknown(why),
         }
     }
@@ -359,8 +352,8 @@ impl Backend for JsxcClient {
             ("username", user),
             ("domain", &target.authdomain),
         ]);
-        match self.call_json(target, body) {
-            Ok((json, text)) => map_roster(&json, text),
+        match self.post(target, body) {
+            Ok((status, bytes)) => parse_roster_reply(status, &bytes),
             Err(why) => RosterReply::Unavailable(why),
         }
     }

@@ -37,6 +37,7 @@ impl JsxcClient {
         let sig = signature(&target.secret, body.as_bytes());
         let http = self
             .builder()
+            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))?
             .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))?;

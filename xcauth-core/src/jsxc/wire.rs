@@ -22,6 +22,46 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
+/// The body of a `200` answer as JSON, or why there is none.
+fn json_body(status: u16, body: &[u8]) -> Result<Value, Unavailable> {
+    if status != 200 {
+        return Err(Unavailable::Status(status));
+    }
+    serde_json::from_slice(body).map_err(|_| Unavailable::NotJson)
+}
+
+/// The answer to an `auth` request, from the HTTP status and the whole response body: the
+/// parser the client uses (and the fuzz target `backend_reply` drives).
+pub fn parse_auth_reply(status: u16, body: &[u8]) -> AuthReply {
+    match json_body(status, body) {
+        Ok(json) => map_auth(&json),
+        // Nextcloud answers 401 (older versions 403) to the right password
+        // of a disabled account. xcauth 2 took that as "unreachable" and
+        // let the cache vouch for a week; a disabled account is a refusal.
+        Err(Unavailable::Status(status @ (401 | 403))) => {
+            log::info!("backend refused the account with HTTP {status} (disabled user?)");
+            AuthReply::Rejected
+        }
+        Err(why) => AuthReply::Unavailable(why),
+    }
+}
+
+/// The answer to an `isuser` request, from the HTTP status and the whole response body.
+pub fn parse_isuser_reply(status: u16, body: &[u8]) -> UserExists {
+    match json_body(status, body) {
+        Ok(json) => map_isuser(&json),
+        Err(why) => UserExists::Unknown(why),
+    }
+}
+
+/// The answer to a `sharedroster` request, from the HTTP status and the whole response body.
+pub fn parse_roster_reply(status: u16, body: &[u8]) -> RosterReply {
+    match json_body(status, body) {
+        Ok(json) => map_roster(&json, String::from_utf8_lossy(body).into_owned()),
+        Err(why) => RosterReply::Unavailable(why),
+    }
+}
+
 /// docs/jsxc-api.md §5.2.
 pub(super) fn map_auth(json: &Value) -> AuthReply {
     let Value::Object(obj) = json else {

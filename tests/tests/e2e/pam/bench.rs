@@ -5,6 +5,10 @@
 //! cargo test --release -p xcauth-tests --test e2e pam::bench -- --ignored --nocapture
 //! ```
 //!
+//! `saslauthd_token_vs_backend` times whole `testsaslauthd` processes against
+//! `saslauthd -a pam` (pre-forked, pam_xcauth.so in-process), token and backend passwords
+//! alternating, and prints the medians and their difference.
+//!
 //! One `/usr/bin/python3` process (Debian's python3-pam, under pam_wrapper) runs
 //! `pam_start` → `pam_authenticate` → `pam_end` N times and times `pam_authenticate` alone, so
 //! process start-up is not measured; libpam still loads the module at every `pam_start`
@@ -15,9 +19,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use xcauth_tests::pam_support::{wait_output, PamSockServer, World, ALICE_PW};
+use xcauth_tests::pam_support::{
+    example, instantiate, wait_output, PamSockServer, World, ALICE_PW,
+};
+use xcauth_tests::support::require_program;
+
+use super::saslauthd::saslauthd;
 
 const SCRIPT: &str = r#"
 import PAM, sys, time
@@ -95,4 +104,73 @@ fn pam_authenticate_latency() {
     ] {
         println!("{name}: {}", bench(&w, service, password, n));
     }
+}
+
+/// Wall-clock of one whole `testsaslauthd` process; it must answer OK.
+fn testsaslauthd_once(mux: &std::path::Path, password: &str) -> Duration {
+    let started = Instant::now();
+    let out = Command::new(require_program("testsaslauthd"))
+        .args(["-u", "alice", "-p", password, "-s", "smtp", "-f"])
+        .arg(mux)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OK \"Success.\""), "{text}");
+    took
+}
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture (see the file's doc comment)"]
+fn saslauthd_token_vs_backend() {
+    const N: usize = 300;
+    let w = World::new("bench-sasl");
+    let smtp = instantiate(&example("smtp"), &w.module(), None);
+    let services = w.wrapper_service("smtp", &smtp);
+    let token = w.token("alice");
+    let (_sasl, mux) = saslauthd(&w, &services, "bench", false);
+    // Warm-up: every pre-forked worker loads the module (and, on its first backend call, the
+    // trust store).
+    for _ in 0..20 {
+        testsaslauthd_once(&mux, &token);
+        testsaslauthd_once(&mux, ALICE_PW);
+    }
+    // XCAUTH_BENCH_HOLD_SECS=N: print the two commands and keep saslauthd up N seconds, for
+    // timing them with an outside tool.
+    if let Some(secs) = std::env::var("XCAUTH_BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        let cmd = |pw: &str| {
+            format!(
+                "testsaslauthd -u alice -p {pw} -s smtp -f {}",
+                mux.display()
+            )
+        };
+        println!("token:   {}\nbackend: {}", cmd(&token), cmd(ALICE_PW));
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+    let (mut by_token, mut by_backend) = (Vec::with_capacity(N), Vec::with_capacity(N));
+    for _ in 0..N {
+        by_token.push(testsaslauthd_once(&mux, &token));
+        by_backend.push(testsaslauthd_once(&mux, ALICE_PW));
+    }
+    by_token.sort();
+    by_backend.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let row = |v: &[Duration]| {
+        format!(
+            "p10={:.3} p50={:.3} p90={:.3} ms",
+            ms(v[N / 10]),
+            ms(v[N / 2]),
+            ms(v[N * 9 / 10])
+        )
+    };
+    println!("saslauthd -a pam, whole testsaslauthd processes, n={N} each, alternating");
+    println!("token:   {}", row(&by_token));
+    println!("backend: {}", row(&by_backend));
+    println!(
+        "backend - token, medians: {:.3} ms",
+        ms(by_backend[N / 2]) - ms(by_token[N / 2])
+    );
 }

@@ -15,7 +15,7 @@ use xcauth_tests::support::{require_program, wait_for_unix, Proc};
 
 /// A running saslauthd. Stopped with SIGTERM, on which `saslauthd -d` kills its whole process
 /// group — its own session (setsid), so the pre-forked workers go too and the test survives.
-struct Saslauthd(Proc);
+pub(super) struct Saslauthd(Proc);
 
 impl Drop for Saslauthd {
     fn drop(&mut self) {
@@ -25,7 +25,7 @@ impl Drop for Saslauthd {
 }
 
 /// saslauthd with `-n 3` (master + 2 pre-forked workers).
-fn saslauthd(
+pub(super) fn saslauthd(
     w: &World,
     service_dir: &Path,
     tag: &str,
