@@ -282,7 +282,14 @@ impl World {
         double.add_group("team", "Team", &["alice"]);
         let conf = scratch.write(
             "xcauth.conf",
-            &crate::support::xcauth_conf(&double.url(), SECRET, extra_conf),
+            // No database unless a test names one (its `db=` comes later and wins): the
+            // system's default path is not the test's (the packaging test installs it, and a
+            // non-root host such as Apache must not depend on it).
+            &crate::support::xcauth_conf(
+                &double.url(),
+                SECRET,
+                &format!("db=/nonexistent/xcauth-test/xcauth.sqlite3\n{extra_conf}"),
+            ),
         );
         // As an admin must: the module refuses a world-readable file that
         // holds the secret. Group www-data so Apache's workers can read it.

@@ -102,7 +102,8 @@ fn exercise(w: &World, apache: &Apache) {
     let port = apache.port;
     let token = w.token("alice");
     let get = |creds: Option<(&str, &str)>| curl_status(port, "/protected/", creds);
-    assert_eq!(get(Some(("alice@example.org", ALICE_PW))), 200);
+    let first = get(Some(("alice@example.org", ALICE_PW)));
+    assert_eq!(first, 200, "module log: {:#?}", w.log.lines());
     assert_eq!(
         get(Some(("alice", ALICE_PW))),
         200,
