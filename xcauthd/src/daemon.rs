@@ -104,6 +104,7 @@ pub fn run(config: &Config, start: Start) -> ExitCode {
     let engine = match startup::engine(config) {
         Ok(e) => {
             let metrics = Arc::new(Metrics::new(e.clock().instant()));
+            crate::roster_worker::count_into(Arc::clone(&metrics));
             Arc::new(e.with_metrics(metrics))
         }
         Err(failure) => {

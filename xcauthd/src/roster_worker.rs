@@ -29,7 +29,8 @@ use xcauth_core::db::Db;
 use xcauth_core::deadline;
 use xcauth_core::engine::AfterLogin;
 use xcauth_core::logsafe;
-use xcauth_core::roster::{sync_roster, Ctl, CtlError};
+use xcauth_core::metrics::{Metrics, SyncResult};
+use xcauth_core::roster::{sync_roster, Ctl, CtlError, Outcome as SyncOutcome};
 use xcauth_core::{Clock, Engine, SystemClock};
 
 /// Syncs waiting at most; more are dropped (and redone at the user's next login).
@@ -252,6 +253,7 @@ impl Shared {
                 RosterReply::Roster(r) => r,
                 RosterReply::Unavailable(why) => {
                     info!("roster sync {jid}: roster unavailable ({why}); tried again at the next login");
+                    count(SyncResult::Failed);
                     return;
                 }
             },
@@ -261,7 +263,7 @@ impl Shared {
 
     fn sync(&self, user: &str, domain: &str, roster: &SharedRoster) {
         let ctl = Closing { shared: self };
-        if let Err(e) = sync_roster(
+        let result = sync_roster(
             &self.db,
             &ctl,
             &self.rules,
@@ -269,7 +271,13 @@ impl Shared {
             domain,
             roster,
             self.clock.now(),
-        ) {
+        );
+        count(match &result {
+            Ok(SyncOutcome::Synced { failed, .. }) if *failed > 0 => SyncResult::Failed,
+            Ok(_) => SyncResult::Ok,
+            Err(_) => SyncResult::Failed,
+        });
+        if let Err(e) = result {
             warn!(
                 "roster sync {}: {e}; tried again at the next login",
                 logsafe::jid(user, domain)
@@ -320,6 +328,20 @@ struct Worker {
 
 /// The process's worker (one per process: the engine is built once).
 static WORKER: OnceLock<Worker> = OnceLock::new();
+
+/// The daemon's counters, when it keeps them: each sync counts into `roster_syncs`.
+static METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
+
+/// Counts the syncs of this process into `metrics` (the daemon's registry).
+pub fn count_into(metrics: Arc<Metrics>) {
+    let _ = METRICS.set(metrics);
+}
+
+fn count(result: SyncResult) {
+    if let Some(m) = METRICS.get() {
+        m.roster_sync(result);
+    }
+}
 
 /// With `ejabberdctl=` set, starts the worker and returns `engine` with the login hook;
 /// otherwise returns `engine` unchanged. `db` is the database the engine opened, if any (the

@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -240,6 +240,23 @@ fn a_login_syncs_the_roster_behind_the_reply() {
     let mut x = t.start();
     let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
     assert_eq!(reply, "1");
+    // The daemon's counters (SIGUSR1 logs them) count the sync once it is done.
+    assert!(
+        wait_for(&x.log, "all succeeded", Duration::from_secs(10)),
+        "{}",
+        x.log_text()
+    );
+    let pid = x.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_for(&x.log, "roster_syncs.ok=1", Duration::from_secs(10)),
+        "{}",
+        x.log_text()
+    );
     x.end(Duration::from_secs(10));
     assert_eq!(sorted(t.calls()), first_login);
     assert!(x
