@@ -261,3 +261,24 @@ pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String)
     );
     (out.status.code(), text)
 }
+
+/// Sends generic-framing lines (`auth:user:domain:password`, …) on one TCP connection, one at
+/// a time, and returns each answer line without its newline.
+pub fn generic_exchange<S: AsRef<str>>(addr: SocketAddr, lines: &[S]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = Vec::new();
+    for line in lines {
+        stream
+            .write_all(format!("{}\n", line.as_ref()).as_bytes())
+            .unwrap();
+        let mut answer = String::new();
+        reader.read_line(&mut answer).unwrap();
+        out.push(answer.trim_end().to_owned());
+    }
+    out
+}

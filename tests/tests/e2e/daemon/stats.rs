@@ -7,7 +7,7 @@
 #![allow(clippy::disallowed_methods)] // tests measure real time
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -18,22 +18,6 @@ use xcauth_tests::double::{BackendDouble, Fault, User};
 use xcauth_tests::support::{self, Scratch};
 
 const SECRET: &str = "e2e-stats-secret";
-
-fn generic(addr: SocketAddr, lines: &[&str]) -> Vec<String> {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = Vec::new();
-    for line in lines {
-        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
-        let mut answer = String::new();
-        reader.read_line(&mut answer).unwrap();
-        out.push(answer.trim_end().to_owned());
-    }
-    out
-}
 
 fn auth(user: &str, password: &str) -> PamRequest {
     PamRequest::Auth {
@@ -90,7 +74,7 @@ fn expected(url: &str) -> Vec<(String, u64)> {
 /// failures, which open the breaker with breaker-failures=2), a third is skipped by the open
 /// breaker, and alice still logs in from the cache.
 fn scripted_run(d: &BackendDouble, generic_addr: SocketAddr, pam: &Path) {
-    let answers = generic(
+    let answers = support::generic_exchange(
         generic_addr,
         &[
             "auth:alice:example.org:secret",
@@ -123,7 +107,7 @@ fn scripted_run(d: &BackendDouble, generic_addr: SocketAddr, pam: &Path) {
         ));
     }
     d.set_fault(Fault::Drop);
-    let answers = generic(
+    let answers = support::generic_exchange(
         generic_addr,
         &[
             "auth:zed:example.org:x",

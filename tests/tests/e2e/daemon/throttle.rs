@@ -8,8 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 #![allow(clippy::disallowed_methods)] // tests measure real time
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,23 +61,6 @@ fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
     }
 }
 
-/// Sends generic-framing lines on one connection and returns the answers.
-fn generic(addr: SocketAddr, lines: &[String]) -> Vec<String> {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = Vec::new();
-    for line in lines {
-        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
-        let mut answer = String::new();
-        reader.read_line(&mut answer).unwrap();
-        out.push(answer.trim_end().to_owned());
-    }
-    out
-}
-
 fn lockout_lines(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -110,26 +93,26 @@ fn sixty_guesses_reach_the_backend_a_handful_of_times() {
     let guesses: Vec<String> = (0..60)
         .map(|i| format!("auth:alice:example.org:guess{i}"))
         .collect();
-    let answers = generic(dm.generic, &guesses);
+    let answers = support::generic_exchange(dm.generic, &guesses);
     assert!(answers.iter().all(|a| a == "0"), "{answers:?}");
     let backend = d.count("auth");
     assert!(backend <= 6, "{backend} of 60 guesses reached the backend");
     // During the lock-out even alice's right password is not checked.
     assert_eq!(
-        generic(dm.generic, &["auth:alice:example.org:secret".into()]),
+        support::generic_exchange(dm.generic, &["auth:alice:example.org:secret"]),
         ["0"]
     );
     assert_eq!(d.count("auth"), backend, "no backend call while locked");
     // Other users are not slowed.
     assert_eq!(
-        generic(dm.generic, &["auth:bob:example.org:builder".into()]),
+        support::generic_exchange(dm.generic, &["auth:bob:example.org:builder"]),
         ["1"]
     );
     // The locked user's token logs in.
     let expiry = u32::try_from(SystemClock.unix_seconds() + 3600).unwrap();
     let token = xcauth_core::token::generate("alice", "example.org", &Secret::new(SECRET), expiry);
     assert_eq!(
-        generic(dm.generic, &[format!("auth:alice:example.org:{token}")]),
+        support::generic_exchange(dm.generic, &[format!("auth:alice:example.org:{token}")]),
         ["1"]
     );
     let lines = wait_for_lockouts(&dm.log, 1);
