@@ -200,6 +200,9 @@ pub enum OptionError {
     /// An option this module does not know. Only the name is kept: the value might be a
     /// credential someone put on the wrong line.
     Unknown(String),
+    /// Argument number N (from 1) is not an option, and it does not look like an option name
+    /// either: it is not shown, as it may be a credential (`pam_xcauth.so s3cret`).
+    Unrecognised(usize),
     /// A known option with an unusable value.
     BadValue {
         /// The option name.
@@ -213,6 +216,10 @@ impl fmt::Display for OptionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OptionError::Unknown(name) => write!(f, "unknown option '{name}'"),
+            OptionError::Unrecognised(n) => write!(
+                f,
+                "module argument {n} is not an option (not shown: it may hold a credential)"
+            ),
             OptionError::BadValue { name, problem } => write!(f, "option {name}=: {problem}"),
         }
     }
@@ -226,7 +233,7 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
     let mut socket = None;
     let mut socket_owner = None;
     let mut errors = Vec::new();
-    for arg in args {
+    for (index, arg) in args.iter().enumerate() {
         let (name, value) = match arg.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (arg.as_str(), None),
@@ -279,9 +286,10 @@ pub fn parse(args: &[String]) -> (Options, Vec<OptionError>) {
                 name: value_name(name),
                 problem: "needs a value (NAME=VALUE)".into(),
             }),
-            _ => Err(OptionError::Unknown(
-                xcauth_core::logsafe::clean(name, 64).into_owned(),
-            )),
+            _ if xcauth_core::logsafe::looks_like_name(name, value.is_none()) => {
+                Err(OptionError::Unknown(name.to_owned()))
+            }
+            _ => Err(OptionError::Unrecognised(index + 1)),
         };
         if let Err(e) = result {
             errors.push(e);
@@ -535,6 +543,26 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .any(|s| s.contains("hunter2")));
+    }
+
+    /// A password typed into the module line by mistake is not echoed into the log.
+    #[test]
+    fn a_stray_credential_in_the_arguments_is_not_shown() {
+        let (_, e) = parse(&args(&["quiet", "s3cr3tPass", "Hunter2=x", "x y"]));
+        assert_eq!(
+            e,
+            vec![
+                OptionError::Unrecognised(2),
+                OptionError::Unrecognised(3),
+                OptionError::Unrecognised(4),
+            ]
+        );
+        for text in e.iter().map(ToString::to_string) {
+            assert!(
+                !text.contains("s3cr3t") && !text.contains("Hunter2"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

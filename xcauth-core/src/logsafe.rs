@@ -38,3 +38,21 @@ mod tests {
         assert_eq!(jid("a\r", "b"), "a?@b");
     }
 }
+
+/// Whether `written` looks like an option name (a lower-case letter, then at most 31 of
+/// lower-case letters, digits, `-` or `_`, after optional leading dashes), so that echoing it
+/// in an error cannot leak a credential typed in the wrong place. A word standing alone
+/// (`bare`: no `=` or value after it) must also be free of digits, as option names are: a
+/// pasted password or secret is never echoed into a log.
+pub fn looks_like_name(written: &str, bare: bool) -> bool {
+    let name = written.trim_start_matches('-');
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    name.len() <= 32
+        && first.is_ascii_lowercase()
+        && chars.all(|c| {
+            c.is_ascii_lowercase() || c == '-' || c == '_' || (!bare && c.is_ascii_digit())
+        })
+}

@@ -314,16 +314,7 @@ impl fmt::Debug for RawConfig {
 /// be free of digits, as option names are: a pasted API secret or password on a line of its
 /// own, or the part of one before a `=`/`:`, is never echoed into a log.
 fn looks_like_key(written: &str, bare: bool) -> bool {
-    let name = written.trim_start_matches('-');
-    let mut chars = name.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    name.len() <= 32
-        && first.is_ascii_lowercase()
-        && chars.all(|c| {
-            c.is_ascii_lowercase() || c == '-' || c == '_' || (!bare && c.is_ascii_digit())
-        })
+    crate::logsafe::looks_like_name(written, bare)
 }
 
 /// The words a flag accepts as its value, for messages.
