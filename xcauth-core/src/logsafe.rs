@@ -26,19 +26,6 @@ pub fn jid(user: &str, domain: &str) -> String {
     format!("{}@{}", clean(user, 128), clean(domain, 128))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_controls_and_truncates() {
-        assert_eq!(clean("alice", 10), "alice");
-        assert_eq!(clean("a\nINFO fake", 64), "a?INFO fake");
-        assert_eq!(clean("abcdef", 3), "abc…");
-        assert_eq!(jid("a\r", "b"), "a?@b");
-    }
-}
-
 /// Whether `written` looks like an option name (a lower-case letter, then at most 31 of
 /// lower-case letters, digits, `-` or `_`, after optional leading dashes), so that echoing it
 /// in an error cannot leak a credential typed in the wrong place. A word standing alone
@@ -55,4 +42,17 @@ pub fn looks_like_name(written: &str, bare: bool) -> bool {
         && chars.all(|c| {
             c.is_ascii_lowercase() || c == '-' || c == '_' || (!bare && c.is_ascii_digit())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_controls_and_truncates() {
+        assert_eq!(clean("alice", 10), "alice");
+        assert_eq!(clean("a\nINFO fake", 64), "a?INFO fake");
+        assert_eq!(clean("abcdef", 3), "abc…");
+        assert_eq!(jid("a\r", "b"), "a?@b");
+    }
 }
