@@ -242,9 +242,21 @@ pub fn xcauthd(conf: &Path) -> Command {
     cmd
 }
 
+/// How an XMPP login through `tests/scripts/xmpp_login.py` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XmppLogin {
+    /// The session started (exit status 0).
+    LoggedIn,
+    /// The server's authentication refused the login: a SASL failure (status 1).
+    Refused,
+    /// Anything else: no verdict from the server (2), the client crashed (3), `timeout`
+    /// stopped it (124, 137), or a signal (`None`). Never what a test expects.
+    Failed(Option<i32>),
+}
+
 /// One XMPP login through `tests/scripts/xmpp_login.py` (slixmpp, PLAIN over
-/// plaintext): exit code (0 logged in, 1 refused, 2 anything else) and output.
-pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
+/// plaintext): how it ended, and the client's output.
+pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (XmppLogin, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/xmpp_login.py");
     // `timeout` bounds the client even if it ignores its own deadline.
     let out = Command::new("timeout")
@@ -259,7 +271,12 @@ pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String)
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.code(), text)
+    let outcome = match out.status.code() {
+        Some(0) => XmppLogin::LoggedIn,
+        Some(1) => XmppLogin::Refused,
+        other => XmppLogin::Failed(other),
+    };
+    (outcome, text)
 }
 
 /// Sends generic-framing lines (`auth:user:domain:password`, …) on one TCP connection, one at

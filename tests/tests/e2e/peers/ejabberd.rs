@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch};
+use xcauth_tests::support::{
+    bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch, XmppLogin,
+};
 
 pub(super) const SECRET: &str = "ejabberd-e2e-secret";
 
@@ -278,7 +280,7 @@ fn ejabberd_extauth_logins_through_xcauthd() {
 
     // 1. The Nextcloud login password.
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
-    assert_eq!(rc, Some(0), "good password must log in:\n{out}");
+    assert_eq!(rc, XmppLogin::LoggedIn, "good password must log in:\n{out}");
     assert_eq!(backend.count("auth"), 1, "one backend auth per login");
     let body = backend.last_request().unwrap().body_str();
     assert_eq!(
@@ -288,12 +290,16 @@ fn ejabberd_extauth_logins_through_xcauthd() {
 
     // 2. An app password (device token) of the same account.
     let (rc, out) = xmpp_login("alice@example.org", "app-pw-1", c2s_port);
-    assert_eq!(rc, Some(0), "app password must log in:\n{out}");
+    assert_eq!(rc, XmppLogin::LoggedIn, "app password must log in:\n{out}");
     assert_eq!(backend.count("auth"), 2);
 
     // 3. A wrong password is refused (by xcauthd's 00 02 00 00 reply).
     let (rc, out) = xmpp_login("alice@example.org", "Wrong-PW-77", c2s_port);
-    assert_eq!(rc, Some(1), "wrong password must be refused:\n{out}");
+    assert_eq!(
+        rc,
+        XmppLogin::Refused,
+        "wrong password must be refused:\n{out}"
+    );
     assert_eq!(backend.count("auth"), 3);
     assert_eq!(
         (backend.verified("auth"), backend.bad_signatures()),
