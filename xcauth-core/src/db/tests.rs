@@ -186,7 +186,7 @@ fn db_snapshot(db: &Db, jid: &str) -> Option<Snapshot> {
 }
 
 fn mem_snapshot(cache: &MemoryCache, jid: &str) -> Option<Snapshot> {
-    cache.core_entry(jid).map(|(pwhash, remote, any)| Snapshot {
+    cache.entry(jid).map(|(pwhash, remote, any)| Snapshot {
         pwhash,
         first: None,
         remote: remote.unwrap(),
