@@ -49,6 +49,7 @@ mod daemon {
 
 mod packaging {
     mod deb;
+    mod scripts;
     mod units;
 }
 

@@ -1,0 +1,117 @@
+//! The shell scripts under `scripts/` that no other test runs.
+//!
+//! * `fuzz-smoke.sh`: its verdict per target, with a stand-in `cargo` first on `PATH` (the
+//!   real nightly fuzz build takes minutes; what is tested here is the script's own logic: a
+//!   target passes only when libFuzzer reported `Done N runs` with N > 0).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xcauth_tests::support::Scratch;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A stand-in `cargo` for `fuzz-smoke.sh`: `fuzz build` succeeds, `fuzz list` prints
+/// `$FAKE/targets`, `fuzz run TARGET …` prints `$FAKE/TARGET.out` and exits with
+/// `$FAKE/TARGET.rc` (default 0). Every call is appended to `$FAKE/calls`.
+const FAKE_CARGO: &str = r#"#!/bin/sh
+echo "$*" >> "$FAKE/calls"
+case "$1 $2 $3" in
+  "+nightly fuzz build") exit 0 ;;
+  "+nightly fuzz list") cat "$FAKE/targets"; exit 0 ;;
+  "+nightly fuzz run")
+    cat "$FAKE/$4.out"
+    if [ -f "$FAKE/$4.rc" ]; then exit "$(cat "$FAKE/$4.rc")"; fi
+    exit 0 ;;
+esac
+echo "fake cargo: unexpected arguments: $*" >&2
+exit 99
+"#;
+
+/// A smoke run where each target prints the given libFuzzer output and exits with the given
+/// status: the script's status and its stderr (plus the recorded cargo calls).
+fn fuzz_smoke(targets: &[(&str, &str, i32)]) -> (Option<i32>, String, String) {
+    let s = Scratch::new("fuzz-smoke");
+    let fake = s.join("fake");
+    std::fs::create_dir_all(fake.join("bin")).unwrap();
+    let cargo = s.write("fake/bin/cargo", FAKE_CARGO);
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let names: Vec<&str> = targets.iter().map(|t| t.0).collect();
+    s.write("fake/targets", &format!("{}\n", names.join("\n")));
+    for (name, out, rc) in targets {
+        s.write(&format!("fake/{name}.out"), out);
+        s.write(&format!("fake/{name}.rc"), &rc.to_string());
+    }
+    let path = format!(
+        "{}:{}",
+        fake.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/fuzz-smoke.sh"))
+        .env("PATH", path)
+        .env("FAKE", &fake)
+        .env("FUZZ_SMOKE_DIR", s.join("work"))
+        .env("FUZZ_SECONDS", "2")
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(fake.join("calls")).unwrap_or_default();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls,
+    )
+}
+
+const DONE: &str =
+    "INFO: Seed: 1\n#2\tINITED cov: 10 ft: 10 corp: 1/1b\nDone 4242 runs in 2 second(s)\n";
+
+#[test]
+fn fuzz_smoke_passes_only_targets_that_ran_inputs() {
+    // Every target ran: the run passes, says how much each ran, and ran each for
+    // FUZZ_SECONDS from its seeds.
+    let (rc, err, calls) = fuzz_smoke(&[("alpha", DONE, 0), ("beta", DONE, 0)]);
+    assert_eq!(rc, Some(0), "{err}");
+    assert!(
+        err.contains("fuzz smoke: alpha: 4242 runs") && err.contains("fuzz smoke: beta: 4242 runs"),
+        "{err}"
+    );
+    assert!(
+        calls.contains("+nightly fuzz run beta ")
+            && calls.contains(" fuzz/corpus/beta -- -max_total_time=2"),
+        "{calls}"
+    );
+
+    // A target that reports zero runs, or no "Done" line at all, fails the run, by name;
+    // the targets after it are not run.
+    let zero = "INFO: Seed: 1\nDone 0 runs in 2 second(s)\n";
+    let silent = "INFO: Seed: 1\nINFO: 0 files found in fuzz/corpus/beta\n";
+    for (what, out) in [("zero runs", zero), ("no Done line", silent)] {
+        let (rc, err, calls) =
+            fuzz_smoke(&[("alpha", DONE, 0), ("beta", out, 0), ("gamma", DONE, 0)]);
+        assert_eq!(rc, Some(1), "{what}: {err}");
+        assert!(
+            err.contains("fuzz smoke: beta ran no input"),
+            "{what}: {err}"
+        );
+        assert!(!calls.contains("fuzz run gamma"), "{what}: {calls}");
+    }
+
+    // A crash fails the run (as before).
+    let (rc, err, _) = fuzz_smoke(&[("alpha", "==1== ERROR: libFuzzer: deadly signal\n", 77)]);
+    assert_eq!(rc, Some(1), "{err}");
+    assert!(err.contains("fuzz smoke: alpha failed"), "{err}");
+
+    // No target at all is not a pass either.
+    let (rc, err, _) = fuzz_smoke(&[]);
+    assert_eq!(rc, Some(1), "{err}");
+    assert!(err.contains("named no target"), "{err}");
+}
