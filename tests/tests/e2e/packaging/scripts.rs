@@ -3,13 +3,20 @@
 //! * `fuzz-smoke.sh`: its verdict per target, with a stand-in `cargo` first on `PATH` (the
 //!   real nightly fuzz build takes minutes; what is tested here is the script's own logic: a
 //!   target passes only when libFuzzer reported `Done N runs` with N > 0).
+//! * `install-pam.sh`: installs the module (the one this test run built, staged as
+//!   `$CARGO_TARGET_DIR/release/libpam_xcauth.so` and installed with `--no-build`: a release
+//!   build would cost the suite minutes) under a temporary `--prefix`, into the multiarch
+//!   `security` directory, and a real PAM stack (pamtester under pam_wrapper) loads the
+//!   installed file and logs in through it. Needs root, like every PAM test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
+use xcauth_tests::pam_support::{module_so, require_pam_wrapper, Pamtester, World, ALICE_PW};
 use xcauth_tests::support::Scratch;
 
 fn repo() -> PathBuf {
@@ -17,6 +24,14 @@ fn repo() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A stand-in `cargo` for `fuzz-smoke.sh`: `fuzz build` succeeds, `fuzz list` prints
@@ -114,4 +129,120 @@ fn fuzz_smoke_passes_only_targets_that_ran_inputs() {
     let (rc, err, _) = fuzz_smoke(&[]);
     assert_eq!(rc, Some(1), "{err}");
     assert!(err.contains("named no target"), "{err}");
+}
+
+/// `scripts/install-pam.sh ARGS` with `CARGO_TARGET_DIR=target`.
+fn install_pam(target: &Path, args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg(repo().join("scripts/install-pam.sh"))
+        .args(args)
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn install_pam_installs_a_module_a_real_pam_stack_loads() {
+    require_pam_wrapper();
+    let w = World::new("install-pam");
+    // The module this run built, where the script expects a release build.
+    let target = w.scratch.join("target");
+    std::fs::create_dir_all(target.join("release")).unwrap();
+    let built = target.join("release/libpam_xcauth.so");
+    std::fs::copy(module_so(), &built).unwrap();
+    let prefix = w.scratch.join("root");
+
+    let out = install_pam(
+        &target,
+        &["--no-build", "--prefix", prefix.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Debian's multiarch module directory, as the distribution's own modules use it.
+    assert!(Path::new("/lib/x86_64-linux-gnu/security/pam_unix.so").exists());
+    let dir = prefix.join("lib/x86_64-linux-gnu/security");
+    let installed = dir.join("pam_xcauth.so");
+    assert!(
+        text(&out).contains(&format!("installed {}", installed.display())),
+        "{}",
+        text(&out)
+    );
+    let meta = std::fs::metadata(&installed).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o644, "{}", installed.display());
+    assert!(
+        std::fs::read(&installed).unwrap() == std::fs::read(&built).unwrap(),
+        "{} is not a copy of the built module",
+        installed.display()
+    );
+    // Only the module: the temporary name it was copied under is gone.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["pam_xcauth.so"]);
+    // Installing again replaces it in place.
+    let out = install_pam(
+        &target,
+        &["--no-build", &format!("--prefix={}", prefix.display())],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A real PAM stack loads the installed file and logs in through it.
+    let module = format!(
+        "{} config={} syslog_socket={}",
+        installed.display(),
+        w.conf.display(),
+        w.log.path().display()
+    );
+    let services = w.wrapper_service(
+        "installed",
+        &format!("auth required {module}\naccount required {module}\n"),
+    );
+    let run = |pw: &str| {
+        Pamtester::new(
+            "installed",
+            "alice@example.org",
+            &["authenticate", "acct_mgmt"],
+        )
+        .wrapped(&services)
+        .password(pw)
+        .run()
+    };
+    let r = run(ALICE_PW);
+    assert_eq!(r.code, "SUCCESS", "{}", r.output);
+    w.log
+        .wait_for("authentication success; user=alice@example.org via=backend");
+    let r = run("wrong-install-1");
+    assert_eq!(r.code, "AUTH_ERR", "{}", r.output);
+    assert_eq!(w.double.count("auth"), 2);
+    w.log
+        .assert_no_secrets(&w.secrets(&["wrong-install-1"]), &[]);
+
+    // Mistakes get a clear answer and install nothing.
+    let empty = w.scratch.join("empty-target");
+    let elsewhere = w.scratch.join("elsewhere");
+    let out = install_pam(
+        &empty,
+        &["--no-build", "--prefix", elsewhere.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("libpam_xcauth.so not found"),
+        "{}",
+        text(&out)
+    );
+    let out = install_pam(&target, &["--prefix"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--prefix needs a directory"),
+        "{}",
+        text(&out)
+    );
+    let out = install_pam(&target, &["--destdir", "/tmp"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown argument '--destdir'"),
+        "{}",
+        text(&out)
+    );
+    assert!(!elsewhere.exists());
 }
