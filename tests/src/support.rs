@@ -124,6 +124,38 @@ pub fn in_own_process(path: &str) -> bool {
     false
 }
 
+/// For a test whose subject behaves differently for root (file modes): run as root, it re-runs
+/// itself (`path` as for [`in_own_process`]) in a child process as user `nobody` (through
+/// `setpriv`, with `TMPDIR=/tmp`) and asserts that the child passed exactly that test. The
+/// test tells the two runs apart by its effective uid ([`euid`]).
+pub fn rerun_as_nobody(path: &str) {
+    let name = path.split_once("::").map_or(path, |(_, rest)| rest);
+    assert_eq!(euid(), 0, "only root can run a test as nobody");
+    let out = Command::new(require_program("setpriv"))
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("TMPDIR", "/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} as nobody failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "the child process did not run {name}:\n{stdout}"
+    );
+}
+
+/// The effective uid of this process (the owner of `/proc/self`).
+pub fn euid() -> u32 {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap())
+}
+
 /// A number unique in this process, for names that tests running side by side must not share.
 pub fn unique() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
