@@ -37,6 +37,7 @@ mod in_process {
 }
 
 mod daemon {
+    mod activation;
     mod admin;
     mod check;
     mod modes;
