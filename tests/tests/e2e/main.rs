@@ -58,6 +58,7 @@ mod peers {
     mod dovecot;
     mod ejabberd;
     mod ejabberd_roster;
+    mod fail2ban;
     mod postfix;
     mod prosody;
     mod saslauthd;
