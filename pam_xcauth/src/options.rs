@@ -19,9 +19,9 @@ pub const DEFAULT_TIMEOUT: u64 = 15;
 /// Upper bound for `timeout=`, in seconds.
 pub const MAX_TIMEOUT: u64 = 300;
 
-/// One module argument as documented (pam_xcauth(8) is generated from this table; a unit
-/// test checks that [`parse`] accepts every entry in the documented form and refuses the
-/// other form).
+/// One module argument as documented (pam_xcauth(8) is generated from this table; unit
+/// tests check that [`parse`] accepts every entry in the documented form and refuses the
+/// other form, and that every option [`parse`] accepts is in the table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionDoc {
     /// The argument's name (`domain`).
@@ -429,9 +429,93 @@ fn timeout(name: &'static str, value: &str) -> Result<Duration, OptionError> {
     }
 }
 
+/// What the parser itself accepts, found without [`OPTIONS`]: for the tests that hold the
+/// table, the man page and docs/pam.md against the parser, in both directions.
 #[cfg(test)]
+pub(crate) mod accepted {
+    use std::collections::BTreeMap;
+
+    use super::{parse, OptionError};
+
+    /// How [`parse`] takes an option.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Shape {
+        /// `name` alone.
+        Flag,
+        /// `name=VALUE`.
+        Value,
+    }
+
+    /// The test-only options: accepted by every build, left off the man page, marked "tests
+    /// only" in docs/pam.md.
+    pub(crate) const TEST_ONLY: &[&str] = &["syslog_socket"];
+
+    /// How [`parse`] takes `name`; `None` when it does not know it.
+    pub(crate) fn shape(name: &str) -> Option<Shape> {
+        match parse(&[name.to_owned()]).1.as_slice() {
+            [] => Some(Shape::Flag),
+            [OptionError::BadValue { .. }] => Some(Shape::Value),
+            _ => None,
+        }
+    }
+
+    /// Every option [`parse`] accepts: each word-shaped string literal in this file's source
+    /// (every name the parser matches is one), kept when [`parse`] knows it.
+    pub(crate) fn options() -> BTreeMap<String, Shape> {
+        let source = include_str!("options.rs");
+        source
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|lit| {
+                lit.starts_with(|c: char| c.is_ascii_lowercase())
+                    && lit
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .filter_map(|name| Some((name.to_owned(), shape(name)?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)] // tests: a panic is a failed test
 mod tests {
     use super::*;
+
+    /// The other direction: every option the parser accepts is in [`OPTIONS`] with the same
+    /// shape, or is a test hook.
+    #[test]
+    fn every_parsed_option_is_documented() {
+        use accepted::Shape;
+        let accepted = accepted::options();
+        // The scan finds the parser's names (a sanity check of the scan itself).
+        for name in ["config", "socket_timeout", "quiet", "syslog_socket"] {
+            assert!(accepted.contains_key(name), "{name}: {accepted:?}");
+        }
+        for (name, shape) in &accepted {
+            if accepted::TEST_ONLY.contains(&name.as_str()) {
+                assert!(
+                    OPTIONS.iter().all(|d| d.name != name),
+                    "{name} is test-only"
+                );
+                continue;
+            }
+            let doc = OPTIONS.iter().find(|d| d.name == name);
+            let doc = doc.unwrap_or_else(|| panic!("{name} is parsed but not in OPTIONS"));
+            let documented = if doc.value.is_some() {
+                Shape::Value
+            } else {
+                Shape::Flag
+            };
+            assert_eq!(documented, *shape, "{name}");
+        }
+        assert_eq!(
+            OPTIONS.len() + accepted::TEST_ONLY.len(),
+            accepted.len(),
+            "{accepted:?}"
+        );
+    }
 
     #[test]
     fn the_documented_options_are_the_parsed_ones() {

@@ -146,7 +146,10 @@ fn copy_module(dest: &Path) {
 #[derive(Debug)]
 pub struct LogCapture {
     path: PathBuf,
+    /// The lines received and not yet taken.
     lines: Arc<Mutex<Vec<String>>>,
+    /// Every line received, taken or not: what [`LogCapture::assert_no_secrets`] scans.
+    seen: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -159,21 +162,23 @@ impl LogCapture {
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (l, s) = (Arc::clone(&lines), Arc::clone(&stop));
+        let (l, all, s) = (Arc::clone(&lines), Arc::clone(&seen), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             while !s.load(Ordering::SeqCst) {
                 if let Ok(n) = sock.recv(&mut buf) {
-                    l.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    all.lock().unwrap().push(line.clone());
+                    l.lock().unwrap().push(line);
                 }
             }
         });
         LogCapture {
             path: path.to_path_buf(),
             lines,
+            seen,
             stop,
             thread: Some(thread),
         }
@@ -184,12 +189,13 @@ impl LogCapture {
         &self.path
     }
 
-    /// Every line received so far.
+    /// Every line received so far (and not taken).
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 
-    /// Forgets the lines received so far (returns them).
+    /// Forgets the lines received so far (returns them). [`LogCapture::assert_no_secrets`]
+    /// still scans them.
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.lines.lock().unwrap())
     }
@@ -203,13 +209,42 @@ impl LogCapture {
             .unwrap()
             .send_to(marker.as_bytes(), &self.path)
             .unwrap();
-        self.wait_for(&marker);
+        // The marker is certain to arrive: a deadline only a wedged receiver reaches.
+        self.wait_for_within(&marker, Duration::from_secs(60));
         self.lines.lock().unwrap().retain(|l| *l != marker);
+        self.seen.lock().unwrap().retain(|l| *l != marker);
+    }
+
+    /// The one scan for leaked secrets. First [`LogCapture::settle`]s, so the lines of every
+    /// finished login are in; then asserts that no line this capture ever received (also
+    /// those since taken), nor any line of `also` (other logs of the same run, such as a
+    /// daemon's or a peer's, complete when passed), contains any of `secrets` (passwords,
+    /// tokens, the API secret: see [`World::secrets`]). A capture that received nothing
+    /// fails too: a scan of nothing proves nothing.
+    pub fn assert_no_secrets(&self, secrets: &[&str], also: &[&str]) {
+        assert!(
+            secrets.iter().all(|s| !s.is_empty()),
+            "an empty secret: {secrets:?}"
+        );
+        self.settle();
+        let seen = self.seen.lock().unwrap().clone();
+        assert!(!seen.is_empty(), "the module logged nothing to scan");
+        let other = also.iter().flat_map(|text| text.lines());
+        for line in seen.iter().map(String::as_str).chain(other) {
+            for s in secrets {
+                assert!(!line.contains(s), "log line leaks {s:?}: {line}");
+            }
+        }
     }
 
     /// Waits up to 2 s for a line containing `needle`.
     pub fn wait_for(&self, needle: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(2);
+        self.wait_for_within(needle, Duration::from_secs(2))
+    }
+
+    /// Waits up to `within` for a line containing `needle`.
+    fn wait_for_within(&self, needle: &str, within: Duration) -> String {
+        let end = Instant::now() + within;
         loop {
             if let Some(l) = self.lines().into_iter().find(|l| l.contains(needle)) {
                 return l;
@@ -229,15 +264,6 @@ impl Drop for LogCapture {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-/// Asserts that no line contains any of `secrets` (passwords, tokens, the API secret).
-pub fn assert_no_secrets(lines: &[String], secrets: &[&str]) {
-    for line in lines {
-        for s in secrets {
-            assert!(!line.contains(s), "log line leaks {s:?}: {line}");
         }
     }
 }
@@ -329,7 +355,7 @@ impl World {
         xcauth_core::token::generate(user, "example.org", &Secret::new(SECRET), expiry)
     }
 
-    /// Every secret of this world (for [`assert_no_secrets`]), plus `extra`.
+    /// Every secret of this world (for [`LogCapture::assert_no_secrets`]), plus `extra`.
     pub fn secrets<'a>(&self, extra: &[&'a str]) -> Vec<&'a str> {
         let mut v = vec![SECRET, ALICE_PW, BOB_PW];
         v.extend_from_slice(extra);

@@ -124,6 +124,38 @@ pub fn in_own_process(path: &str) -> bool {
     false
 }
 
+/// For a test whose subject behaves differently for root (file modes): run as root, it re-runs
+/// itself (`path` as for [`in_own_process`]) in a child process as user `nobody` (through
+/// `setpriv`, with `TMPDIR=/tmp`) and asserts that the child passed exactly that test. The
+/// test tells the two runs apart by its effective uid ([`euid`]).
+pub fn rerun_as_nobody(path: &str) {
+    let name = path.split_once("::").map_or(path, |(_, rest)| rest);
+    assert_eq!(euid(), 0, "only root can run a test as nobody");
+    let out = Command::new(require_program("setpriv"))
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("TMPDIR", "/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} as nobody failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "the child process did not run {name}:\n{stdout}"
+    );
+}
+
+/// The effective uid of this process (the owner of `/proc/self`).
+pub fn euid() -> u32 {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap())
+}
+
 /// A number unique in this process, for names that tests running side by side must not share.
 pub fn unique() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -242,9 +274,21 @@ pub fn xcauthd(conf: &Path) -> Command {
     cmd
 }
 
+/// How an XMPP login through `tests/scripts/xmpp_login.py` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XmppLogin {
+    /// The session started (exit status 0).
+    LoggedIn,
+    /// The server's authentication refused the login: a SASL failure (status 1).
+    Refused,
+    /// Anything else: no verdict from the server (2), the client crashed (3), `timeout`
+    /// stopped it (124, 137), or a signal (`None`). Never what a test expects.
+    Failed(Option<i32>),
+}
+
 /// One XMPP login through `tests/scripts/xmpp_login.py` (slixmpp, PLAIN over
-/// plaintext): exit code (0 logged in, 1 refused, 2 anything else) and output.
-pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
+/// plaintext): how it ended, and the client's output.
+pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (XmppLogin, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/xmpp_login.py");
     // `timeout` bounds the client even if it ignores its own deadline.
     let out = Command::new("timeout")
@@ -259,7 +303,12 @@ pub fn xmpp_login(jid: &str, password: &str, port: u16) -> (Option<i32>, String)
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.code(), text)
+    let outcome = match out.status.code() {
+        Some(0) => XmppLogin::LoggedIn,
+        Some(1) => XmppLogin::Refused,
+        other => XmppLogin::Failed(other),
+    };
+    (outcome, text)
 }
 
 /// Sends generic-framing lines (`auth:user:domain:password`, …) on one TCP connection, one at

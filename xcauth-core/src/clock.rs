@@ -64,13 +64,15 @@ impl Clock for SystemClock {
 const MICROS_PER_SECOND: i64 = 1_000_000;
 
 /// A clock that tests set by hand. Its monotonic time starts when it is made and moves
-/// with the wall-clock time it is set to (never backwards).
+/// forward with the wall-clock time (never backwards: setting the wall clock back leaves it
+/// where it is, and it moves on once the wall clock moves forward again).
 #[derive(Debug)]
 pub struct ManualClock {
-    /// Microseconds since the epoch.
+    /// Wall-clock microseconds since the epoch.
     micros: AtomicI64,
-    /// The reading at construction, and the monotonic instant it corresponds to.
-    start_micros: i64,
+    /// Monotonic microseconds since `origin`: the sum of every forward move.
+    moved: AtomicI64,
+    /// The monotonic instant the clock was made at.
     origin: Instant,
 }
 
@@ -83,30 +85,40 @@ impl Default for ManualClock {
 impl ManualClock {
     /// A clock that reads `secs` seconds after the epoch.
     pub fn at(secs: i64) -> Self {
-        let micros = secs.saturating_mul(MICROS_PER_SECOND);
         Self {
-            micros: AtomicI64::new(micros),
-            start_micros: micros,
+            micros: AtomicI64::new(secs.saturating_mul(MICROS_PER_SECOND)),
+            moved: AtomicI64::new(0),
             origin: SystemClock.instant(),
         }
     }
 
-    /// Moves the clock to `secs`.
+    /// Moves the clock to `secs` (the monotonic time only moves if that is forward).
     pub fn set(&self, secs: i64) {
-        self.micros
-            .store(secs.saturating_mul(MICROS_PER_SECOND), Ordering::SeqCst);
+        let to = secs.saturating_mul(MICROS_PER_SECOND);
+        let from = self.micros.swap(to, Ordering::SeqCst);
+        self.move_monotonic(to.saturating_sub(from));
     }
 
     /// Moves the clock forward by `secs`.
     pub fn advance(&self, secs: i64) {
-        self.micros
-            .fetch_add(secs.saturating_mul(MICROS_PER_SECOND), Ordering::SeqCst);
+        self.advance_micros(secs.saturating_mul(MICROS_PER_SECOND));
     }
 
     /// Moves the clock forward by `by` (microsecond resolution).
     pub fn advance_by(&self, by: Duration) {
-        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        self.advance_micros(i64::try_from(by.as_micros()).unwrap_or(i64::MAX));
+    }
+
+    fn advance_micros(&self, micros: i64) {
         self.micros.fetch_add(micros, Ordering::SeqCst);
+        self.move_monotonic(micros);
+    }
+
+    /// Adds a forward move to the monotonic time; a backward one leaves it alone.
+    fn move_monotonic(&self, micros: i64) {
+        if micros > 0 {
+            self.moved.fetch_add(micros, Ordering::SeqCst);
+        }
     }
 }
 
@@ -122,11 +134,7 @@ impl Clock for ManualClock {
     }
 
     fn instant(&self) -> Instant {
-        let moved = self
-            .micros
-            .load(Ordering::SeqCst)
-            .saturating_sub(self.start_micros)
-            .max(0);
+        let moved = self.moved.load(Ordering::SeqCst).max(0);
         self.origin + Duration::from_micros(moved.unsigned_abs())
     }
 }
@@ -280,8 +288,23 @@ mod tests {
         c.advance_by(Duration::from_millis(1500));
         assert_eq!(c.instant() - t0, Duration::from_millis(1500));
         assert_eq!(c.unix_seconds(), 101);
+        // The wall clock is set back: the monotonic time stays where it was.
         c.set(50);
-        assert_eq!(c.instant(), t0);
+        assert_eq!(c.unix_seconds(), 50);
+        assert_eq!(c.instant() - t0, Duration::from_millis(1500));
+        // From there, every forward move of the wall clock moves it on by as much.
+        c.set(60);
+        assert_eq!(c.instant() - t0, Duration::from_millis(11_500));
+        c.advance(2);
+        assert_eq!(c.instant() - t0, Duration::from_millis(13_500));
+        c.advance(-5);
+        assert_eq!(c.unix_seconds(), 57);
+        assert_eq!(c.instant() - t0, Duration::from_millis(13_500));
+        // A clock set before the epoch from the start moves forward all the same.
+        let c = ManualClock::at(-10);
+        let t0 = c.instant();
+        c.set(-4);
+        assert_eq!(c.instant() - t0, Duration::from_secs(6));
     }
 
     #[test]

@@ -55,4 +55,64 @@ mod tests {
         assert_eq!(clean("abcdef", 3), "abc…");
         assert_eq!(jid("a\r", "b"), "a?@b");
     }
+
+    #[test]
+    fn looks_like_name_table() {
+        let long_ok = "a".repeat(32);
+        let long_bad = "a".repeat(33);
+        let dashed_ok = format!("--{long_ok}");
+        // (written, looks like a name with a value, looks like a name standing alone)
+        let table: &[(&str, bool, bool)] = &[
+            ("quiet", true, true),
+            ("socket_owner", true, true),
+            ("cache-query-ttl", true, true),
+            ("x", true, true),
+            // Leading dashes are not part of the name, so they neither count nor qualify.
+            ("--debug", true, true),
+            ("-d", true, true),
+            ("-", false, false),
+            ("---", false, false),
+            ("", false, false),
+            // Inner and trailing dashes and underscores are fine; a leading underscore is not.
+            ("a-", true, true),
+            ("a_b-c", true, true),
+            ("_a", false, false),
+            ("-_a", false, false),
+            // Digits: only in a name followed by a value, and never first.
+            ("sha256", true, false),
+            ("a1", true, false),
+            ("s3cr3tPass", false, false),
+            ("1a", false, false),
+            ("42", false, false),
+            ("-1", false, false),
+            // Lower-case ASCII only.
+            ("Quiet", false, false),
+            ("quieT", false, false),
+            ("hunter", true, true),
+            ("Hunter2", false, false),
+            ("café", false, false),
+            ("ä", false, false),
+            // No spaces, dots, slashes, colons, '=' or controls.
+            ("a b", false, false),
+            ("a.b", false, false),
+            ("a/b", false, false),
+            ("a:b", false, false),
+            ("a=b", false, false),
+            ("a\tb", false, false),
+            ("a\n", false, false),
+            (" a", false, false),
+            // At most 32 characters after the dashes.
+            (&long_ok, true, true),
+            (&dashed_ok, true, true),
+            (&long_bad, false, false),
+        ];
+        for &(written, with_value, bare) in table {
+            assert_eq!(
+                looks_like_name(written, false),
+                with_value,
+                "{written:?} with a value"
+            );
+            assert_eq!(looks_like_name(written, true), bare, "{written:?} alone");
+        }
+    }
 }

@@ -37,6 +37,7 @@ mod in_process {
 }
 
 mod daemon {
+    mod activation;
     mod admin;
     mod check;
     mod modes;
@@ -49,6 +50,7 @@ mod daemon {
 
 mod packaging {
     mod deb;
+    mod scripts;
     mod units;
 }
 
@@ -56,6 +58,7 @@ mod peers {
     mod dovecot;
     mod ejabberd;
     mod ejabberd_roster;
+    mod fail2ban;
     mod postfix;
     mod prosody;
     mod saslauthd;

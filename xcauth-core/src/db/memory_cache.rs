@@ -47,6 +47,16 @@ impl MemoryCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// What is stored for `jid` (for tests and status output; reading changes nothing): the
+    /// bcrypt hash and the Unix microseconds of the last backend success (`remoteauth`) and
+    /// of the last use (`anyauth`). `None` when nothing is cached for `jid`.
+    pub fn entry(&self, jid: &str) -> Option<(String, Option<i64>, Option<i64>)> {
+        let map = lock(&self.core.storage.map);
+        map.entries
+            .get(jid)
+            .map(|e| (e.pwhash.clone().unwrap_or_default(), e.remote, e.any))
+    }
 }
 
 impl CredentialCache for MemoryCache {
@@ -64,17 +74,6 @@ impl CredentialCache for MemoryCache {
 
     fn kind(&self) -> &'static str {
         self.core.kind
-    }
-}
-
-#[cfg(test)]
-impl MemoryCache {
-    /// `(pwhash, remoteauth, anyauth)` of `jid`, for tests.
-    pub(super) fn core_entry(&self, jid: &str) -> Option<(String, Option<i64>, Option<i64>)> {
-        let map = lock(&self.core.storage.map);
-        map.entries
-            .get(jid)
-            .map(|e| (e.pwhash.clone().unwrap_or_default(), e.remote, e.any))
     }
 }
 

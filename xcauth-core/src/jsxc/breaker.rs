@@ -121,10 +121,25 @@ mod tests {
         assert!(!b.allow("u"), "open after 2 failures");
         assert_eq!(b.open_urls(), ["u"]);
         assert!(b.allow("other"), "per URL");
-        clock.advance_by(Duration::from_millis(60));
+        clock.advance_by(Duration::from_millis(49));
+        assert!(!b.allow("u"), "open until the cooldown is over");
+        assert_eq!(b.open_urls(), ["u"]);
+        clock.advance_by(Duration::from_millis(1));
         assert!(b.open_urls().is_empty(), "the cooldown is over");
         assert!(b.allow("u"), "half-open probe");
         b.record("u", true);
+        assert!(b.allow("u"));
+        // A failed probe opens it again at once, for a whole cooldown.
+        b.record("u", false);
+        b.record("u", false);
+        assert!(!b.allow("u"));
+        clock.advance_by(Duration::from_millis(50));
+        assert!(b.allow("u"), "half-open probe");
+        b.record("u", false);
+        assert!(!b.allow("u"), "a failed probe re-opens");
+        clock.advance_by(Duration::from_millis(49));
+        assert!(!b.allow("u"));
+        clock.advance_by(Duration::from_millis(1));
         assert!(b.allow("u"));
     }
 }

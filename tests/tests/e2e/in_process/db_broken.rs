@@ -165,20 +165,27 @@ fn read_only_database() {
     assert_one_cache_warning(&w, "store");
 }
 
+/// A database file the daemon's user may only read (mode 0400). For root the mode means
+/// nothing (a working cache, no warning); for anyone else the cache can look up but not store,
+/// so every login goes to the backend, with one warning. The suite runs as root, so that
+/// subject runs in a child process as `nobody`, on a file `nobody` owns.
 #[test]
 fn file_mode_0400() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("xcauth.sqlite3");
     Db::open(&path, &DbOptions::default()).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
-    // root may write anyway (a working cache, no warning); anyone else gets
-    // a miss-only cache and one warning.
-    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
-    if root {
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().uid(),
+        xcauth_tests::support::euid(),
+        "the file is the test's own"
+    );
+    if xcauth_tests::support::euid() == 0 {
         let (w, calls) =
             five_logins(|| DbCache::open_or_miss(&path, &DbOptions::default(), settings()));
         assert!(w.is_empty(), "{w:#?}");
         assert_eq!(calls, 2, "the first login and the wrong password");
+        xcauth_tests::support::rerun_as_nobody(concat!(module_path!(), "::file_mode_0400"));
     } else {
         let w = broken(|| DbCache::open_or_miss(&path, &DbOptions::default(), settings()));
         assert_one_cache_warning(&w, "xcauth.sqlite3");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use xcauth_tests::double::Fault;
 use xcauth_tests::pam_support::{
-    assert_no_secrets, example, instantiate, EtcPamService, PamSockServer, World, ALICE_PW, BOB_PW,
+    example, instantiate, EtcPamService, PamSockServer, World, ALICE_PW, BOB_PW,
 };
 use xcauth_tests::support::{free_port, require_program, wait_for_tcp, Proc};
 
@@ -147,7 +147,7 @@ fn exercise(w: &World, apache: &Apache) {
     let mut secrets = w.secrets(&[&token, "wrong-http-1", "wrong-http-2"]);
     let wrong: Vec<String> = (0..50).map(|i| format!("wrong-http-{i}")).collect();
     secrets.extend(wrong.iter().map(String::as_str));
-    assert_no_secrets(&lines, &secrets);
+    w.log.assert_no_secrets(&secrets, &[]);
 }
 
 #[test]
@@ -228,8 +228,8 @@ fn apache_basic_auth_via_real_xcauthd() {
         daemon_log.contains("auth alice@example.org: accepted"),
         "{daemon_log}"
     );
-    assert_no_secrets(
-        &daemon_log.lines().map(str::to_owned).collect::<Vec<_>>(),
+    w.log.assert_no_secrets(
         &w.secrets(&["wrong-http-1", "wrong-http-2"]),
+        &[&daemon_log],
     );
 }

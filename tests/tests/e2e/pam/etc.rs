@@ -6,7 +6,7 @@
 
 use xcauth_tests::double::{Fault, User};
 use xcauth_tests::pam_support::{
-    assert_no_secrets, example, instantiate, EtcPamService, LocalUser, Pamtester, World, ALICE_PW,
+    example, instantiate, EtcPamService, LocalUser, Pamtester, World, ALICE_PW,
 };
 
 const AUTH_ACCT: &[&str] = &["authenticate", "acct_mgmt"];
@@ -46,14 +46,14 @@ fn etc_pam_d_service_good_token_wrong_unknown_down() {
     assert!(lines
         .iter()
         .any(|l| l.contains(&format!("pam_xcauth({}:auth)", svc.name))));
-    assert_no_secrets(
-        &lines,
+    w.log.assert_no_secrets(
         &[
             xcauth_tests::pam_support::SECRET,
             ALICE_PW,
             &token,
             "wrong-etc-1",
         ],
+        &[],
     );
 }
 
@@ -193,8 +193,7 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
         !lines.iter().any(|l| l.contains("authentication failure")),
         "{lines:#?}"
     );
-    assert_no_secrets(
-        &lines,
+    w.log.assert_no_secrets(
         &w.secrets(&[
             "local-pw-L1",
             "dup-local-pw-D1",
@@ -203,5 +202,6 @@ fn stacking_with_pam_unix_and_the_strict_variant() {
             "exp-nextcloud-pw-E2",
             "wrong-stack",
         ]),
+        &[],
     );
 }

@@ -16,8 +16,8 @@ use std::process::Command;
 
 use xcauth_tests::double::User;
 use xcauth_tests::pam_support::{
-    assert_no_secrets, example, instantiate, module_so, panic_trigger_so, EtcPamService, LocalUser,
-    PamSockServer, Pamtester, World, ALICE_PW,
+    example, instantiate, module_so, panic_trigger_so, EtcPamService, LocalUser, PamSockServer,
+    Pamtester, World, ALICE_PW,
 };
 
 const AUTH_ACCT: &[&str] = &["authenticate", "acct_mgmt"];
@@ -79,7 +79,8 @@ fn group_is_checked_on_the_account_that_logged_in() {
         last.contains("operation=sharedroster") && last.ends_with("&domain="),
         "{last}"
     );
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[DAVE_PW, DAVE_AT_PW]));
+    w.log
+        .assert_no_secrets(&w.secrets(&[DAVE_PW, DAVE_AT_PW]), &[]);
 }
 
 /// The same through `socket=` (the pam socket protocol to an xcauthd engine).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use xcauth_tests::double::Fault;
 use xcauth_tests::pam_support::{
-    assert_no_secrets, PamSockServer, Pamtester, World, ALICE_PW, BOB_PW, PAM_WRAPPER_MODULES,
+    PamSockServer, Pamtester, World, ALICE_PW, BOB_PW, PAM_WRAPPER_MODULES,
 };
 
 const AUTH_ACCT: &[&str] = &["authenticate", "acct_mgmt"];
@@ -97,10 +97,8 @@ fn in_process_return_codes_and_log_lines() {
 
     let lines = w.log.lines();
     assert!(lines.iter().filter(|l| l.contains("debug:")).count() > 20);
-    assert_no_secrets(
-        &lines,
-        &w.secrets(&[&token, "wrong-password-1", "whatever-2"]),
-    );
+    w.log
+        .assert_no_secrets(&w.secrets(&[&token, "wrong-password-1", "whatever-2"]), &[]);
 }
 
 #[test]
@@ -236,7 +234,7 @@ fn domain_and_group_options() {
         .wrapped(&dir)
         .run();
     assert_eq!(r.code, "PERM_DENIED", "{}", r.output);
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
+    w.log.assert_no_secrets(&w.secrets(&[]), &[]);
 }
 
 /// `group=` on the account line is honoured even when our own auth line (without `group=`,
@@ -314,7 +312,7 @@ fn account_group_applies_after_our_own_authentication() {
         r.output
     );
     assert_eq!(r.code, "PERM_DENIED", "{}", r.output);
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[&token]));
+    w.log.assert_no_secrets(&w.secrets(&[&token]), &[]);
 }
 
 #[test]
@@ -424,10 +422,8 @@ fn configuration_errors_are_service_errors() {
             "configuration errors are LOG_ERR: {line}"
         );
     }
-    assert_no_secrets(
-        &w.log.lines(),
-        &w.secrets(&["hunter2-in-argv", "Stray2Secret9Line"]),
-    );
+    w.log
+        .assert_no_secrets(&w.secrets(&["hunter2-in-argv", "Stray2Secret9Line"]), &[]);
 }
 
 #[test]
@@ -503,7 +499,8 @@ fn use_first_pass_and_try_first_pass_with_a_stacked_token() {
     assert_eq!(r.code, "SUCCESS", "{}", r.output);
     assert_eq!(r.output.matches("Password:").count(), 1, "{}", r.output);
     assert_eq!(w.double.count("auth"), before + 2);
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[&token, "wrong-stacked"]));
+    w.log
+        .assert_no_secrets(&w.secrets(&[&token, "wrong-stacked"]), &[]);
 }
 
 #[test]
@@ -556,7 +553,7 @@ fn quiet_drops_expected_failures_and_debug_adds_detail() {
     ] {
         assert!(lines.iter().any(|l| l.contains(needle)), "no {needle:?} in {lines:#?}");
     }
-    assert_no_secrets(&lines, &w.secrets(&["wrong-pw-3"]));
+    w.log.assert_no_secrets(&w.secrets(&["wrong-pw-3"]), &[]);
 }
 
 #[test]
@@ -626,7 +623,8 @@ fn socket_mode_asks_xcauthd_and_needs_no_secret() {
     let r = run("sock-missing", "alice@example.org", ALICE_PW);
     assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
     w.log.wait_for("cannot connect to");
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[&token, "wrong-4"]));
+    w.log
+        .assert_no_secrets(&w.secrets(&[&token, "wrong-4"]), &[]);
 }
 
 /// A password goes only to a socket owned by root or by `socket_owner=`: a socket that some
@@ -681,7 +679,7 @@ fn socket_mode_refuses_a_socket_owned_by_another_user() {
     // Owned by root again, but socket_owner=nobody still accepts root.
     std::os::unix::fs::chown(server.path(), Some(0), None).unwrap();
     assert_eq!(run("owner-nobody").code, "SUCCESS");
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
+    w.log.assert_no_secrets(&w.secrets(&[]), &[]);
 }
 
 #[test]
@@ -739,7 +737,7 @@ fn the_cache_vouches_while_the_backend_is_down() {
     w.log.wait_for("via=cache_backend_unreachable");
     let r = run("wrong-5");
     assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
-    assert_no_secrets(&w.log.lines(), &w.secrets(&["wrong-5"]));
+    w.log.assert_no_secrets(&w.secrets(&["wrong-5"]), &[]);
 }
 
 #[test]
@@ -782,7 +780,7 @@ fn a_held_database_lock_does_not_stall_logins() {
         );
     }
     holder.execute_batch("COMMIT").unwrap();
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[]));
+    w.log.assert_no_secrets(&w.secrets(&[]), &[]);
 }
 
 /// `chown OWNER PATH` with the system's chown.
@@ -890,5 +888,5 @@ fn only_a_database_nobody_else_can_write_is_trusted() {
         line.contains("/state is writable by group or others"),
         "{line}"
     );
-    assert_no_secrets(&w.log.lines(), &w.secrets(&[PLANTED]));
+    w.log.assert_no_secrets(&w.secrets(&[PLANTED]), &[]);
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use xcauth_tests::double::Fault;
 use xcauth_tests::pam_support::{
-    assert_no_secrets, distinct, example, instantiate, wait_output, EtcPamService, World, ALICE_PW,
+    distinct, example, instantiate, wait_output, EtcPamService, World, ALICE_PW,
 };
 use xcauth_tests::support::{require_program, wait_for_unix, Proc};
 
@@ -169,8 +169,6 @@ fn doveadm_auth_test_password_token_wrong_and_outage() {
     );
     assert!(workers >= 2, "one auth worker served everything:\n{log}");
 
-    w.log.settle();
-    let mut lines = w.log.lines();
-    lines.extend(log.lines().map(str::to_owned));
-    assert_no_secrets(&lines, &w.secrets(&[&token, "wrong-dovecot-1"]));
+    w.log
+        .assert_no_secrets(&w.secrets(&[&token, "wrong-dovecot-1"]), &[&log]);
 }

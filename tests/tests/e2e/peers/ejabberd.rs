@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch};
+use xcauth_tests::support::{
+    bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch, XmppLogin,
+};
 
 pub(super) const SECRET: &str = "ejabberd-e2e-secret";
 
@@ -143,6 +145,19 @@ pub(super) struct Started {
     pub(super) log_dir: PathBuf,
 }
 
+/// Where ejabberd's authentication settings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AuthConfig {
+    /// The test's own lines: one extauth process (`extauth_pool_size: 1`).
+    Inline,
+    /// The shipped `integration/ejabberd/ejabberd-xcauth.yml`, included as it is except for
+    /// the program's path (`/usr/sbin/xcauthd` becomes a wrapper adding `-c CONF`).
+    Shipped,
+}
+
+/// The shipped ejabberd snippet.
+pub(super) const SHIPPED_YAML: &str = "../integration/ejabberd/ejabberd-xcauth.yml";
+
 /// Starts ejabberd in `w` with xcauthd (configured for `backend` plus `xcauth_extra` lines)
 /// as its extauth program and `modules` (YAML flow-map entries) besides mod_disco and mod_ping.
 pub(super) fn start_ejabberd(
@@ -150,6 +165,17 @@ pub(super) fn start_ejabberd(
     backend: &BackendDouble,
     xcauth_extra: &str,
     modules: &str,
+) -> Started {
+    start_ejabberd_with(w, backend, xcauth_extra, modules, AuthConfig::Inline)
+}
+
+/// [`start_ejabberd`] with the authentication settings of `auth`.
+pub(super) fn start_ejabberd_with(
+    w: &Scratch,
+    backend: &BackendDouble,
+    xcauth_extra: &str,
+    modules: &str,
+    auth: AuthConfig,
 ) -> Started {
     require_program("ejabberdctl");
     require_program("timeout");
@@ -181,6 +207,40 @@ pub(super) fn start_ejabberd(
         ),
     );
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let auth_yaml = match auth {
+        AuthConfig::Inline => format!(
+            "auth_method: [external]\n\
+             extauth_program: \"{}\"\n\
+             extauth_pool_size: 1\n\
+             auth_use_cache: false\n",
+            wrapper.display()
+        ),
+        AuthConfig::Shipped => {
+            // The shipped program line with the test's xcauthd and configuration: the
+            // arguments after the path (`-t ejabberd`) are the shipped ones.
+            let program = w.write(
+                "shipped-extauth-program",
+                &format!(
+                    "#!/bin/sh\nXCAUTH_SYSTEM_CONFIG=/nonexistent/xcauth.conf exec {} -c {} \"$@\"\n",
+                    xcauthd.display(),
+                    conf.display()
+                ),
+            );
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let shipped =
+                std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_YAML))
+                    .unwrap();
+            assert_eq!(
+                shipped.matches("\"/usr/sbin/xcauthd ").count(),
+                1,
+                "the shipped extauth_program:\n{shipped}"
+            );
+            let yaml =
+                shipped.replace("\"/usr/sbin/xcauthd ", &format!("\"{} ", program.display()));
+            let included = w.write("ejabberd/xcauth.yml", &yaml);
+            format!("include_config_file: \"{}\"\n", included.display())
+        }
+    };
 
     let c2s_port = free_port();
     let dist_port = free_port();
@@ -206,12 +266,8 @@ pub(super) fn start_ejabberd(
              acme: {{auto: false}}\n\
              certfiles: []\n\
              listen:\n  - {{port: {c2s_port}, ip: \"127.0.0.1\", module: ejabberd_c2s, starttls: false}}\n\
-             auth_method: [external]\n\
-             extauth_program: \"{}\"\n\
-             extauth_pool_size: 1\n\
-             auth_use_cache: false\n\
-             modules: {{mod_disco: {{}}, mod_ping: {{}}{modules}}}\n",
-            wrapper.display()
+             {auth_yaml}\
+             modules: {{mod_disco: {{}}, mod_ping: {{}}{modules}}}\n"
         ),
     );
     if Path::new("/etc/ejabberd/inetrc").exists() {
@@ -278,7 +334,7 @@ fn ejabberd_extauth_logins_through_xcauthd() {
 
     // 1. The Nextcloud login password.
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
-    assert_eq!(rc, Some(0), "good password must log in:\n{out}");
+    assert_eq!(rc, XmppLogin::LoggedIn, "good password must log in:\n{out}");
     assert_eq!(backend.count("auth"), 1, "one backend auth per login");
     let body = backend.last_request().unwrap().body_str();
     assert_eq!(
@@ -288,12 +344,16 @@ fn ejabberd_extauth_logins_through_xcauthd() {
 
     // 2. An app password (device token) of the same account.
     let (rc, out) = xmpp_login("alice@example.org", "app-pw-1", c2s_port);
-    assert_eq!(rc, Some(0), "app password must log in:\n{out}");
+    assert_eq!(rc, XmppLogin::LoggedIn, "app password must log in:\n{out}");
     assert_eq!(backend.count("auth"), 2);
 
     // 3. A wrong password is refused (by xcauthd's 00 02 00 00 reply).
     let (rc, out) = xmpp_login("alice@example.org", "Wrong-PW-77", c2s_port);
-    assert_eq!(rc, Some(1), "wrong password must be refused:\n{out}");
+    assert_eq!(
+        rc,
+        XmppLogin::Refused,
+        "wrong password must be refused:\n{out}"
+    );
     assert_eq!(backend.count("auth"), 3);
     assert_eq!(
         (backend.verified("auth"), backend.bad_signatures()),
@@ -322,4 +382,58 @@ fn ejabberd_extauth_logins_through_xcauthd() {
         server.stop(),
         "ejabberdctl stop did not end ejabberd within 10 s"
     );
+}
+
+/// The `xcauthd` processes running from `xcauthd` (ejabberd's pool of extauth programs).
+fn extauth_processes(xcauthd: &Path) -> usize {
+    let want = format!("{}\0", xcauthd.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .filter(|c| c.starts_with(&want) && c.contains("\0-t\0ejabberd\0"))
+        .count()
+}
+
+/// The shipped `integration/ejabberd/ejabberd-xcauth.yml`, included into a real ejabberd as an
+/// admin would merge it (only the program's path differs): ejabberd accepts every option,
+/// logins go through xcauthd with the shipped arguments (`-t ejabberd`), the shipped pool
+/// size runs three of them, and with ejabberd's own cache off every login reaches xcauthd.
+#[test]
+fn the_shipped_ejabberd_snippet_logs_in_through_xcauthd() {
+    let backend = BackendDouble::start(SECRET);
+    backend.add_user(User::new("alice", "secret"));
+    let w = Scratch::new("ejabberd-shipped");
+    let Started {
+        server, c2s_port, ..
+    } = start_ejabberd_with(&w, &backend, "", "", AuthConfig::Shipped);
+
+    let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
+    assert_eq!(rc, XmppLogin::LoggedIn, "good password must log in:\n{out}");
+    let (rc, out) = xmpp_login("alice@example.org", "Wrong-PW-78", c2s_port);
+    assert_eq!(
+        rc,
+        XmppLogin::Refused,
+        "wrong password must be refused:\n{out}"
+    );
+    // auth_use_cache: false: the same good login again is asked again.
+    let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
+    assert_eq!(rc, XmppLogin::LoggedIn, "good password must log in:\n{out}");
+    assert_eq!(backend.count("auth"), 3, "every login reached the backend");
+
+    // extauth_pool_size: 3, each started with the shipped `-t ejabberd`.
+    let xcauthd = w.join("xcauthd");
+    let end = Instant::now() + Duration::from_secs(30);
+    while extauth_processes(&xcauthd) < 3 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(extauth_processes(&xcauthd), 3, "the shipped pool size");
+    drop(server);
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{xmpp_login, Scratch};
+use xcauth_tests::support::{xmpp_login, Scratch, XmppLogin};
 
 use super::ejabberd::{chown_ejabberd, read_or_empty, start_ejabberd, Ejabberd, Started, SECRET};
 
@@ -111,7 +111,7 @@ fn nextcloud_groups_become_ejabberd_shared_roster_groups() {
 
     // Alice logs in: the reply is not held up by the sync, which runs behind it.
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
-    assert_eq!(rc, Some(0), "alice must log in:\n{out}");
+    assert_eq!(rc, XmppLogin::LoggedIn, "alice must log in:\n{out}");
     let xclog = log_dir.join("xcauth.log");
     wait_for_log(
         &xclog,

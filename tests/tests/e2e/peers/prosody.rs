@@ -19,6 +19,7 @@ const XCAUTH_TIMEOUT: u64 = 4;
 use xcauth_tests::double::{BackendDouble, User};
 use xcauth_tests::support::{
     free_port, require_program, start_daemon, wait_for_tcp, xcauth_conf, xmpp_login, Proc, Scratch,
+    XmppLogin,
 };
 
 const SECRET: &str = "prosody-e2e-secret";
@@ -137,7 +138,7 @@ VirtualHost "example.org"
 
     // 1. The Nextcloud login password.
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
-    assert_eq!(rc, Some(0), "good password must log in:\n{out}");
+    assert_eq!(rc, XmppLogin::LoggedIn, "good password must log in:\n{out}");
     assert_eq!(backend.count("auth"), 1, "one backend auth per login");
     assert_eq!(
         backend.last_request().unwrap().body_str(),
@@ -146,12 +147,16 @@ VirtualHost "example.org"
 
     // 2. An app password (device token).
     let (rc, out) = xmpp_login("alice@example.org", "app-pw-1", c2s_port);
-    assert_eq!(rc, Some(0), "app password must log in:\n{out}");
+    assert_eq!(rc, XmppLogin::LoggedIn, "app password must log in:\n{out}");
     assert_eq!(backend.count("auth"), 2);
 
     // 3. A wrong password, and a password holding ':' (the generic framing keeps it whole).
     let (rc, out) = xmpp_login("alice@example.org", "Wrong-PW-77", c2s_port);
-    assert_eq!(rc, Some(1), "wrong password must be refused:\n{out}");
+    assert_eq!(
+        rc,
+        XmppLogin::Refused,
+        "wrong password must be refused:\n{out}"
+    );
     assert_eq!(backend.count("auth"), 3);
     assert_eq!(
         (backend.verified("auth"), backend.bad_signatures()),
@@ -161,7 +166,7 @@ VirtualHost "example.org"
     let (rc, out) = xmpp_login("alice@example.org", "se:cr:et", c2s_port);
     assert_eq!(
         rc,
-        Some(1),
+        XmppLogin::Refused,
         "wrong password with colons must be refused:\n{out}"
     );
     assert_eq!(backend.count("auth"), 4);
@@ -187,7 +192,7 @@ VirtualHost "example.org"
         let (rc, out) = login.join().unwrap();
         assert_eq!(
             rc,
-            Some(0),
+            XmppLogin::LoggedIn,
             "login with a slow backend (the three logins were not in flight together, so \
              Prosody was blocked while waiting for xcauthd):\n{out}"
         );
@@ -201,7 +206,11 @@ VirtualHost "example.org"
     let started = Instant::now();
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
     let elapsed = started.elapsed();
-    assert_eq!(rc, Some(1), "login must fail after xcauth_timeout:\n{out}");
+    assert_eq!(
+        rc,
+        XmppLogin::Refused,
+        "login must fail after xcauth_timeout:\n{out}"
+    );
     assert_eq!(
         backend.held(),
         1,
@@ -228,7 +237,11 @@ VirtualHost "example.org"
     let log_before = log_len(&p.join("test.log"));
     let started = Instant::now();
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
-    assert_eq!(rc, Some(1), "login must fail while xcauthd is down:\n{out}");
+    assert_eq!(
+        rc,
+        XmppLogin::Refused,
+        "login must fail while xcauthd is down:\n{out}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "took {:?}",
