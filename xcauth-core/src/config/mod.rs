@@ -338,6 +338,7 @@ impl Config {
                 self.roster.max_group_size = field.parse(|t| bounded(t, 0, None))?;
             }
             "roster-timeout" => self.roster.timeout = field.parse(positive_duration)?,
+            "roster-other-domains" => self.roster.other_domains = field.flag()?,
             "version" => self.version = field.flag()?,
             "listen" => self.listen = field.listen()?,
             "max-connections" => {
@@ -399,6 +400,9 @@ pub struct RosterOptions {
     pub max_group_size: usize,
     /// `roster-timeout`: the longest one ejabberdctl call may take.
     pub timeout: Duration,
+    /// `roster-other-domains`: members whose uid names another domain are synced too
+    /// (xcauth 2's behaviour); by default they are left out.
+    pub other_domains: bool,
 }
 
 impl Default for RosterOptions {
@@ -407,6 +411,7 @@ impl Default for RosterOptions {
             exclude_groups: Vec::new(),
             max_group_size: 0,
             timeout: Duration::from_secs(10),
+            other_domains: false,
         }
     }
 }

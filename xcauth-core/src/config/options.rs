@@ -272,6 +272,14 @@ pub static OPTIONS: &[OptionSpec] = &[
         "Extension: groups with more members than N in a user's roster are not synced into \
          ejabberd (one huge group floods every roster); 0: no bound",
     ),
+    flag(
+        "roster-other-domains",
+        None,
+        "Extension: also sync roster members whose uid names another XMPP domain \
+         (ceo@other.example in a roster of example.org): their full names and group \
+         memberships are set through ejabberdctl, as xcauth 2 did. Off by default: a \
+         domain's Nextcloud must not rename or group the users of another domain",
+    ),
     opt(
         "roster-timeout",
         None,

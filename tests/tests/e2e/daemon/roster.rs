@@ -385,6 +385,66 @@ fn a_wrong_password_or_an_unreachable_backend_schedules_nothing() {
     assert_eq!(t.calls().len(), 6, "only the first login's sync");
 }
 
+/// A display name with a NUL byte and a member of another XMPP domain in one roster: the NUL
+/// name is not pushed (one log line naming why), the other domain's member is left out (one
+/// line), the rest is synced, and the next login finds the roster synced (the sync is not
+/// stopped at every login, and no line claims ejabberdctl cannot be started).
+#[test]
+fn hostile_names_and_other_domains_do_not_stop_the_sync() {
+    let t = Setup::new("roster-hostile", "");
+    t.backend
+        .add_user(User::new("eve", "pw").display_name("Eve\u{0}Evil"));
+    t.backend
+        .add_user(User::new("ceo@b.example", "pw").display_name("Renamed CEO"));
+    t.backend.add_group(
+        "team",
+        "The Team",
+        &["alice", "bob", "eve", "ceo@b.example"],
+    );
+    let mut x = t.start();
+    let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    x.end(Duration::from_secs(10));
+    let log = x.log_text();
+    let calls = t.calls();
+    for call in &calls {
+        assert!(
+            !call
+                .iter()
+                .any(|a| a.contains("b.example") || a.contains("Evil")),
+            "{call:?} in {calls:?}"
+        );
+    }
+    let add = |u: &str| argv(&["srg_user_add", u, "example.org", "The Team", "example.org"]);
+    for call in [
+        argv(&["set_vcard", "bob", "example.org", "FN", "Bob"]),
+        add("alice"),
+        add("bob"),
+        add("eve"),
+    ] {
+        assert!(calls.contains(&call), "{call:?} not in {calls:?}\n{log}");
+    }
+    assert!(log.contains("all succeeded"), "{log}");
+    assert_eq!(
+        log.matches("full name of eve not set: it contains a NUL byte")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("member ceo@b.example left out: not in example.org")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("cannot be started"), "{log}");
+    // The next login: the roster is synced already.
+    let mut x = t.start();
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    x.end(Duration::from_secs(10));
+    assert_eq!(t.calls(), Vec::<Vec<String>>::new(), "{}", x.log_text());
+}
+
 fn rusqlite_rows(db: &Path, sql: &str) -> Vec<String> {
     let conn = xcauth_core::db::rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn.prepare(sql).unwrap();
