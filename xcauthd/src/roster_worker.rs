@@ -2,20 +2,22 @@
 //!
 //! A login only puts a job in a bounded queue; one background thread fetches the user's shared
 //! roster and runs [`xcauth_core::roster::sync_roster`], calling ejabberdctl with a timeout on
-//! every call. Repeated logins of one user while their job waits are coalesced into that job;
+//! every call, under a process helper that ends whatever the call started
+//! ([`crate::reaper`]). Repeated logins of one user while their job waits are coalesced into that job;
 //! a full queue drops the job with a warning (the next login schedules it again: the database
 //! only marks a roster synced when every command succeeded).
 //!
 //! When the input ends (ejabberd stopping) or the daemon stops, [`finish`] lets the thread
 //! finish the jobs already queued: no ejabberdctl call starts later than one `roster-timeout`
 //! after that, and each call is bounded by its own timeout, so the process exits within about
-//! twice `roster-timeout` (plus a roster request that had already started).
+//! twice `roster-timeout` (plus a roster request that had already started, and the few seconds
+//! the process helper may take to end a stopped call).
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
@@ -33,13 +35,16 @@ use xcauth_core::metrics::{Metrics, SyncResult};
 use xcauth_core::roster::{sync_roster, Ctl, CtlError, Outcome as SyncOutcome};
 use xcauth_core::{Clock, Engine, SystemClock};
 
+use crate::reaper;
+
 /// Syncs waiting at most; more are dropped (and redone at the user's next login).
 const MAX_QUEUED: usize = 256;
 
 /// Output kept from one ejabberdctl call (`srg_get_members` of a big group is the largest).
 const MAX_OUTPUT: u64 = 4 << 20;
 
-/// ejabberdctl at `path`, each call killed (with everything it started) after `timeout`.
+/// ejabberdctl at `path`, each call run under the process helper ([`crate::reaper`]) and
+/// stopped, with everything it started, after `timeout`.
 #[derive(Debug)]
 pub struct Ejabberdctl {
     path: PathBuf,
@@ -53,6 +58,14 @@ impl Ejabberdctl {
     }
 }
 
+/// How long the helper may take to end what a stopped call left (its own bound, and a margin)
+/// before it is killed itself.
+const HELPER_BOUND: Duration = Duration::from_secs(10);
+
+/// How long the output is awaited once the helper exited: it ended every process that held
+/// the pipes, unless one was out of its reach.
+const OUTPUT_WAIT: Duration = Duration::from_secs(1);
+
 fn reader(mut from: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -65,19 +78,39 @@ fn reader(mut from: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// Kills the process group the call runs in (ejabberdctl is a shell script that starts an
-/// Erlang VM: killing only the script would leave the VM running).
-#[allow(unsafe_code)]
-fn kill_group(child: &mut Child) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) takes plain integers and touches no memory of this process; the
-        // group is the child's own (process_group(0)), which it cannot leave before being
-        // reaped, as we have not waited for it yet.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
+/// Waits for `child` until `until`: its status, or `None` when the time is up.
+fn wait_until(child: &mut Child, until: Instant) -> Option<ExitStatus> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if deadline::now() >= until => return None,
+            Ok(None) => {
+                std::thread::sleep(pause.min(deadline::left(until)));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => {
+                warn!("ejabberdctl: cannot wait for pid {}: {e}", child.id());
+                return None;
+            }
         }
     }
-    let _ = child.kill();
+}
+
+/// Stops a call that ran out of time: the helper ends the program and everything it started;
+/// should the helper itself not exit in time, it is killed.
+fn stop(child: &mut Child) {
+    let _ = crate::sys::signal_process(child.id(), libc::SIGTERM);
+    if wait_until(child, deadline::now() + HELPER_BOUND).is_none() {
+        warn!(
+            "ejabberdctl: its process helper (pid {}) did not end the call within {:?}; \
+             killed, processes of the call may be left",
+            child.id(),
+            HELPER_BOUND
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -101,45 +134,50 @@ fn first_line(bytes: &[u8]) -> String {
 
 impl Ctl for Ejabberdctl {
     fn run(&self, args: &[&str]) -> Result<String, CtlError> {
-        let mut child = Command::new(&self.path)
-            .args(args)
+        let mut child = reaper::command(&self.path, args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| CtlError::NotStarted(format!("{}: {e}", self.path.display())))?;
+            .map_err(|e| {
+                CtlError::NotStarted(format!(
+                    "{}: its process helper (/proc/self/exe) cannot be started: {e}",
+                    self.path.display()
+                ))
+            })?;
         let out = child.stdout.take().map(reader);
         let err = child.stderr.take().map(reader);
-        let until = deadline::now() + self.timeout;
-        let mut pause = Duration::from_millis(2);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if deadline::now() >= until => break None,
-                Ok(None) => {
-                    std::thread::sleep(pause.min(deadline::left(until)));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => {
-                    warn!("ejabberdctl: cannot wait for pid {}: {e}", child.id());
-                    break None;
-                }
-            }
-        };
-        let Some(status) = status else {
-            kill_group(&mut child);
-            let _ = child.wait();
+        let Some(status) = wait_until(&mut child, deadline::now() + self.timeout) else {
+            stop(&mut child);
             return Err(CtlError::TimedOut(self.timeout));
         };
-        // The pipes close when the program and whatever it started are gone; something that
-        // escaped its process group may hold them: wait briefly, never forever.
-        let collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
-            rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(1)).ok())
-                .unwrap_or_default()
+        let mut left = false;
+        let mut collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| match rx {
+            Some(rx) => rx.recv_timeout(OUTPUT_WAIT).unwrap_or_else(|_| {
+                left = true;
+                Vec::new()
+            }),
+            None => Vec::new(),
         };
         let stdout = collect(out);
         let stderr = collect(err);
+        if left {
+            warn!(
+                "ejabberdctl {}: a process it started still holds its output after it ended \
+                 (one xcauthd may not signal, of another user?); its output is not read",
+                logsafe::clean(args.first().copied().unwrap_or(""), 64)
+            );
+        }
+        if status.code() == Some(reaper::NOT_STARTED) {
+            let text = String::from_utf8_lossy(&stderr);
+            if let Some(why) = text
+                .lines()
+                .find_map(|l| l.strip_prefix(reaper::CANNOT_START))
+            {
+                return Err(CtlError::NotStarted(logsafe::clean(why, 300).into_owned()));
+            }
+        }
         if status.success() {
             Ok(String::from_utf8_lossy(&stdout).into_owned())
         } else {
