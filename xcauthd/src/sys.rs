@@ -144,17 +144,25 @@ pub fn stderr_is_socket() -> bool {
 /// Waits until one of `fds` is readable or `timeout` passes. Returns the
 /// indexes of the ready descriptors.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<usize>> {
+    let fds: Vec<(BorrowedFd<'_>, bool)> = fds.iter().map(|fd| (*fd, false)).collect();
+    poll_ready(&fds, timeout)
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes: readable, or writable for the ones
+/// marked `true`; an error or hang-up counts as ready too. Returns the indexes of the ready
+/// descriptors.
+pub fn poll_ready(fds: &[(BorrowedFd<'_>, bool)], timeout: Duration) -> io::Result<Vec<usize>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|fd| libc::pollfd {
+        .map(|(fd, write)| libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events: if *write { libc::POLLOUT } else { libc::POLLIN },
             revents: 0,
         })
         .collect();
     let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs
-    // that outlives the call; the descriptors are borrowed and open.
+    // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs that outlives
+    // the call; the descriptors are borrowed and open.
     let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
     if rc < 0 {
         let e = io::Error::last_os_error();
