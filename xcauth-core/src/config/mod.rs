@@ -88,6 +88,9 @@ pub struct Config {
     pub listen: Vec<ListenSpec>,
     /// `--max-connections` (extension), at least 1.
     pub max_connections: usize,
+    /// `--max-connections-per-user` (extension): connections of one non-root peer uid on a
+    /// Unix listener; 0 = no bound.
+    pub max_connections_per_user: usize,
     /// `--idle-timeout` (extension), at least 1s.
     pub idle_timeout: Duration,
     /// `--max-line` (extension): longest generic/postfix request line in bytes.
@@ -166,6 +169,7 @@ impl Config {
             roster: RosterOptions::default(),
             listen: Vec::new(),
             max_connections: 64,
+            max_connections_per_user: 16,
             idle_timeout: Duration::from_secs(300),
             max_line: 8192,
             syslog: false,
@@ -343,6 +347,9 @@ impl Config {
             "listen" => self.listen = field.listen()?,
             "max-connections" => {
                 self.max_connections = field.parse(|t| bounded(t, 1, None))?;
+            }
+            "max-connections-per-user" => {
+                self.max_connections_per_user = field.parse(|t| bounded(t, 0, None))?;
             }
             "idle-timeout" => self.idle_timeout = field.parse(positive_duration)?,
             "max-line" => self.max_line = field.parse(|t| bounded(t, 1024, Some(1_048_576)))?,
