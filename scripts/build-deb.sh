@@ -86,13 +86,14 @@ for f in docs/*.md; do
   inst 0644 "$f" "usr/share/doc/xcauth/docs/$(basename "$f")"
 done
 gzip -9n "$stage/usr/share/doc/xcauth/README.md" "$stage/usr/share/doc/xcauth/SECURITY.md"
+inst 0644 packaging/debian/README.Debian usr/share/doc/xcauth/README.Debian
 inst 0644 packaging/debian/copyright usr/share/doc/xcauth/copyright
 printf 'xcauth (%s) unstable; urgency=medium\n\n  * Package built from the xcauth-rs tree.\n\n -- xcauth-rs maintainers <xcauth-rs@example.invalid>  %s\n' \
   "$version" "$(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")" \
   > "$stage/usr/share/doc/xcauth/changelog"
 gzip -9n "$stage/usr/share/doc/xcauth/changelog"
 
-for f in postinst prerm postrm; do
+for f in preinst postinst prerm postrm; do
   install -m 0755 "packaging/debian/$f" "$stage/DEBIAN/$f"
 done
 install -m 0644 packaging/debian/conffiles "$stage/DEBIAN/conffiles"

@@ -82,3 +82,120 @@ impl DeadlineStream for &[u8] {
         Ok(false)
     }
 }
+
+/// Where a served connection is in its request cycle, shared between the thread that serves it
+/// and whoever may have to close it early: a daemon whose listener has no free slot left
+/// closes the connection that has made no progress for longest (see [`Activity::stale_since`]).
+///
+/// The server reports [`Activity::receiving`] at the first byte of a request,
+/// [`Activity::answering`] once the request is whole (and answers it only if that says so), and
+/// [`Activity::waiting`] once the reply is written. A connection being answered is never
+/// taken: its reply is on its way.
+#[derive(Debug)]
+pub struct Activity {
+    state: std::sync::Mutex<ActivityState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ActivityState {
+    phase: Phase,
+    /// Taken for closing ([`Activity::take`]): no further request is answered.
+    taken: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Between requests, since the last reply (or the connection's start).
+    Waiting(Instant),
+    /// A request began to arrive at this instant and is not complete yet.
+    Receiving(Instant),
+    /// A whole request is being answered.
+    Answering,
+}
+
+impl Activity {
+    /// A connection that starts waiting for its first request at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            state: std::sync::Mutex::new(ActivityState {
+                phase: Phase::Waiting(now),
+                taken: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The first byte of a request arrived at `since`.
+    pub fn receiving(&self, since: Instant) {
+        self.lock().phase = Phase::Receiving(since);
+    }
+
+    /// The request is whole: true when it may be answered, false when the connection was
+    /// taken for closing meanwhile (the request is then dropped unanswered).
+    pub fn answering(&self) -> bool {
+        let mut s = self.lock();
+        if s.taken {
+            return false;
+        }
+        s.phase = Phase::Answering;
+        true
+    }
+
+    /// The reply is written at `now`; the next request may come.
+    pub fn waiting(&self, now: Instant) {
+        self.lock().phase = Phase::Waiting(now);
+    }
+
+    /// Since when the connection has made no progress in whole requests: its last reply (or its
+    /// start) while it waits, the first byte of its request while one trickles in (a client
+    /// that drips a byte now and then is not fresh for that). `None` while a request is being
+    /// answered or once the connection was taken.
+    pub fn stale_since(&self) -> Option<Instant> {
+        let s = self.lock();
+        match (s.taken, s.phase) {
+            (true, _) | (_, Phase::Answering) => None,
+            (false, Phase::Waiting(t) | Phase::Receiving(t)) => Some(t),
+        }
+    }
+
+    /// Takes the connection for closing unless a request is being answered: true when taken
+    /// (the caller then shuts the socket down; the server answers nothing more).
+    pub fn take(&self) -> bool {
+        let mut s = self.lock();
+        if s.taken || matches!(s.phase, Phase::Answering) {
+            return false;
+        }
+        s.taken = true;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_activity_is_stale_since_its_last_reply_or_its_request_start() {
+        let t0 = now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let a = Activity::new(at(0));
+        assert_eq!(a.stale_since(), Some(at(0)));
+        a.receiving(at(5));
+        assert_eq!(a.stale_since(), Some(at(5)), "a request started");
+        assert!(a.answering());
+        assert_eq!(a.stale_since(), None, "being answered");
+        assert!(!a.take(), "never taken while answering");
+        a.waiting(at(6));
+        assert_eq!(a.stale_since(), Some(at(6)));
+        assert!(a.take());
+        assert!(!a.take(), "taken once");
+        assert_eq!(a.stale_since(), None);
+        a.receiving(at(7));
+        assert!(!a.answering(), "a taken connection answers nothing more");
+    }
+}

@@ -47,6 +47,9 @@ pub mod throttle;
 pub mod token;
 pub mod trust;
 
+#[cfg(test)]
+mod testlog;
+
 pub use backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{AuthDecision, Engine, Via};

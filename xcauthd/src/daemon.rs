@@ -281,6 +281,7 @@ fn spawned(
         engine: &engine,
         max_line: limits.max_line,
         shutdown: &sys::SHUTDOWN,
+        activity: None,
     };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();

@@ -4,13 +4,23 @@
 //! slots, so clients that hog one socket cannot starve the others, and a Unix
 //! socket only serves the users and groups its [`PeerPolicy`] allows.
 //!
+//! When a listener's slots are all taken and a client waits, the connection that made no
+//! progress for longest ([`Activity::stale_since`]: idle since its last reply, or sending a
+//! request begun earliest; for [`MIN_STALE`] at least) is shut down and the client takes its
+//! slot; one whose request is being answered never is. On Unix sockets a peer uid other than root holds at most
+//! `max-connections-per-user` connections of a listener: beyond, its own idlest connection
+//! makes room, or the new one waits, unread, until one of theirs has been answered (at most
+//! `request-timeout`). A full listener whose connections are all being answered leaves new
+//! clients in its backlog.
+//!
 //! A connection is served in one of the four framings ([`crate::serve::serve_stream`]) or,
 //! on a `listen=pam@unix:…` listener (or a systemd socket named `pam`), in the PAM module's
 //! `socket=` protocol ([`xcauth_core::pamsock::serve_pam_connection`]), so the API secret
 //! never has to be readable by the PAM host (e.g. www-data).
 
+use std::collections::VecDeque;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -22,7 +32,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info, warn};
 use xcauth_core::codec::Framing;
 use xcauth_core::config::Protocol;
-use xcauth_core::deadline::{self, ConnectionTimeouts};
+use xcauth_core::deadline::{self, Activity, ConnectionTimeouts};
 use xcauth_core::{pamsock, Engine};
 
 use crate::serve::{serve_stream, StreamCtx};
@@ -112,19 +122,24 @@ impl PeerPolicy {
     /// Checks the peer of an accepted Unix connection; logs and returns false when it is not
     /// allowed (the caller just closes the connection: the client learns nothing).
     pub fn admit(&self, stream: &UnixStream, label: &str) -> bool {
+        self.admit_peer(stream, label).is_some()
+    }
+
+    /// As [`PeerPolicy::admit`], with the allowed peer's credentials.
+    pub fn admit_peer(&self, stream: &UnixStream, label: &str) -> Option<sys::PeerCred> {
         match sys::peer_cred(stream.as_fd()) {
-            Ok(peer) if self.allows(&peer) => true,
+            Ok(peer) if self.allows(&peer) => Some(peer),
             Ok(peer) => {
                 warn!(
                     "{label}: refused a connection from uid {} gid {} (pid {}): not root, not \
                      in socket-allow-users and not in an allowed group",
                     peer.uid, peer.gid, peer.pid
                 );
-                false
+                None
             }
             Err(e) => {
                 warn!("{label}: refused a connection whose peer cannot be identified: {e}");
-                false
+                None
             }
         }
     }
@@ -228,47 +243,158 @@ pub fn user_id(user: &str) -> io::Result<u32> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user named {user:?}")))
 }
 
-/// Connection accounting shared by the accept loop and the workers: the number of open
-/// connections of each endpoint.
+/// A second handle on an accepted socket, to shut it down when its connection is closed to
+/// free a slot (the serving thread then reads end of input and ends).
+#[derive(Debug)]
+enum Handle {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Handle {
+    fn shut(&self) {
+        let _ = match self {
+            Handle::Tcp(s) => s.shutdown(Shutdown::Both),
+            Handle::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+/// How long a connection must have made no progress before it is closed for another: a
+/// client between two requests of one exchange (PAM's authenticate, then account) is not cut,
+/// while one that drips or idles loses its slot to a waiting client within about this long.
+const MIN_STALE: Duration = Duration::from_secs(1);
+
+/// True when a connection stale since `since` may be closed for another at `now`.
+fn closable(since: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(since) >= MIN_STALE
+}
+
+/// One open connection, as the accept loop sees it.
+#[derive(Debug)]
+struct Open {
+    id: u64,
+    activity: Arc<Activity>,
+    handle: Handle,
+    /// The peer's uid (Unix sockets).
+    uid: Option<u32>,
+}
+
+/// The open connections of each endpoint.
+#[derive(Debug, Default)]
+struct Table {
+    next_id: u64,
+    endpoints: Vec<Vec<Open>>,
+}
+
+/// Connection accounting shared by the accept loop and the workers: the open connections of
+/// each endpoint, and the choice of one to close when an endpoint is full.
 #[derive(Debug)]
 struct Slots {
-    active: Mutex<Vec<usize>>,
+    table: Mutex<Table>,
     freed: Condvar,
 }
 
 impl Slots {
     fn new(endpoints: usize) -> Self {
         Self {
-            active: Mutex::new(vec![0; endpoints]),
+            table: Mutex::new(Table {
+                next_id: 0,
+                endpoints: (0..endpoints).map(|_| Vec::new()).collect(),
+            }),
             freed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
-        self.active
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn take(&self, endpoint: usize) {
-        if let Some(n) = self.lock().get_mut(endpoint) {
-            *n += 1;
-        }
+    fn count(&self, endpoint: usize) -> usize {
+        self.lock().endpoints.get(endpoint).map_or(0, Vec::len)
     }
 
-    fn release(&self, endpoint: usize) {
-        if let Some(n) = self.lock().get_mut(endpoint) {
-            *n = n.saturating_sub(1);
+    /// True when endpoint `endpoint` has a connection that [`Slots::close_idlest`] could close
+    /// at `now`.
+    fn any_idle(&self, endpoint: usize, now: Instant) -> bool {
+        self.lock().endpoints.get(endpoint).is_some_and(|v| {
+            v.iter()
+                .any(|o| o.activity.stale_since().is_some_and(|t| closable(t, now)))
+        })
+    }
+
+    fn count_of(&self, endpoint: usize, uid: u32) -> usize {
+        self.lock()
+            .endpoints
+            .get(endpoint)
+            .map_or(0, |v| v.iter().filter(|o| o.uid == Some(uid)).count())
+    }
+
+    /// Records a new connection; its id, for [`Slots::release`].
+    fn take(
+        &self,
+        endpoint: usize,
+        activity: Arc<Activity>,
+        handle: Handle,
+        uid: Option<u32>,
+    ) -> u64 {
+        let mut t = self.lock();
+        t.next_id += 1;
+        let id = t.next_id;
+        if let Some(v) = t.endpoints.get_mut(endpoint) {
+            v.push(Open {
+                id,
+                activity,
+                handle,
+                uid,
+            });
+        }
+        id
+    }
+
+    fn release(&self, endpoint: usize, id: u64) {
+        if let Some(v) = self.lock().endpoints.get_mut(endpoint) {
+            v.retain(|o| o.id != id);
         }
         self.freed.notify_all();
+    }
+
+    /// Closes the connection of `endpoint` (of peer `uid` only, when given) that has made no
+    /// progress for longest ([`Activity::stale_since`]), if that is at least [`MIN_STALE`]
+    /// before `now`; a connection being answered is never chosen. How long the closed one had
+    /// been stale, or `None` when there was none to close. Its slot is free once its thread
+    /// has ended (at once: it was waiting for input).
+    fn close_idlest(&self, endpoint: usize, uid: Option<u32>, now: Instant) -> Option<Duration> {
+        let t = self.lock();
+        let open = t.endpoints.get(endpoint)?;
+        let mut candidates: Vec<(Instant, &Open)> = open
+            .iter()
+            .filter(|o| uid.is_none() || o.uid == uid)
+            .filter_map(|o| o.activity.stale_since().map(|t| (t, o)))
+            .filter(|(t, _)| closable(*t, now))
+            .collect();
+        candidates.sort_by_key(|(t, _)| *t);
+        // The state may change between the look and the take: the next one is tried then.
+        for (since, o) in candidates {
+            if o.activity.take() {
+                o.handle.shut();
+                return Some(now.saturating_duration_since(since));
+            }
+        }
+        None
     }
 }
 
 /// Limits applied to every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Concurrent connections per listener; further clients wait in its listen backlog.
+    /// Concurrent connections per listener; when they are all open, a waiting client gets the
+    /// slot of the idlest one (or waits in the backlog while all are being answered).
     pub max_connections: usize,
+    /// Connections of one non-root peer uid per Unix listener; 0: no bound.
+    pub max_per_user: usize,
     /// Timeouts per connection.
     pub timeouts: ConnectionTimeouts,
     /// Longest wait to write a reply to a client that does not read (`write-timeout`).
@@ -291,88 +417,101 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     }
     let slots = Arc::new(Slots::new(endpoints.len()));
     let mut saturated_since: Vec<Option<Instant>> = vec![None; endpoints.len()];
+    // A full listener with no connection to close (all being answered) is polled again only
+    // after a short pause: its clients wait in the backlog meanwhile.
+    let mut retry_at: Vec<Option<Instant>> = vec![None; endpoints.len()];
+    // Accepted connections of peers whose every connection is being answered (per-user bound)
+    // or of a full listener whose connections all are: served when there is room.
+    let mut waiting: Vec<VecDeque<Accepted>> =
+        (0..endpoints.len()).map(|_| VecDeque::new()).collect();
     while !sys::SHUTDOWN.load(Ordering::SeqCst) {
         crate::logging::reopen_if_requested();
         crate::stats::log_if_requested(&engine);
         log::logger().flush();
-        // Only listeners with a free slot are polled: excess clients of one listener wait in
-        // its backlog while the others go on serving.
-        let open: Vec<usize> = {
-            let active = slots.lock();
-            let mut open = Vec::with_capacity(endpoints.len());
-            for (i, ep) in endpoints.iter().enumerate() {
-                let full = active.get(i).copied().unwrap_or(0) >= limits.max_connections;
-                match (full, saturated_since[i]) {
-                    (true, None) => {
-                        warn!(
-                            "{}: max-connections ({}) reached: new clients wait in the listen \
-                             backlog",
-                            ep.label, limits.max_connections
-                        );
-                        saturated_since[i] = Some(deadline::now());
-                    }
-                    (false, Some(since)) => {
-                        info!(
-                            "{}: connection slots free again after {:?}",
-                            ep.label,
-                            deadline::now().saturating_duration_since(since)
-                        );
-                        saturated_since[i] = None;
-                    }
-                    _ => {}
-                }
-                if !full {
-                    open.push(i);
-                }
+        for (i, ep) in endpoints.iter().enumerate() {
+            if !waiting[i].is_empty() {
+                place_waiting(&engine, &slots, i, ep, limits, &mut waiting[i]);
             }
-            if open.is_empty() {
-                let _ = slots
-                    .freed
-                    .wait_timeout(active, Duration::from_millis(250))
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let now = deadline::now();
+        let mut polled = Vec::with_capacity(endpoints.len());
+        let mut any_full = waiting.iter().any(|w| !w.is_empty());
+        for (i, ep) in endpoints.iter().enumerate() {
+            let full = slots.count(i) >= limits.max_connections;
+            match (full, saturated_since[i]) {
+                (true, None) => {
+                    warn!(
+                        "{}: max-connections ({}) reached: a new client gets the slot of the \
+                         idlest connection, or waits in the listen backlog while all are being \
+                         answered",
+                        ep.label, limits.max_connections
+                    );
+                    saturated_since[i] = Some(now);
+                }
+                (false, Some(since)) => {
+                    info!(
+                        "{}: connection slots free again after {:?}",
+                        ep.label,
+                        now.saturating_duration_since(since)
+                    );
+                    saturated_since[i] = None;
+                }
+                _ => {}
+            }
+            if !full {
+                retry_at[i] = None;
+                polled.push(i);
                 continue;
             }
-            open
+            any_full = true;
+            if retry_at[i].is_none_or(|t| now >= t) {
+                // Polled to learn whether a client waits.
+                polled.push(i);
+            }
+        }
+        // Wake up soon when a saturated listener may have freed a slot meanwhile.
+        let wait = if any_full {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(250)
         };
-        let fds: Vec<_> = open
+        if polled.is_empty() {
+            let t = slots.lock();
+            let _ = slots
+                .freed
+                .wait_timeout(t, wait)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            continue;
+        }
+        let fds: Vec<_> = polled
             .iter()
             .map(|&i| match &endpoints[i].listener {
                 Listener::Tcp(l) => l.as_fd(),
                 Listener::Unix(l, _) => l.as_fd(),
             })
             .collect();
-        // Wake up soon when a saturated listener may have freed a slot meanwhile.
-        let wait = if open.len() < endpoints.len() {
-            Duration::from_millis(50)
-        } else {
-            Duration::from_millis(250)
-        };
         let ready = sys::poll_readable(&fds, wait)?;
         for r in ready {
-            let i = open[r];
+            let i = polled[r];
             let ep = &endpoints[i];
-            let accepted = match &ep.listener {
-                Listener::Tcp(l) => l.accept().map(|(s, a)| (Conn::Tcp(s), a.to_string())),
-                Listener::Unix(l, _) => l.accept().map(|(s, _)| {
-                    // Refused peers are closed before they take a slot or a thread.
-                    if ep.policy.admit(&s, &ep.label) {
-                        (Conn::Unix(s), "unix".to_owned())
-                    } else {
-                        (Conn::Refused, String::new())
-                    }
-                }),
-            };
-            match accepted {
-                Ok((Conn::Refused, _)) => {}
-                Ok((conn, peer)) => {
-                    slots.take(i);
-                    spawn_worker(&engine, &slots, i, conn, ep.service, peer, limits);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    error!("accept on {} failed: {e}", ep.label);
-                    std::thread::sleep(Duration::from_millis(100));
+            let full = slots.count(i) >= limits.max_connections;
+            if full && !slots.any_idle(i, deadline::now()) {
+                // Every slot is being answered: the client waits in the backlog.
+                retry_at[i] = Some(deadline::now() + Duration::from_millis(50));
+                continue;
+            }
+            let Some(a) = accept_one(ep) else { continue };
+            if let Some(a) = place(&engine, &slots, i, ep, limits, a) {
+                if waiting[i].len() >= limits.max_connections {
+                    warn!(
+                        "{}: refused a connection from {}: {} connections already wait for a \
+                         slot",
+                        ep.label,
+                        a.peer,
+                        waiting[i].len()
+                    );
+                } else {
+                    waiting[i].push_back(a);
                 }
             }
         }
@@ -380,15 +519,16 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     info!("shutting down: no new connections, finishing in-flight requests");
     drop_unix_paths(&endpoints);
     let drain_until = deadline::now() + DRAIN;
-    let mut active = slots.lock();
-    while active.iter().sum::<usize>() > 0 && deadline::now() < drain_until {
+    let open = |t: &Table| t.endpoints.iter().map(Vec::len).sum::<usize>();
+    let mut table = slots.lock();
+    while open(&table) > 0 && deadline::now() < drain_until {
         let (guard, _) = slots
             .freed
-            .wait_timeout(active, Duration::from_millis(100))
+            .wait_timeout(table, Duration::from_millis(100))
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        active = guard;
+        table = guard;
     }
-    let left: usize = active.iter().sum();
+    let left = open(&table);
     if left > 0 {
         warn!("{left} connection(s) still open after {DRAIN:?}; exiting anyway");
     }
@@ -411,45 +551,173 @@ pub enum Conn {
     Tcp(TcpStream),
     /// Unix.
     Unix(UnixStream),
-    /// A Unix peer that the socket's policy refused: already closed.
-    Refused,
 }
 
-fn spawn_worker(
+/// An accepted connection that is not served yet.
+#[derive(Debug)]
+struct Accepted {
+    conn: Conn,
+    handle: Handle,
+    /// The peer's uid (Unix sockets).
+    uid: Option<u32>,
+    /// For logs and the thread name.
+    peer: String,
+    /// When it was accepted.
+    at: Instant,
+}
+
+/// Accepts one connection of endpoint `ep`; `None` when there was none, or the peer was
+/// refused by the socket's policy (closed at once, before it costs anyone a slot).
+fn accept_one(ep: &Endpoint) -> Option<Accepted> {
+    let accepted = match &ep.listener {
+        Listener::Tcp(l) => l.accept().and_then(|(s, a)| {
+            let handle = Handle::Tcp(s.try_clone()?);
+            Ok(Some((Conn::Tcp(s), handle, None, a.to_string())))
+        }),
+        Listener::Unix(l, _) => l.accept().and_then(|(s, _)| {
+            let Some(peer) = ep.policy.admit_peer(&s, &ep.label) else {
+                return Ok(None);
+            };
+            let handle = Handle::Unix(s.try_clone()?);
+            Ok(Some((
+                Conn::Unix(s),
+                handle,
+                Some(peer.uid),
+                format!("uid {}", peer.uid),
+            )))
+        }),
+    };
+    match accepted {
+        Ok(Some((conn, handle, uid, peer))) => Some(Accepted {
+            conn,
+            handle,
+            uid,
+            peer,
+            at: deadline::now(),
+        }),
+        Ok(None) => None,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) => {
+            // EMFILE and friends: back off briefly instead of spinning.
+            error!("accept on {} failed: {e}", ep.label);
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        }
+    }
+}
+
+/// Serves `a` on endpoint `i` if there is room: a peer at its per-user bound takes the slot of
+/// its own idlest connection, and on a full endpoint the new connection takes the slot of the
+/// idlest one. Gives `a` back when there is no room now (all the connections it could take
+/// the place of are being answered): it then waits, unread, like a client in the backlog.
+fn place(
     engine: &Arc<Engine>,
     slots: &Arc<Slots>,
-    endpoint: usize,
-    conn: Conn,
-    service: Service,
-    peer: String,
+    i: usize,
+    ep: &Endpoint,
     limits: Limits,
-) {
+    a: Accepted,
+) -> Option<Accepted> {
+    let mut room = slots.count(i) < limits.max_connections;
+    if let Some(uid) = a.uid.filter(|&u| u != 0 && limits.max_per_user > 0) {
+        if slots.count_of(i, uid) >= limits.max_per_user {
+            let Some(stale) = slots.close_idlest(i, Some(uid), deadline::now()) else {
+                return Some(a);
+            };
+            info!(
+                "{}: uid {uid} holds max-connections-per-user ({}): closed its connection \
+                 that made no progress for longest ({stale:?}) for its new one",
+                ep.label, limits.max_per_user
+            );
+            room = true;
+        }
+    }
+    if !room {
+        let Some(stale) = slots.close_idlest(i, None, deadline::now()) else {
+            return Some(a);
+        };
+        info!(
+            "{}: every slot taken and a client waiting: closed the connection that made no \
+             progress for longest ({stale:?})",
+            ep.label
+        );
+    }
+    let Accepted {
+        conn,
+        handle,
+        uid,
+        peer,
+        ..
+    } = a;
+    let activity = Arc::new(Activity::new(deadline::now()));
+    let id = slots.take(i, Arc::clone(&activity), handle, uid);
     let engine = Arc::clone(engine);
     let worker_slots = Arc::clone(slots);
+    let service = ep.service;
     let name = format!("worker-{}-{peer}", service.name());
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
-        struct Release(Arc<Slots>, usize);
+        struct Release(Arc<Slots>, usize, u64);
         impl Drop for Release {
             fn drop(&mut self) {
-                self.0.release(self.1);
+                self.0.release(self.1, self.2);
             }
         }
-        let _release = Release(worker_slots, endpoint);
-        serve_accepted(&engine, conn, service, &peer, limits);
+        let _release = Release(worker_slots, i, id);
+        serve_tracked(&engine, conn, service, &peer, limits, &activity);
     });
     if let Err(e) = spawned {
         error!("cannot start a worker thread: {e}");
-        slots.release(endpoint);
+        slots.release(i, id);
+    }
+    None
+}
+
+/// Serves the waiting connections of endpoint `i` that have room now, in the order they came;
+/// one that waited longer than the request timeout is closed.
+fn place_waiting(
+    engine: &Arc<Engine>,
+    slots: &Arc<Slots>,
+    i: usize,
+    ep: &Endpoint,
+    limits: Limits,
+    waiting: &mut VecDeque<Accepted>,
+) {
+    let now = deadline::now();
+    for a in std::mem::take(waiting) {
+        if now.saturating_duration_since(a.at) >= limits.timeouts.request {
+            warn!(
+                "{}: a connection from {} waited {:?} for a slot; closed",
+                ep.label, a.peer, limits.timeouts.request
+            );
+            continue;
+        }
+        if let Some(a) = place(engine, slots, i, ep, limits, a) {
+            waiting.push_back(a);
+        }
     }
 }
 
 /// Serves one accepted (or inetd-inherited) connection to its end.
 pub fn serve_accepted(engine: &Engine, conn: Conn, service: Service, peer: &str, limits: Limits) {
+    let activity = Activity::new(deadline::now());
+    serve_tracked(engine, conn, service, peer, limits, &activity);
+}
+
+/// As [`serve_accepted`], reporting the request cycle to `activity`.
+fn serve_tracked(
+    engine: &Engine,
+    conn: Conn,
+    service: Service,
+    peer: &str,
+    limits: Limits,
+    activity: &Activity,
+) {
     debug!("{} connection from {peer}", service.name());
     let ctx = StreamCtx {
         engine,
         max_line: limits.max_line,
         shutdown: &sys::SHUTDOWN,
+        activity: Some(activity),
     };
     let result = match (service, conn) {
         (Service::Framing(f), Conn::Tcp(s)) => {
@@ -478,6 +746,7 @@ pub fn serve_accepted(engine: &Engine, conn: Conn, service: Service, peer: &str,
                 limits.timeouts,
                 limits.write_timeout,
                 &sys::SHUTDOWN,
+                activity,
             );
             Ok(())
         }
@@ -485,9 +754,81 @@ pub fn serve_accepted(engine: &Engine, conn: Conn, service: Service, peer: &str,
             error!("the pam protocol is served on Unix sockets only; closing {peer}");
             Ok(())
         }
-        (_, Conn::Refused) => Ok(()),
     };
     if let Err(e) = result {
         debug!("{} connection from {peer} ended: {e}", service.name());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A connection in `slots` (endpoint 0) whose far end is returned, to see it closed.
+    fn open(slots: &Slots, activity: &Arc<Activity>, uid: Option<u32>) -> UnixStream {
+        let (near, far) = UnixStream::pair().unwrap();
+        slots.take(0, Arc::clone(activity), Handle::Unix(near), uid);
+        far
+    }
+
+    fn shut(far: &mut UnixStream) -> bool {
+        far.set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        matches!(far.read(&mut [0u8; 1]), Ok(0))
+    }
+
+    #[test]
+    fn the_idlest_connection_is_the_one_without_progress_for_longest() {
+        let t0 = deadline::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let now = at(20);
+        let slots = Slots::new(1);
+        // Answered at 5, waiting since.
+        let keep = Arc::new(Activity::new(at(0)));
+        keep.waiting(at(5));
+        // Began a request at 1 and drips: older than the keep-alive client's last reply.
+        let drip = Arc::new(Activity::new(at(0)));
+        drip.receiving(at(1));
+        // Being answered: never closed.
+        let busy = Arc::new(Activity::new(at(0)));
+        assert!(busy.answering());
+        // Another user's, idle since 0, for the per-user choice.
+        let other = Arc::new(Activity::new(at(0)));
+        let mut far_keep = open(&slots, &keep, Some(1));
+        let mut far_drip = open(&slots, &drip, Some(1));
+        let mut far_busy = open(&slots, &busy, Some(1));
+        let mut far_other = open(&slots, &other, Some(2));
+        assert_eq!(slots.count(0), 4);
+        assert_eq!(slots.count_of(0, 1), 3);
+
+        // Nothing has been stale for a second at 0.5 s: nothing is closed yet.
+        let early = at(0) + Duration::from_millis(500);
+        assert!(!slots.any_idle(0, early));
+        assert_eq!(slots.close_idlest(0, None, early), None);
+        assert!(!shut(&mut far_other));
+
+        assert_eq!(
+            slots.close_idlest(0, Some(1), now),
+            Some(Duration::from_secs(19))
+        );
+        assert!(shut(&mut far_drip), "uid 1's idlest is the dripper");
+        assert!(!shut(&mut far_keep) && !shut(&mut far_other));
+        assert!(slots.close_idlest(0, None, now).is_some());
+        assert!(shut(&mut far_other), "then the oldest of all");
+        assert!(slots.close_idlest(0, None, now).is_some());
+        assert!(shut(&mut far_keep));
+        assert!(!slots.any_idle(0, now) && slots.close_idlest(0, None, now).is_none());
+        assert!(!shut(&mut far_busy), "a connection being answered stays");
+        // Closed connections count until their thread releases them.
+        assert_eq!(slots.count(0), 4);
+        slots.release(0, 2);
+        assert_eq!(slots.count(0), 3);
+        // The one being answered can be closed once its reply is out, and a second later.
+        busy.waiting(at(19) + Duration::from_millis(500));
+        assert!(!slots.any_idle(0, now));
+        assert!(slots.any_idle(0, at(21)));
+        assert!(slots.close_idlest(0, None, at(21)).is_some());
+        assert!(shut(&mut far_busy));
     }
 }

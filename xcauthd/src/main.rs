@@ -15,6 +15,7 @@ mod listen;
 mod logging;
 mod man;
 mod oneshot;
+mod reaper;
 mod roster_worker;
 mod serve;
 mod startup;
@@ -24,6 +25,11 @@ mod sys;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == reaper::HELPER_ARG) {
+        // The process helper of one ejabberdctl call, nothing else of xcauthd.
+        return reaper::main(args.collect());
+    }
     let code = cli::run();
     // Syncs scheduled by the last logins (ejabberd closing stdin, a stop signal, a one-shot).
     roster_worker::finish();

@@ -2,20 +2,22 @@
 //!
 //! A login only puts a job in a bounded queue; one background thread fetches the user's shared
 //! roster and runs [`xcauth_core::roster::sync_roster`], calling ejabberdctl with a timeout on
-//! every call. Repeated logins of one user while their job waits are coalesced into that job;
+//! every call, under a process helper that ends whatever the call started
+//! ([`crate::reaper`]). Repeated logins of one user while their job waits are coalesced into that job;
 //! a full queue drops the job with a warning (the next login schedules it again: the database
 //! only marks a roster synced when every command succeeded).
 //!
 //! When the input ends (ejabberd stopping) or the daemon stops, [`finish`] lets the thread
 //! finish the jobs already queued: no ejabberdctl call starts later than one `roster-timeout`
 //! after that, and each call is bounded by its own timeout, so the process exits within about
-//! twice `roster-timeout` (plus a roster request that had already started).
+//! twice `roster-timeout` (plus a roster request that had already started, and the few seconds
+//! the process helper may take to end a stopped call).
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
@@ -33,13 +35,16 @@ use xcauth_core::metrics::{Metrics, SyncResult};
 use xcauth_core::roster::{sync_roster, Ctl, CtlError, Outcome as SyncOutcome};
 use xcauth_core::{Clock, Engine, SystemClock};
 
+use crate::reaper;
+
 /// Syncs waiting at most; more are dropped (and redone at the user's next login).
 const MAX_QUEUED: usize = 256;
 
 /// Output kept from one ejabberdctl call (`srg_get_members` of a big group is the largest).
 const MAX_OUTPUT: u64 = 4 << 20;
 
-/// ejabberdctl at `path`, each call killed (with everything it started) after `timeout`.
+/// ejabberdctl at `path`, each call run under the process helper ([`crate::reaper`]) and
+/// stopped, with everything it started, after `timeout`.
 #[derive(Debug)]
 pub struct Ejabberdctl {
     path: PathBuf,
@@ -53,6 +58,14 @@ impl Ejabberdctl {
     }
 }
 
+/// How long the helper may take to end what a stopped call left (its own bound, and a margin)
+/// before it is killed itself.
+const HELPER_BOUND: Duration = Duration::from_secs(10);
+
+/// How long the output is awaited once the helper exited: it ended every process that held
+/// the pipes, unless one was out of its reach.
+const OUTPUT_WAIT: Duration = Duration::from_secs(1);
+
 fn reader(mut from: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -65,19 +78,39 @@ fn reader(mut from: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// Kills the process group the call runs in (ejabberdctl is a shell script that starts an
-/// Erlang VM: killing only the script would leave the VM running).
-#[allow(unsafe_code)]
-fn kill_group(child: &mut Child) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) takes plain integers and touches no memory of this process; the
-        // group is the child's own (process_group(0)), which it cannot leave before being
-        // reaped, as we have not waited for it yet.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
+/// Waits for `child` until `until`: its status, or `None` when the time is up.
+fn wait_until(child: &mut Child, until: Instant) -> Option<ExitStatus> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if deadline::now() >= until => return None,
+            Ok(None) => {
+                std::thread::sleep(pause.min(deadline::left(until)));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => {
+                warn!("ejabberdctl: cannot wait for pid {}: {e}", child.id());
+                return None;
+            }
         }
     }
-    let _ = child.kill();
+}
+
+/// Stops a call that ran out of time: the helper ends the program and everything it started;
+/// should the helper itself not exit in time, it is killed.
+fn stop(child: &mut Child) {
+    let _ = crate::sys::signal_process(child.id(), libc::SIGTERM);
+    if wait_until(child, deadline::now() + HELPER_BOUND).is_none() {
+        warn!(
+            "ejabberdctl: its process helper (pid {}) did not end the call within {:?}; \
+             killed, processes of the call may be left",
+            child.id(),
+            HELPER_BOUND
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -101,45 +134,50 @@ fn first_line(bytes: &[u8]) -> String {
 
 impl Ctl for Ejabberdctl {
     fn run(&self, args: &[&str]) -> Result<String, CtlError> {
-        let mut child = Command::new(&self.path)
-            .args(args)
+        let mut child = reaper::command(&self.path, args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| CtlError::NotStarted(format!("{}: {e}", self.path.display())))?;
+            .map_err(|e| {
+                CtlError::NotStarted(format!(
+                    "{}: its process helper (/proc/self/exe) cannot be started: {e}",
+                    self.path.display()
+                ))
+            })?;
         let out = child.stdout.take().map(reader);
         let err = child.stderr.take().map(reader);
-        let until = deadline::now() + self.timeout;
-        let mut pause = Duration::from_millis(2);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if deadline::now() >= until => break None,
-                Ok(None) => {
-                    std::thread::sleep(pause.min(deadline::left(until)));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => {
-                    warn!("ejabberdctl: cannot wait for pid {}: {e}", child.id());
-                    break None;
-                }
-            }
-        };
-        let Some(status) = status else {
-            kill_group(&mut child);
-            let _ = child.wait();
+        let Some(status) = wait_until(&mut child, deadline::now() + self.timeout) else {
+            stop(&mut child);
             return Err(CtlError::TimedOut(self.timeout));
         };
-        // The pipes close when the program and whatever it started are gone; something that
-        // escaped its process group may hold them: wait briefly, never forever.
-        let collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
-            rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(1)).ok())
-                .unwrap_or_default()
+        let mut left = false;
+        let mut collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| match rx {
+            Some(rx) => rx.recv_timeout(OUTPUT_WAIT).unwrap_or_else(|_| {
+                left = true;
+                Vec::new()
+            }),
+            None => Vec::new(),
         };
         let stdout = collect(out);
         let stderr = collect(err);
+        if left {
+            warn!(
+                "ejabberdctl {}: a process it started still holds its output after it ended \
+                 (one xcauthd may not signal, of another user?); its output is not read",
+                logsafe::clean(args.first().copied().unwrap_or(""), 64)
+            );
+        }
+        if status.code() == Some(reaper::NOT_STARTED) {
+            let text = String::from_utf8_lossy(&stderr);
+            if let Some(why) = text
+                .lines()
+                .find_map(|l| l.strip_prefix(reaper::CANNOT_START))
+            {
+                return Err(CtlError::NotStarted(logsafe::clean(why, 300).into_owned()));
+            }
+        }
         if status.success() {
             Ok(String::from_utf8_lossy(&stdout).into_owned())
         } else {
@@ -171,11 +209,86 @@ struct Job {
     source: Source,
 }
 
-#[derive(Debug, Default)]
+/// The syncs waiting for the worker: a pure value (no lock, no clock of its own), so its rules
+/// are unit-tested. A job that runs has left the queue: logins of its user meanwhile queue
+/// one more job, and later ones merge into that one.
+#[derive(Debug)]
 struct Queue {
     jobs: VecDeque<Job>,
+    /// At most this many jobs wait.
+    max: usize,
     /// Set by [`finish`]: no ejabberdctl call starts after this instant.
     closing: Option<Instant>,
+}
+
+/// What [`Queue::push`] did with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    /// Queued behind the others.
+    Queued,
+    /// Merged into the waiting job of the same user (its roster source replaced).
+    Merged,
+    /// Dropped: the queue is full.
+    Full,
+    /// Dropped: the process is exiting.
+    Closing,
+}
+
+/// What [`Queue::pop`] gives the worker.
+#[derive(Debug)]
+enum Next {
+    /// Run this job.
+    Run(Job),
+    /// Nothing to do yet: wait for a push.
+    Wait,
+    /// Exiting and nothing (more) to run; `dropped` jobs were given up as the closing bound
+    /// passed.
+    Stop { dropped: usize },
+}
+
+impl Queue {
+    fn new(max: usize) -> Self {
+        Self {
+            jobs: VecDeque::new(),
+            max,
+            closing: None,
+        }
+    }
+
+    fn push(&mut self, job: Job) -> Pushed {
+        if self.closing.is_some() {
+            return Pushed::Closing;
+        }
+        if let Some(waiting) = self
+            .jobs
+            .iter_mut()
+            .find(|j| j.user == job.user && j.domain.eq_ignore_ascii_case(&job.domain))
+        {
+            waiting.source = job.source;
+            return Pushed::Merged;
+        }
+        if self.jobs.len() >= self.max {
+            return Pushed::Full;
+        }
+        self.jobs.push_back(job);
+        Pushed::Queued
+    }
+
+    /// The next job at `now`, in the order they were queued.
+    fn pop(&mut self, now: Instant) -> Next {
+        let mut dropped = 0;
+        if let Some(until) = self.closing {
+            if now >= until {
+                dropped = self.jobs.len();
+                self.jobs.clear();
+            }
+        }
+        match (self.jobs.pop_front(), self.closing) {
+            (Some(job), _) => Next::Run(job),
+            (None, None) => Next::Wait,
+            (None, Some(_)) => Next::Stop { dropped },
+        }
+    }
 }
 
 /// What the worker thread and the login hook share.
@@ -197,51 +310,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn schedule(&self, job: Job) {
         let jid = logsafe::jid(&job.user, &job.domain);
-        let mut q = lock(&self.queue);
-        if q.closing.is_some() {
-            debug!("roster sync {jid}: not scheduled, exiting");
-            return;
-        }
-        if let Some(waiting) = q
-            .jobs
-            .iter_mut()
-            .find(|j| j.user == job.user && j.domain.eq_ignore_ascii_case(&job.domain))
-        {
-            debug!("roster sync {jid}: already scheduled");
-            waiting.source = job.source;
-            return;
-        }
-        if q.jobs.len() >= MAX_QUEUED {
-            warn!(
+        let pushed = lock(&self.queue).push(job);
+        match pushed {
+            Pushed::Queued => self.wake.notify_one(),
+            Pushed::Merged => debug!("roster sync {jid}: already scheduled"),
+            Pushed::Full => warn!(
                 "roster sync {jid}: dropped, {MAX_QUEUED} syncs are already waiting; it runs \
                  at the next login"
-            );
-            return;
+            ),
+            Pushed::Closing => debug!("roster sync {jid}: not scheduled, exiting"),
         }
-        q.jobs.push_back(job);
-        drop(q);
-        self.wake.notify_one();
     }
 
     /// The next job; `None` once closing and nothing is left (or the closing bound passed).
     fn next(&self) -> Option<Job> {
         let mut q = lock(&self.queue);
         loop {
-            if let Some(until) = q.closing {
-                if deadline::now() >= until && !q.jobs.is_empty() {
-                    warn!(
-                        "roster sync: exiting; {} scheduled sync(s) not run (they run at the \
-                         users' next login)",
-                        q.jobs.len()
-                    );
-                    q.jobs.clear();
+            match q.pop(deadline::now()) {
+                Next::Run(job) => return Some(job),
+                Next::Wait => q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner),
+                Next::Stop { dropped } => {
+                    if dropped > 0 {
+                        warn!(
+                            "roster sync: exiting; {dropped} scheduled sync(s) not run (they \
+                             run at the users' next login)"
+                        );
+                    }
+                    return None;
                 }
-                return q.jobs.pop_front();
             }
-            if let Some(job) = q.jobs.pop_front() {
-                return Some(job);
-            }
-            q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -364,7 +461,7 @@ pub fn attach(config: &Config, engine: Engine, db: Option<Arc<Db>>) -> Engine {
         },
     };
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue::default()),
+        queue: Mutex::new(Queue::new(MAX_QUEUED)),
         wake: Condvar::new(),
         backend: engine.shared_backend(),
         db,
@@ -453,4 +550,109 @@ pub fn finish() {
     }
     w.shared.wake.notify_all();
     let _ = thread.join();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(user: &str, domain: &str, body: &str) -> Job {
+        Job {
+            user: user.into(),
+            domain: domain.into(),
+            source: Source::Fetched(SharedRoster {
+                entries: Vec::new(),
+                body: body.into(),
+            }),
+        }
+    }
+
+    fn run(next: Next) -> (String, String, String) {
+        match next {
+            Next::Run(Job {
+                user,
+                domain,
+                source: Source::Fetched(r),
+            }) => (user, domain, r.body),
+            other => panic!("expected a job to run, got {other:?}"),
+        }
+    }
+
+    fn at(secs: u64) -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(deadline::now) + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn logins_during_a_sync_queue_one_more_sync_not_many() {
+        let mut q = Queue::new(MAX_QUEUED);
+        assert_eq!(q.push(job("alice", "example.org", "r1")), Pushed::Queued);
+        // The worker takes it: alice's sync runs.
+        assert_eq!(run(q.pop(at(0))).2, "r1");
+        // Five more logins of alice while it runs (one with the domain in other case), one of bob.
+        assert_eq!(q.push(job("alice", "example.org", "r2")), Pushed::Queued);
+        assert_eq!(q.push(job("bob", "example.org", "b1")), Pushed::Queued);
+        for (domain, body) in [
+            ("example.org", "r3"),
+            ("EXAMPLE.org", "r4"),
+            ("example.org", "r5"),
+            ("example.org", "r6"),
+        ] {
+            assert_eq!(q.push(job("alice", domain, body)), Pushed::Merged);
+        }
+        // Another user name or domain is another job.
+        assert_eq!(q.push(job("Alice", "example.org", "x")), Pushed::Queued);
+        assert_eq!(q.push(job("alice", "other.example", "y")), Pushed::Queued);
+        // One more sync of alice, with the newest roster, in her first place.
+        assert_eq!(
+            run(q.pop(at(0))),
+            ("alice".into(), "example.org".into(), "r6".into())
+        );
+        assert_eq!(run(q.pop(at(0))).0, "bob");
+        assert_eq!(run(q.pop(at(0))).0, "Alice");
+        assert_eq!(run(q.pop(at(0))).1, "other.example");
+        assert!(matches!(q.pop(at(0)), Next::Wait));
+    }
+
+    #[test]
+    fn at_most_256_syncs_wait() {
+        assert_eq!(MAX_QUEUED, 256);
+        let mut q = Queue::new(MAX_QUEUED);
+        for i in 0..MAX_QUEUED {
+            assert_eq!(q.push(job(&format!("u{i}"), "d", "")), Pushed::Queued);
+        }
+        assert_eq!(q.push(job("late", "d", "")), Pushed::Full);
+        // A user already waiting is merged even then.
+        assert_eq!(q.push(job("u7", "d", "new")), Pushed::Merged);
+        assert_eq!(q.jobs.len(), MAX_QUEUED);
+        // Once one runs, there is room for one more.
+        assert_eq!(run(q.pop(at(0))).0, "u0");
+        assert_eq!(q.push(job("late", "d", "")), Pushed::Queued);
+        assert_eq!(q.push(job("later", "d", "")), Pushed::Full);
+        let order: Vec<String> = std::iter::from_fn(|| match q.pop(at(0)) {
+            Next::Run(j) => Some(j.user),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(order.len(), MAX_QUEUED);
+        assert_eq!(order.first().map(String::as_str), Some("u1"));
+        assert_eq!(order.last().map(String::as_str), Some("late"));
+    }
+
+    #[test]
+    fn closing_runs_what_waits_until_the_bound_then_drops_the_rest() {
+        let mut q = Queue::new(MAX_QUEUED);
+        for user in ["a", "b", "c"] {
+            q.push(job(user, "d", ""));
+        }
+        q.closing = Some(at(10));
+        assert_eq!(q.push(job("d", "d", "")), Pushed::Closing);
+        assert_eq!(run(q.pop(at(9))).0, "a");
+        assert!(matches!(q.pop(at(10)), Next::Stop { dropped: 2 }));
+        assert!(matches!(q.pop(at(11)), Next::Stop { dropped: 0 }));
+        // Nothing waiting: stop at once, before the bound.
+        let mut q = Queue::new(MAX_QUEUED);
+        q.closing = Some(at(10));
+        assert!(matches!(q.pop(at(0)), Next::Stop { dropped: 0 }));
+    }
 }

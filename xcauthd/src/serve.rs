@@ -12,7 +12,7 @@ use std::time::Duration;
 use log::{debug, info, warn};
 use xcauth_core::backend::{RosterReply, UserExists};
 use xcauth_core::codec::{encode, Answer, Decoded, Decoder, Framing, Request};
-use xcauth_core::deadline::{self, ConnectionTimeouts, DeadlineStream};
+use xcauth_core::deadline::{self, Activity, ConnectionTimeouts, DeadlineStream};
 use xcauth_core::engine::AuthDecision;
 use xcauth_core::engine::{LoginRules, NameMatch};
 use xcauth_core::metrics::{Channel, Op, Outcome};
@@ -28,6 +28,9 @@ pub struct StreamCtx<'a> {
     pub max_line: usize,
     /// Set when the daemon is shutting down: finish the current request, then close.
     pub shutdown: &'a AtomicBool,
+    /// The connection's request cycle, for the accept loop that may close it to free its slot
+    /// (`None` on stdin).
+    pub activity: Option<&'a Activity>,
 }
 
 /// Replies collected before they are written even though more buffered
@@ -73,6 +76,8 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
     let mut waiting_since = deadline::now();
     let mut request_since = waiting_since;
     let mut eof = false;
+    // A request was answered since the activity was last told.
+    let mut answered = false;
     // Bytes before `start` are consumed; compacting once per read (not once per
     // request) keeps pipelined input linear.
     let mut start = 0usize;
@@ -89,7 +94,18 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
                 Decoded::NeedMore => break,
                 Decoded::Request { consumed, request } => {
                     start += consumed;
+                    if ctx.activity.is_some_and(|a| !a.answering()) {
+                        debug!(
+                            "{} framing: connection closed to free its slot; request not \
+                             answered",
+                            framing.name()
+                        );
+                        // Replies already made (to malformed requests) go out if they can.
+                        let _ = output.write_all(&out).and_then(|()| output.flush());
+                        return Ok(End::Closed("closed to free its slot"));
+                    }
                     answer(ctx, framing, request, &mut out);
+                    answered = true;
                     waiting_since = deadline::now();
                     // The rest of the buffer (if any) starts the next request now.
                     request_since = waiting_since;
@@ -139,6 +155,16 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
             output.flush()?;
             out.clear();
         }
+        // Requests were answered in this pass: the connection waits again (or the next request
+        // has begun), from now on.
+        if let (Some(a), true) = (ctx.activity, answered) {
+            if start < buf.len() {
+                a.receiving(request_since);
+            } else {
+                a.waiting(waiting_since);
+            }
+            answered = false;
+        }
         if eof {
             return Ok(End::Eof);
         }
@@ -168,6 +194,9 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
             Ok(n) => {
                 if buf.is_empty() {
                     request_since = deadline::now();
+                    if let Some(a) = ctx.activity {
+                        a.receiving(request_since);
+                    }
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }

@@ -25,6 +25,7 @@ pub fn engine(config: &Config) -> Result<Engine, Failure> {
 pub fn limits(config: &Config) -> Limits {
     Limits {
         max_connections: config.max_connections,
+        max_per_user: config.max_connections_per_user,
         timeouts: ConnectionTimeouts {
             idle: config.idle_timeout,
             request: config.request_timeout,

@@ -1,18 +1,21 @@
 //! The counters' three outputs: `xcauthd stats` (asks a running daemon over its pam socket),
 //! the SIGUSR1 log line, and the Prometheus endpoint of `metrics-listen=`.
 //!
-//! The endpoint is one thread serving one connection at a time: a request must arrive
-//! completely (at most [`MAX_REQUEST`] bytes) within [`DEADLINE`] and the answer be written
-//! within another, so a stuck scraper delays the next by at most that and costs nothing else.
+//! The endpoint is one thread that serves all its connections at once with `poll(2)`, none
+//! waiting behind another: a connection gets [`CONNECTION_DEADLINE`] from accept to the last
+//! byte of its answer (a request head of at most [`MAX_REQUEST`] bytes, one request per
+//! connection), and at most [`MAX_CONNECTIONS`] are open; a new one beyond that closes the
+//! oldest that has not sent its whole request yet. So idle or slow clients cost a bounded
+//! number of descriptors and never delay a scrape.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgMatches, Command};
 use log::{debug, info, warn};
@@ -27,11 +30,21 @@ use crate::sys;
 /// The pam socket of the shipped `xcpam.socket`.
 pub const DEFAULT_PAM_SOCKET: &str = "/run/xcauth/pam.sock";
 
-/// How long `xcauthd stats` waits for the daemon, and the metrics endpoint for a request.
+/// How long `xcauthd stats` waits for the daemon.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Largest HTTP request head the metrics endpoint reads.
 pub const MAX_REQUEST: usize = 8192;
+
+/// The longest one connection to the metrics endpoint stays open, from accept to the last byte
+/// of the answer (a scrape takes milliseconds).
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Connections the metrics endpoint holds open at most.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How often the endpoint's thread looks at the stop flag.
+const TICK: Duration = Duration::from_millis(250);
 
 /// `xcauthd stats`.
 pub fn subcommand() -> Command {
@@ -115,31 +128,188 @@ pub fn spawn(listener: TcpListener, engine: Arc<Engine>) -> io::Result<()> {
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
+            let mut endpoint = Endpoint {
+                listener,
+                label,
+                clients: Vec::new(),
+            };
             while !sys::SHUTDOWN.load(Ordering::SeqCst) {
-                match sys::poll_readable(&[listener.as_fd()], Duration::from_millis(250)) {
-                    Ok(ready) if ready.is_empty() => continue,
-                    Ok(_) => {}
-                    Err(e) => {
-                        warn!("metrics endpoint {label}: {e}");
-                        std::thread::sleep(Duration::from_millis(250));
-                        continue;
-                    }
-                }
-                match listener.accept() {
-                    Ok((stream, peer)) => {
-                        if let Err(e) = serve(&engine, stream) {
-                            debug!("metrics request from {peer}: {e}");
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        warn!("metrics endpoint {label}: accept failed: {e}");
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
+                endpoint.turn(&engine);
             }
         })
         .map(|_| ())
+}
+
+/// One connection of the metrics endpoint.
+#[derive(Debug)]
+struct Client {
+    stream: TcpStream,
+    peer: SocketAddr,
+    until: Instant,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading the request head.
+    Reading(Vec<u8>),
+    /// Writing the answer; `sent` bytes of it are out.
+    Writing { out: Vec<u8>, sent: usize },
+}
+
+/// The listening socket and the open connections.
+#[derive(Debug)]
+struct Endpoint {
+    listener: TcpListener,
+    label: String,
+    clients: Vec<Client>,
+}
+
+impl Endpoint {
+    /// Waits (at most a tick) for something to do and does it.
+    fn turn(&mut self, engine: &Engine) {
+        let now = deadline::now();
+        self.clients.retain(|c| {
+            let alive = now < c.until;
+            if !alive {
+                debug!(
+                    "metrics request from {}: not done within {CONNECTION_DEADLINE:?}; closed",
+                    c.peer
+                );
+            }
+            alive
+        });
+        let wait = self
+            .clients
+            .iter()
+            .map(|c| c.until.saturating_duration_since(now))
+            .min()
+            .unwrap_or(TICK)
+            .min(TICK);
+        let ready = {
+            let mut fds: Vec<(BorrowedFd<'_>, bool)> = vec![(self.listener.as_fd(), false)];
+            fds.extend(
+                self.clients
+                    .iter()
+                    .map(|c| (c.stream.as_fd(), matches!(c.state, State::Writing { .. }))),
+            );
+            match sys::poll_ready(&fds, wait) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    warn!("metrics endpoint {}: {e}", self.label);
+                    std::thread::sleep(TICK);
+                    return;
+                }
+            }
+        };
+        // Connections first (their indexes are the poll's minus one), from the last, so that
+        // removing one keeps the others' places; new connections after.
+        for &i in ready.iter().rev() {
+            let Some(at) = i.checked_sub(1) else { continue };
+            if !step(engine, &mut self.clients[at]) {
+                self.clients.swap_remove(at);
+            }
+        }
+        if ready.first() == Some(&0) {
+            self.accept();
+        }
+    }
+
+    /// Takes every waiting connection; beyond [`MAX_CONNECTIONS`], each new one closes the
+    /// oldest that is still reading (else the oldest).
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        debug!("metrics request from {peer}: {e}");
+                        continue;
+                    }
+                    if self.clients.len() >= MAX_CONNECTIONS {
+                        let oldest = |reading: bool| {
+                            self.clients
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, c)| !reading || matches!(c.state, State::Reading(_)))
+                                .min_by_key(|(_, c)| c.until)
+                                .map(|(i, _)| i)
+                        };
+                        if let Some(i) = oldest(true).or_else(|| oldest(false)) {
+                            let gone = self.clients.swap_remove(i);
+                            debug!(
+                                "metrics endpoint {}: {MAX_CONNECTIONS} connections open; closed \
+                                 the oldest (from {})",
+                                self.label, gone.peer
+                            );
+                        }
+                    }
+                    self.clients.push(Client {
+                        stream,
+                        peer,
+                        until: deadline::now() + CONNECTION_DEADLINE,
+                        state: State::Reading(Vec::with_capacity(256)),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning on a readable listener.
+                    warn!("metrics endpoint {}: accept failed: {e}", self.label);
+                    std::thread::sleep(Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Moves one connection on as far as it goes without waiting; false when it is done with
+/// (answered, closed by the client, or failed).
+fn step(engine: &Engine, c: &mut Client) -> bool {
+    if let State::Reading(buf) = &mut c.state {
+        let mut chunk = [0u8; 1024];
+        let head = loop {
+            if let Some(end) = find_end(buf) {
+                buf.truncate(end);
+                break Some(std::mem::take(buf));
+            }
+            if buf.len() >= MAX_REQUEST {
+                break None;
+            }
+            let room = (MAX_REQUEST - buf.len()).min(chunk.len());
+            match c.stream.read(&mut chunk[..room]) {
+                Ok(0) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("metrics request from {}: {e}", c.peer);
+                    return false;
+                }
+            }
+        };
+        c.state = State::Writing {
+            out: answer(engine, head.as_deref()),
+            sent: 0,
+        };
+    }
+    let State::Writing { out, sent } = &mut c.state else {
+        return true;
+    };
+    while *sent < out.len() {
+        match c.stream.write(&out[*sent..]) {
+            Ok(0) => return false,
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                debug!("metrics request from {}: {e}", c.peer);
+                return false;
+            }
+        }
+    }
+    let _ = c.stream.shutdown(Shutdown::Write);
+    false
 }
 
 /// What the request head asked for.
@@ -177,34 +347,6 @@ fn parse_head(head: &[u8]) -> Asked {
     }
 }
 
-/// Reads the request head before [`DEADLINE`], at most [`MAX_REQUEST`] bytes.
-fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
-    let until = deadline::now() + DEADLINE;
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = find_end(&buf) {
-            buf.truncate(end);
-            return Ok(Some(buf));
-        }
-        if buf.len() >= MAX_REQUEST {
-            return Ok(None);
-        }
-        let left = deadline::left(until);
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "request too slow"));
-        }
-        stream.set_read_timeout(Some(left))?;
-        let room = (MAX_REQUEST - buf.len()).min(chunk.len());
-        match stream.read(&mut chunk[..room]) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed")),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 fn find_end(buf: &[u8]) -> Option<usize> {
     let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n");
     let lf = buf.windows(2).position(|w| w == b"\n\n");
@@ -214,12 +356,11 @@ fn find_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
-fn serve(engine: &Engine, mut stream: TcpStream) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_write_timeout(Some(DEADLINE))?;
-    let (status, body) = match read_head(&mut stream)? {
+/// The whole answer to a request head (`None`: larger than [`MAX_REQUEST`]).
+fn answer(engine: &Engine, head: Option<&[u8]>) -> Vec<u8> {
+    let (status, body) = match head {
         None => ("431 Request Header Fields Too Large", String::new()),
-        Some(head) => match parse_head(&head) {
+        Some(head) => match parse_head(head) {
             Asked::Metrics => match engine.stats() {
                 Some(s) => ("200 OK", s.prometheus()),
                 None => ("503 Service Unavailable", String::new()),
@@ -229,14 +370,14 @@ fn serve(engine: &Engine, mut stream: TcpStream) -> io::Result<()> {
             Asked::Bad => ("400 Bad Request", String::new()),
         },
     };
-    let head = format!(
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 #[cfg(test)]

@@ -144,17 +144,25 @@ pub fn stderr_is_socket() -> bool {
 /// Waits until one of `fds` is readable or `timeout` passes. Returns the
 /// indexes of the ready descriptors.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<usize>> {
+    let fds: Vec<(BorrowedFd<'_>, bool)> = fds.iter().map(|fd| (*fd, false)).collect();
+    poll_ready(&fds, timeout)
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes: readable, or writable for the ones
+/// marked `true`; an error or hang-up counts as ready too. Returns the indexes of the ready
+/// descriptors.
+pub fn poll_ready(fds: &[(BorrowedFd<'_>, bool)], timeout: Duration) -> io::Result<Vec<usize>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|fd| libc::pollfd {
+        .map(|(fd, write)| libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events: if *write { libc::POLLOUT } else { libc::POLLIN },
             revents: 0,
         })
         .collect();
     let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs
-    // that outlives the call; the descriptors are borrowed and open.
+    // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs that outlives
+    // the call; the descriptors are borrowed and open.
     let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
     if rc < 0 {
         let e = io::Error::last_os_error();
@@ -369,4 +377,171 @@ pub fn user_by_name(name: &str) -> io::Result<Option<u32>> {
             e => return Err(io::Error::from_raw_os_error(e)),
         }
     }
+}
+
+// The process helper of the roster sync (`crate::reaper`): a subreaper that outlives nothing
+// it started.
+
+/// Makes this process the subreaper of its descendants: a descendant whose parent dies is
+/// re-parented to this process instead of to init, even across `setsid` and user switches.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes plain integers and only sets a flag of
+    // this process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Asks the kernel to send `signal` to this process when the thread that started it exits.
+pub fn die_with_parent(signal: libc::c_int) -> io::Result<()> {
+    let signal = libc::c_ulong::try_from(signal)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative signal"))?;
+    // SAFETY: prctl(PR_SET_PDEATHSIG, sig) takes plain integers and only sets a flag of this
+    // process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// This process's parent.
+pub fn parent_pid() -> u32 {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let pid = unsafe { libc::getppid() };
+    u32::try_from(pid).unwrap_or(0)
+}
+
+/// A set of signals held back from delivery, to be taken with [`SignalSet::wait`].
+#[derive(Clone, Copy)]
+pub struct SignalSet(libc::sigset_t);
+
+impl std::fmt::Debug for SignalSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignalSet")
+    }
+}
+
+impl SignalSet {
+    /// Blocks `signals` in the calling thread (call it before any thread is started, so every
+    /// thread inherits the mask) and returns them as a set to wait on. A program started later
+    /// does not inherit the mask: `std::process::Command` clears it in the child.
+    pub fn block(signals: &[libc::c_int]) -> io::Result<Self> {
+        // SAFETY: an all-zero sigset_t is valid storage, initialised by sigemptyset before use.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid, writable sigset_t for each call.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                if libc::sigaddset(&mut set, s) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        // SAFETY: `set` is initialised; the old mask is not asked for (null is allowed).
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc == 0 {
+            Ok(Self(set))
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    }
+
+    /// Takes one pending signal of the set, waiting at most `timeout`; `None` when none came.
+    pub fn wait(&self, timeout: Duration) -> io::Result<Option<libc::c_int>> {
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            // Below 10^9: fits a c_long of any width.
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: the set and the timespec are valid for the call; the siginfo is not asked
+        // for (null is allowed).
+        let rc = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
+        if rc >= 0 {
+            return Ok(Some(rc));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+            _ => Err(e),
+        }
+    }
+}
+
+/// What [`reap_any`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child ended: its pid and wait status.
+    Child(u32, std::process::ExitStatus),
+    /// Children remain, none has ended yet.
+    Running,
+    /// No children at all.
+    None,
+}
+
+/// Collects one ended child (of this process, including re-parented orphans), without waiting.
+pub fn reap_any() -> io::Result<Reaped> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a writable c_int for the call; waitpid(-1) touches nothing else.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            let pid = u32::try_from(pid).unwrap_or(0);
+            return Ok(Reaped::Child(
+                pid,
+                std::process::ExitStatus::from_raw(status),
+            ));
+        }
+        if pid == 0 {
+            return Ok(Reaped::Running);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ECHILD) => return Ok(Reaped::None),
+            Some(libc::EINTR) => {}
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Sends `signal` to process `pid` (a positive pid: never a group or every process).
+pub fn signal_process(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))?;
+    // SAFETY: kill(2) with a positive pid signals that one process; it takes plain integers
+    // and touches no memory of this process.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Ends this process the way `signal` ended the program it ran (so the caller's wait status
+/// tells the same story), without a core file; exits with 128 + `signal` if it survives.
+pub fn exit_by_signal(signal: libc::c_int) -> ! {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the valid `none`; signal() and raise() take plain integers;
+    // resetting the disposition to default and unblocking the signal lets it take effect.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+    std::process::exit(128 + signal)
 }

@@ -88,6 +88,9 @@ pub struct Config {
     pub listen: Vec<ListenSpec>,
     /// `--max-connections` (extension), at least 1.
     pub max_connections: usize,
+    /// `--max-connections-per-user` (extension): connections of one non-root peer uid on a
+    /// Unix listener; 0 = no bound.
+    pub max_connections_per_user: usize,
     /// `--idle-timeout` (extension), at least 1s.
     pub idle_timeout: Duration,
     /// `--max-line` (extension): longest generic/postfix request line in bytes.
@@ -166,6 +169,7 @@ impl Config {
             roster: RosterOptions::default(),
             listen: Vec::new(),
             max_connections: 64,
+            max_connections_per_user: 16,
             idle_timeout: Duration::from_secs(300),
             max_line: 8192,
             syslog: false,
@@ -338,10 +342,14 @@ impl Config {
                 self.roster.max_group_size = field.parse(|t| bounded(t, 0, None))?;
             }
             "roster-timeout" => self.roster.timeout = field.parse(positive_duration)?,
+            "roster-other-domains" => self.roster.other_domains = field.flag()?,
             "version" => self.version = field.flag()?,
             "listen" => self.listen = field.listen()?,
             "max-connections" => {
                 self.max_connections = field.parse(|t| bounded(t, 1, None))?;
+            }
+            "max-connections-per-user" => {
+                self.max_connections_per_user = field.parse(|t| bounded(t, 0, None))?;
             }
             "idle-timeout" => self.idle_timeout = field.parse(positive_duration)?,
             "max-line" => self.max_line = field.parse(|t| bounded(t, 1024, Some(1_048_576)))?,
@@ -399,6 +407,9 @@ pub struct RosterOptions {
     pub max_group_size: usize,
     /// `roster-timeout`: the longest one ejabberdctl call may take.
     pub timeout: Duration,
+    /// `roster-other-domains`: members whose uid names another domain are synced too
+    /// (xcauth 2's behaviour); by default they are left out.
+    pub other_domains: bool,
 }
 
 impl Default for RosterOptions {
@@ -407,6 +418,7 @@ impl Default for RosterOptions {
             exclude_groups: Vec::new(),
             max_group_size: 0,
             timeout: Duration::from_secs(10),
+            other_domains: false,
         }
     }
 }

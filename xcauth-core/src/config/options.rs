@@ -272,6 +272,14 @@ pub static OPTIONS: &[OptionSpec] = &[
         "Extension: groups with more members than N in a user's roster are not synced into \
          ejabberd (one huge group floods every roster); 0: no bound",
     ),
+    flag(
+        "roster-other-domains",
+        None,
+        "Extension: also sync roster members whose uid names another XMPP domain \
+         (ceo@other.example in a roster of example.org): their full names and group \
+         memberships are set through ejabberdctl, as xcauth 2 did. Off by default: a \
+         domain's Nextcloud must not rename or group the users of another domain",
+    ),
     opt(
         "roster-timeout",
         None,
@@ -312,7 +320,22 @@ pub static OPTIONS: &[OptionSpec] = &[
         &["N"],
         Some("64"),
         "Extension: most connections served at the same time on each listener (at least 1); \
-         every listener has its own slots",
+         every listener has its own slots. When they are all taken and another client waits, \
+         the connection that made no progress for longest (idle since its last reply, or \
+         still sending a request begun earliest; for a second at least) is closed for it; one \
+         being answered never is",
+    ),
+    opt(
+        "max-connections-per-user",
+        None,
+        Value,
+        &["N"],
+        Some("16"),
+        "Extension: most connections one local user (not root) may hold on each Unix socket; \
+         beyond, their own idlest connection is closed for the new one, or the new one waits \
+         (unread, up to request-timeout) until one of theirs has been answered. 0: no bound. \
+         TCP peers have no user: \
+         bind TCP listeners to loopback and see the README (Full listeners)",
     ),
     opt(
         "idle-timeout",

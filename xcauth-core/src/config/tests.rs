@@ -103,6 +103,7 @@ fn everything_expected() -> Config {
             },
         ],
         max_connections: 16,
+        max_connections_per_user: 4,
         idle_timeout: secs(90),
         max_line: 4096,
         syslog: true,
@@ -161,6 +162,7 @@ fn defaults_match_the_option_table() {
     );
     assert_eq!(defaults.cache_storage, CacheStorage::None);
     assert_eq!(defaults.max_connections, 64);
+    assert_eq!(defaults.max_connections_per_user, 16);
     assert_eq!(defaults.idle_timeout, secs(300));
     assert_eq!(defaults.max_line, 8192);
     assert_eq!(defaults.db_mode, 0o600);
@@ -197,6 +199,7 @@ fn every_option_from_a_file() {
          listen=prosody@tcp:127.0.0.1:23663\n\
          listen=[ejabberd@tcp:[::1], saslauthd@unix:/run/saslauthd/mux]\n\
          max-connections=16\n\
+         max-connections-per-user=4\n\
          idle-timeout=90\n\
          max-line=4096\n\
          syslog=on\n\
@@ -257,6 +260,7 @@ fn every_option_from_the_command_line() {
             ]),
         ),
         ("max-connections", one("16")),
+        ("max-connections-per-user", one("4")),
         ("idle-timeout", one("90s")),
         ("max-line", one("4096")),
         ("syslog", RawValue::Flag),
@@ -307,7 +311,11 @@ fn every_table_option_is_applied() {
             "db" => one(":memory:"),
             "cache-storage" => one("memory"),
             "type" => one("postfix"),
-            "timeout" | "cache-bcrypt-rounds" | "max-connections" | "breaker-failures" => one("7"),
+            "timeout"
+            | "cache-bcrypt-rounds"
+            | "max-connections"
+            | "max-connections-per-user"
+            | "breaker-failures" => one("7"),
             "max-line" => one("2048"),
             "throttle-failures" | "throttle-remote-failures" => one("7"),
             "throttle-max-entries" => one("700"),

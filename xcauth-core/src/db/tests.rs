@@ -4,8 +4,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::ThreadId;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::OptionalExtension;
 
@@ -16,6 +15,7 @@ use crate::clock::ManualClock;
 use crate::domains::GlobalBackend;
 use crate::engine::{AuthDecision, Engine, Via};
 use crate::secret::{Password, Secret};
+use crate::testlog::{all_my_lines, capture, my_warnings};
 
 /// A backend that answers `auth` from a script, one reply per call, and
 /// panics when called with nothing scripted ("must not be called"). Checks
@@ -68,64 +68,6 @@ impl Backend for ScriptedBackend {
     fn sharedroster(&self, _target: &Target, _user: &str) -> RosterReply {
         panic!("sharedroster not expected")
     }
-}
-
-/// Captures log records per thread, so parallel tests see only their own.
-struct CaptureLog {
-    records: Mutex<Vec<(ThreadId, log::Level, String)>>,
-}
-
-impl log::Log for CaptureLog {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let line = record.args().to_string();
-        self.records
-            .lock()
-            .unwrap()
-            .push((std::thread::current().id(), record.level(), line));
-    }
-
-    fn flush(&self) {}
-}
-
-fn capture() -> &'static CaptureLog {
-    static LOGGER: OnceLock<&'static CaptureLog> = OnceLock::new();
-    LOGGER.get_or_init(|| {
-        let logger: &'static CaptureLog = Box::leak(Box::new(CaptureLog {
-            records: Mutex::new(Vec::new()),
-        }));
-        log::set_logger(logger).expect("no other logger in xcauth-core's tests");
-        log::set_max_level(log::LevelFilter::Trace);
-        logger
-    })
-}
-
-/// Warnings (and worse) logged on this thread so far.
-fn my_warnings() -> Vec<String> {
-    let me = std::thread::current().id();
-    capture()
-        .records
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(t, level, _)| *t == me && *level <= log::Level::Warn)
-        .map(|(_, _, line)| line.clone())
-        .collect()
-}
-
-fn all_my_lines() -> Vec<String> {
-    let me = std::thread::current().id();
-    capture()
-        .records
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(t, ..)| *t == me)
-        .map(|r| r.2.clone())
-        .collect()
 }
 
 fn global() -> GlobalBackend {

@@ -10,7 +10,7 @@ use log::{debug, warn};
 use super::codec::{decode_request, encode_reply, PamReply, PamRequest};
 use super::io::{read_request_frame, write_all_before, ReadFrame};
 use crate::backend::UserExists;
-use crate::deadline::{self, ConnectionTimeouts, DeadlineStream};
+use crate::deadline::{self, Activity, ConnectionTimeouts, DeadlineStream};
 use crate::engine::{AuthDecision, Engine, LoginRules, NameMatch};
 use crate::metrics::{Channel, Op, Outcome};
 
@@ -25,23 +25,34 @@ pub fn serve_pam_connection<S: DeadlineStream + Write>(
     timeouts: ConnectionTimeouts,
 ) {
     let never = AtomicBool::new(false);
-    serve_pam_connection_until(engine, stream, timeouts, timeouts.request, &never);
+    let activity = Activity::new(deadline::now());
+    serve_pam_connection_until(
+        engine,
+        stream,
+        timeouts,
+        timeouts.request,
+        &never,
+        &activity,
+    );
 }
 
 /// As [`serve_pam_connection`], with writing a reply bounded by `write_timeout`, and ending
 /// between requests (within a quarter second) once `shutdown` is set: a daemon told to stop
-/// does not wait for idle clients.
+/// does not wait for idle clients. `activity` follows the request cycle, for a daemon that may
+/// close the connection early (a request that arrives whole after that is not answered).
 pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
     engine: &Engine,
     mut stream: S,
     timeouts: ConnectionTimeouts,
     write_timeout: Duration,
     shutdown: &AtomicBool,
+    activity: &Activity,
 ) {
     let request_timeout = write_timeout;
     let stop = || shutdown.load(Ordering::Relaxed);
+    let started = |at| activity.receiving(at);
     loop {
-        let payload = match read_request_frame(&mut stream, timeouts, &stop) {
+        let payload = match read_request_frame(&mut stream, timeouts, &stop, &started) {
             Ok(p) => p,
             Err(ReadFrame::Closed) => return,
             Err(ReadFrame::TimedOut) => {
@@ -77,11 +88,16 @@ pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
             }
         };
         drop(payload);
+        if !activity.answering() {
+            debug!("pam socket: connection closed to free its slot; request not answered");
+            return;
+        }
         let reply = answer_pam_request(engine, &request);
         drop(request);
         if !send(&mut stream, &reply, request_timeout) {
             return;
         }
+        activity.waiting(deadline::now());
     }
 }
 

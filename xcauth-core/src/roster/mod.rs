@@ -17,5 +17,5 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-pub use names::{full_jid, jidsplit, opted_out, sanitize};
+pub use names::{full_jid, jidsplit, opted_out, same_domain, sanitize, unpassable, MAX_ARG_BYTES};
 pub use sync::{response_hash, sync_roster, Ctl, CtlError, Outcome};

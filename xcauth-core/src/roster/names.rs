@@ -52,6 +52,28 @@ pub fn full_jid(uid: &str, domain: &str) -> String {
     format!("{user}@{host}")
 }
 
+/// The longest argument the kernel passes to a program (`MAX_ARG_STRLEN`, 32 pages of 4 KiB,
+/// with its terminating NUL).
+pub const MAX_ARG_BYTES: usize = 32 * 4096 - 1;
+
+/// Why `arg` cannot be an argument of ejabberdctl, if it cannot: a NUL byte ends a C string, so
+/// the program would see another name (or not start at all), and the kernel refuses longer
+/// arguments than [`MAX_ARG_BYTES`].
+pub fn unpassable(arg: &str) -> Option<&'static str> {
+    if arg.contains('\0') {
+        Some("contains a NUL byte")
+    } else if arg.len() > MAX_ARG_BYTES {
+        Some("is longer than a program argument may be (128 KiB)")
+    } else {
+        None
+    }
+}
+
+/// True when `host` is the login's XMPP `domain` (DNS names ignore ASCII case).
+pub fn same_domain(host: &str, domain: &str) -> bool {
+    host.eq_ignore_ascii_case(domain)
+}
+
 /// True for a group name ending in U+200B ZERO WIDTH SPACE: the administrator's way of keeping
 /// a Nextcloud group out of ejabberd (xcauth 2's convention, its issue 73).
 pub fn opted_out(group: &str) -> bool {
@@ -91,5 +113,17 @@ mod tests {
         );
         assert_eq!(jidsplit("a@b@c", "d"), ("a", "b@c"));
         assert_eq!(full_jid("alice", "example.org"), "alice@example.org");
+    }
+
+    #[test]
+    fn arguments_ejabberdctl_cannot_take() {
+        assert_eq!(unpassable("Alice Liddell"), None);
+        assert_eq!(unpassable("Al\0ice"), Some("contains a NUL byte"));
+        assert_eq!(unpassable(&"x".repeat(MAX_ARG_BYTES)), None);
+        assert!(unpassable(&"x".repeat(MAX_ARG_BYTES + 1))
+            .unwrap()
+            .starts_with("is longer"));
+        assert!(same_domain("Example.ORG", "example.org"));
+        assert!(!same_domain("b.example", "example.org"));
     }
 }

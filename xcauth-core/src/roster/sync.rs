@@ -19,6 +19,12 @@
 //! - The login user is recognised by the full JID of a uid (bare uids get the login domain), so
 //!   their group list is kept for bare-uid rosters too, and an empty roster removes them from
 //!   the groups they left.
+//! - A member whose uid names another XMPP domain is left out (one log line), unless
+//!   `roster-other-domains` is set: one domain's Nextcloud must not rename or group another
+//!   domain's users. A member whose uid cannot be an argument of ejabberdctl (a NUL byte, over
+//!   128 KiB) is left out, and a display name that cannot is not pushed, each with one log line
+//!   naming the reason; the sync goes on. Any other command with such an argument is skipped
+//!   the same way.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -27,7 +33,7 @@ use std::time::{Duration, SystemTime};
 use log::{debug, info, warn};
 use sha2::{Digest, Sha256};
 
-use super::names::{full_jid, jidsplit, opted_out, sanitize};
+use super::names::{full_jid, jidsplit, opted_out, same_domain, sanitize, unpassable};
 use super::state;
 use crate::backend::SharedRoster;
 use crate::config::RosterOptions;
@@ -110,13 +116,26 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// The command's output, or `None` when it failed or the sync has stopped.
+    /// The command's output, or `None` when it failed, could not be passed to ejabberdctl or
+    /// the sync has stopped.
     fn exec(&mut self, args: &[&str]) -> Option<String> {
         if self.stopped {
             return None;
         }
-        self.commands += 1;
         let shown = logsafe::clean(&args.join(" "), 512).into_owned();
+        if let Some((n, why)) = args
+            .iter()
+            .enumerate()
+            .find_map(|(n, a)| unpassable(a).map(|why| (n + 1, why)))
+        {
+            // Not a failure: it would fail the same way at every login.
+            warn!(
+                "roster sync {}: ejabberdctl {shown}: not run, argument {n} {why}",
+                self.jid
+            );
+            return None;
+        }
+        self.commands += 1;
         debug!("roster sync {}: ejabberdctl {shown}", self.jid);
         match self.ctl.run(args) {
             Ok(out) => Some(out),
@@ -147,23 +166,72 @@ struct Group {
     members: Vec<String>,
 }
 
-/// Collects the roster's groups (display name → uids), leaving out the ones the rules exclude.
+/// A roster entry that may be synced.
+struct Member<'a> {
+    uid: &'a str,
+    /// The full name to push, when there is one that can be passed to ejabberdctl.
+    name: Option<&'a str>,
+    groups: &'a [String],
+}
+
+/// The roster's entries that may be synced into `domain`: each one left out, and each display
+/// name that cannot be pushed, is logged once, with the reason.
+fn members<'a>(
+    roster: &'a SharedRoster,
+    domain: &str,
+    rules: &RosterOptions,
+    jid: &str,
+) -> Vec<Member<'a>> {
+    let mut out = Vec::with_capacity(roster.entries.len());
+    for entry in &roster.entries {
+        let shown = logsafe::clean(&entry.uid, 128);
+        if let Some(why) = unpassable(&entry.uid) {
+            warn!("roster sync {jid}: member {shown} left out: the uid {why}");
+            continue;
+        }
+        let (_, host) = jidsplit(&entry.uid, domain);
+        if !rules.other_domains && !same_domain(host, domain) {
+            info!(
+                "roster sync {jid}: member {shown} left out: not in {} (roster-other-domains \
+                 is off)",
+                logsafe::clean(domain, 128)
+            );
+            continue;
+        }
+        let name = match entry.name.as_deref().map(|n| (n, unpassable(n))) {
+            Some((n, None)) => Some(n),
+            Some((_, Some(why))) => {
+                warn!("roster sync {jid}: full name of {shown} not set: it {why}");
+                None
+            }
+            None => None,
+        };
+        out.push(Member {
+            uid: &entry.uid,
+            name,
+            groups: &entry.groups,
+        });
+    }
+    out
+}
+
+/// Collects the members' groups (display name → uids), leaving out the ones the rules exclude.
 fn wanted_groups(
-    roster: &SharedRoster,
+    members: &[Member<'_>],
     domain: &str,
     rules: &RosterOptions,
     jid: &str,
 ) -> Vec<Group> {
     let mut raw: Vec<(&str, Vec<&str>)> = Vec::new();
-    for entry in &roster.entries {
-        for g in &entry.groups {
+    for entry in members {
+        for g in entry.groups {
             match raw.iter_mut().find(|(name, _)| name == g) {
                 Some((_, uids)) => {
-                    if !uids.contains(&entry.uid.as_str()) {
-                        uids.push(&entry.uid);
+                    if !uids.contains(&entry.uid) {
+                        uids.push(entry.uid);
                     }
                 }
-                None => raw.push((g, vec![&entry.uid])),
+                None => raw.push((g, vec![entry.uid])),
             }
         }
     }
@@ -250,12 +318,14 @@ pub fn sync_roster(
         stopped: false,
     };
 
+    let members = members(roster, domain, rules, &jid);
+
     // Full names.
-    for entry in &roster.entries {
-        let Some(name) = &entry.name else { continue };
-        let (lhs, rhs) = jidsplit(&entry.uid, domain);
+    for entry in &members {
+        let Some(name) = entry.name else { continue };
+        let (lhs, rhs) = jidsplit(entry.uid, domain);
         let member = format!("{lhs}@{rhs}");
-        if state::fullname(db, &member)?.as_deref() != Some(name.as_str())
+        if state::fullname(db, &member)?.as_deref() != Some(name)
             && run.exec(&["set_vcard", lhs, rhs, "FN", name]).is_some()
         {
             state::set_fullname(db, &member, name)?;
@@ -265,7 +335,7 @@ pub fn sync_roster(
     // Groups.
     let login_lower = login_jid.to_lowercase();
     let mut login_groups: BTreeSet<String> = BTreeSet::new();
-    for group in wanted_groups(roster, domain, rules, &jid) {
+    for group in wanted_groups(&members, domain, rules, &jid) {
         let name = group.name.as_str();
         let key = format!("{name}@{domain}");
         let (previous, known) = match state::group_members(db, &key)? {

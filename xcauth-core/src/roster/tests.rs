@@ -703,3 +703,187 @@ fn commands_match_what_xcauth2_issues_for_the_same_rosters() {
         ])
     );
 }
+
+/// Lines (INFO and above) this thread logged since `before` that mention `needle`.
+fn lines_about(before: usize, needle: &str) -> Vec<String> {
+    crate::testlog::my_lines_at(log::Level::Info)
+        .split_off(before)
+        .into_iter()
+        .filter(|l| l.contains(needle))
+        .collect()
+}
+
+#[test]
+fn names_ejabberdctl_cannot_take_are_left_out_and_the_sync_goes_on() {
+    let f = Fixture::new();
+    let before = crate::testlog::my_lines_at(log::Level::Info).len();
+    let long = "L".repeat(MAX_ARG_BYTES + 1);
+    let r = roster(
+        vec![
+            entry("alice", Some("Alice Liddell"), &["The Team"]),
+            entry("eve", Some("Eve\0rm -rf"), &["The Team"]),
+            entry("mal\0lory", Some("Mallory"), &["The Team"]),
+            entry("lou", Some(&long), &["The Team"]),
+            entry("bob", Some("Bob"), &["The Team"]),
+        ],
+        "",
+    );
+    let (outcome, calls) = f.login("alice", &r);
+    let add = |u: &'static str| -> Vec<String> {
+        argv(&["srg_user_add", u, "example.org", "The Team", "example.org"])
+    };
+    let mut expected = cmds(&[
+        &["set_vcard", "alice", "example.org", "FN", "Alice Liddell"],
+        &["set_vcard", "bob", "example.org", "FN", "Bob"],
+        &[
+            "srg_create",
+            "The Team",
+            "example.org",
+            "The Team",
+            "The Team",
+            "The Team",
+        ],
+        &["srg_get_members", "The Team", "example.org"],
+    ]);
+    // Eve and Lou keep their place in the group, without a full name; Mallory is left out.
+    expected.extend([add("alice"), add("eve"), add("lou"), add("bob")]);
+    assert_eq!(calls, expected);
+    assert_eq!(
+        outcome,
+        Outcome::Synced {
+            commands: 8,
+            failed: 0
+        }
+    );
+    assert_eq!(
+        f.rosterinfo("alice@example.org", "responsehash"),
+        Some(response_hash(&r.body)),
+        "nothing failed: a retry would meet the same names"
+    );
+    assert_eq!(
+        lines_about(before, "eve"),
+        ["roster sync alice@example.org: full name of eve not set: it contains a NUL byte"]
+    );
+    assert_eq!(
+        lines_about(before, "mal?lory"),
+        ["roster sync alice@example.org: member mal?lory left out: the uid contains a NUL byte"]
+    );
+    assert_eq!(
+        lines_about(before, "lou"),
+        [
+            "roster sync alice@example.org: full name of lou not set: it is longer than a \
+             program argument may be (128 KiB)"
+        ]
+    );
+    assert!(
+        lines_about(before, "cannot be started").is_empty(),
+        "no false diagnosis"
+    );
+}
+
+#[test]
+fn a_stored_member_ejabberdctl_cannot_take_is_not_passed_to_it() {
+    // A group row written by another program names a member with a NUL byte; it left the
+    // group, but its removal cannot be passed to ejabberdctl.
+    let f = Fixture::new();
+    state::set_group_members(
+        &f.db,
+        "The Team@example.org",
+        "alice@example.org\tz\0ed@example.org",
+    )
+    .unwrap();
+    let before = crate::testlog::my_lines_at(log::Level::Info).len();
+    let r = roster(vec![entry("alice", None, &["The Team"])], "");
+    let (outcome, calls) = f.login("alice", &r);
+    assert!(calls.is_empty(), "{calls:?}");
+    assert_eq!(
+        outcome,
+        Outcome::Synced {
+            commands: 0,
+            failed: 0
+        }
+    );
+    assert_eq!(
+        lines_about(before, "z?ed"),
+        [
+            "roster sync alice@example.org: ejabberdctl srg_user_del z?ed example.org The Team \
+             example.org: not run, argument 2 contains a NUL byte"
+        ]
+    );
+}
+
+#[test]
+fn members_of_another_domain_are_left_out_unless_configured() {
+    let r = roster(
+        vec![
+            entry("alice", Some("Alice Liddell"), &["The Team"]),
+            entry("ceo@b.example", Some("Mallory"), &["The Team"]),
+            entry("bob@EXAMPLE.org", None, &["The Team"]),
+        ],
+        "",
+    );
+    let f = Fixture::new();
+    let before = crate::testlog::my_lines_at(log::Level::Info).len();
+    let (outcome, calls) = f.login("alice", &r);
+    assert_eq!(
+        calls,
+        cmds(&[
+            &["set_vcard", "alice", "example.org", "FN", "Alice Liddell"],
+            &[
+                "srg_create",
+                "The Team",
+                "example.org",
+                "The Team",
+                "The Team",
+                "The Team"
+            ],
+            &["srg_get_members", "The Team", "example.org"],
+            &[
+                "srg_user_add",
+                "alice",
+                "example.org",
+                "The Team",
+                "example.org"
+            ],
+            &[
+                "srg_user_add",
+                "bob",
+                "EXAMPLE.org",
+                "The Team",
+                "example.org"
+            ],
+        ]),
+        "nothing names b.example"
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Synced {
+            commands: 5,
+            failed: 0
+        }
+    );
+    assert_eq!(
+        lines_about(before, "ceo@b.example"),
+        [
+            "roster sync alice@example.org: member ceo@b.example left out: not in example.org \
+             (roster-other-domains is off)"
+        ]
+    );
+
+    // roster-other-domains: xcauth 2's behaviour.
+    let mut f = Fixture::new();
+    f.rules.other_domains = true;
+    let (_, calls) = f.login("alice", &r);
+    for call in [
+        argv(&["set_vcard", "ceo", "b.example", "FN", "Mallory"]),
+        argv(&[
+            "srg_user_add",
+            "ceo",
+            "b.example",
+            "The Team",
+            "example.org",
+        ]),
+    ] {
+        assert!(calls.contains(&call), "{call:?} not in {calls:?}");
+    }
+}

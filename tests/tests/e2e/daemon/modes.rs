@@ -448,13 +448,23 @@ fn bad_input_suite_keeps_the_daemon_serving() {
     assert!(proc.alive());
 }
 
+/// While every slot of a listener is being answered (the backend holds both requests), a
+/// further client waits in the backlog: a connection being answered is never closed for it.
+/// It is served once the answers are out.
 #[test]
 fn max_connections_queues_excess_clients_visibly() {
     let d = double();
     let s = Scratch::new("maxconn");
     let dm = daemon(&s, &d, "max-connections=2\nidle-timeout=30s");
-    let a = tcp(dm.generic);
-    let b = tcp(dm.generic);
+    d.hold_until(usize::MAX);
+    let mut a = tcp(dm.generic);
+    let mut b = tcp(dm.generic);
+    a.write_all(b"isuser:alice:example.org\n").unwrap();
+    b.write_all(b"isuser:alice:example.org\n").unwrap();
+    assert!(
+        d.wait_held(2, Duration::from_secs(10)),
+        "the requests did not reach the backend"
+    );
     // Both taken: the daemon says so once it has accepted them.
     wait_for_log(&dm.log, "max-connections (2) reached");
     let mut c = tcp(dm.generic); // waits in the backlog
@@ -464,12 +474,18 @@ fn max_connections_queues_excess_clients_visibly() {
     let mut buf = [0u8; 2];
     assert!(
         c.read(&mut buf).is_err(),
-        "not served while both slots are taken"
+        "not served while both slots are being answered"
     );
-    drop(a);
+    assert_eq!(
+        d.count("isuser"),
+        2,
+        "c's request did not reach the backend"
+    );
+    d.release();
+    assert_eq!(read_line(&mut a), "1\n", "a's answer is not cut");
+    assert_eq!(read_line(&mut b), "1\n", "b's answer is not cut");
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(read_line(&mut c), "1\n", "served once a slot frees");
-    drop(b);
     let log = std::fs::read_to_string(&dm.log).unwrap();
     assert!(log.contains("max-connections (2) reached"), "{log}");
 }

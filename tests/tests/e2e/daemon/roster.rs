@@ -30,6 +30,13 @@ printf '%s\n' "$line" >> "$dir/calls.log"
 case "$(cat "$dir/mode" 2>/dev/null)" in
   fail) echo "Error: simulated failure" >&2; exit 3 ;;
   hang) sleep 120 ;;
+  # Like Debian's ejabberdctl run as root (su -c): the work goes on in a new session, which
+  # holds the output pipes, and this script waits for it.
+  session) setsid sh -c 'echo $$ > "$1/inner.pid"; exec sleep 120' sh "$dir" ;;
+  # Leaves a process in a new session behind, holding the output pipes, and succeeds.
+  stray)
+    setsid sh -c 'echo $$ > "$1/inner.pid"; exec sleep 120' sh "$dir" &
+    while [ ! -s "$dir/inner.pid" ]; do sleep 0.01; done ;;
 esac
 exit 0
 "#;
@@ -383,6 +390,222 @@ fn a_wrong_password_or_an_unreachable_backend_schedules_nothing() {
     );
     assert_eq!(t.backend.count("sharedroster"), 1, "no roster request");
     assert_eq!(t.calls().len(), 6, "only the first login's sync");
+}
+
+/// A display name with a NUL byte and a member of another XMPP domain in one roster: the NUL
+/// name is not pushed (one log line naming why), the other domain's member is left out (one
+/// line), the rest is synced, and the next login finds the roster synced (the sync is not
+/// stopped at every login, and no line claims ejabberdctl cannot be started).
+#[test]
+fn hostile_names_and_other_domains_do_not_stop_the_sync() {
+    let t = Setup::new("roster-hostile", "");
+    t.backend
+        .add_user(User::new("eve", "pw").display_name("Eve\u{0}Evil"));
+    t.backend
+        .add_user(User::new("ceo@b.example", "pw").display_name("Renamed CEO"));
+    t.backend.add_group(
+        "team",
+        "The Team",
+        &["alice", "bob", "eve", "ceo@b.example"],
+    );
+    let mut x = t.start();
+    let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    x.end(Duration::from_secs(10));
+    let log = x.log_text();
+    let calls = t.calls();
+    for call in &calls {
+        assert!(
+            !call
+                .iter()
+                .any(|a| a.contains("b.example") || a.contains("Evil")),
+            "{call:?} in {calls:?}"
+        );
+    }
+    let add = |u: &str| argv(&["srg_user_add", u, "example.org", "The Team", "example.org"]);
+    for call in [
+        argv(&["set_vcard", "bob", "example.org", "FN", "Bob"]),
+        add("alice"),
+        add("bob"),
+        add("eve"),
+    ] {
+        assert!(calls.contains(&call), "{call:?} not in {calls:?}\n{log}");
+    }
+    assert!(log.contains("all succeeded"), "{log}");
+    assert_eq!(
+        log.matches("full name of eve not set: it contains a NUL byte")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("member ceo@b.example left out: not in example.org")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("cannot be started"), "{log}");
+    // The next login: the roster is synced already.
+    let mut x = t.start();
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    x.end(Duration::from_secs(10));
+    assert_eq!(t.calls(), Vec::<Vec<String>>::new(), "{}", x.log_text());
+}
+
+/// The process the stand-in started in a new session (`session`, `stray` modes), killed when
+/// dropped should the test fail half-way.
+struct Inner {
+    file: PathBuf,
+}
+
+impl Inner {
+    fn new(s: &Scratch) -> Inner {
+        Inner {
+            file: s.join("inner.pid"),
+        }
+    }
+
+    fn clear(&self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+
+    /// Waits until the stand-in wrote the pid (call [`Inner::clear`] before the next one).
+    fn pid(&self) -> u32 {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&self.file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                return pid;
+            }
+            assert!(
+                Instant::now() < end,
+                "the stand-in never started its session"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            if sleeping(pid) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+/// True while `pid` is a live (not zombie) `sleep`.
+fn sleeping(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.contains("(sleep)") && !stat.contains(") Z ")
+}
+
+/// Waits up to `within` for `pid` to be gone.
+fn gone(pid: u32, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while sleeping(pid) {
+        if Instant::now() >= end {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// ejabberdctl that goes on in a new session (as Debian's does through `su -c` when run as
+/// root): at `roster-timeout` the call is stopped with everything it started, across
+/// sessions, and the worker runs the next sync. A call that succeeds but leaves a process
+/// behind gets its output read and the process ended. If xcauthd dies during a call, the call
+/// is ended too.
+#[test]
+fn a_stopped_call_leaves_no_process_behind() {
+    let t = Setup::new("roster-session", "");
+    let inner = Inner::new(&t.s);
+    t.mode("session");
+    let mut x = t.start();
+    let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    let pid = inner.pid();
+    assert!(sleeping(pid), "the stand-in's session is running");
+    assert!(
+        wait_for(
+            &x.log,
+            "no answer within 2s; killed",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        x.log_text()
+    );
+    assert!(
+        gone(pid, Duration::from_secs(10)),
+        "the call's new session (pid {pid}) outlived the timeout:\n{}",
+        x.log_text()
+    );
+    // The worker is free: the next login's sync runs and succeeds.
+    t.calls();
+    t.mode("ok");
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert!(
+        wait_for(
+            &x.log,
+            "6 ejabberdctl command(s), all succeeded",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        x.log_text()
+    );
+    assert_eq!(t.calls().len(), 6);
+
+    // A call that succeeds and leaves a process holding its output: read, and ended.
+    t.backend
+        .add_user(User::new("carol", "pw").display_name("Carol"));
+    t.backend
+        .add_group("team", "The Team", &["alice", "bob", "carol"]);
+    inner.clear();
+    t.mode("stray");
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    let stray = inner.pid();
+    assert!(
+        wait_for(
+            &x.log,
+            "2 ejabberdctl command(s), all succeeded",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        x.log_text()
+    );
+    assert!(
+        gone(stray, Duration::from_secs(10)),
+        "the stray process (pid {stray}) is left"
+    );
+    x.end(Duration::from_secs(10));
+    assert!(
+        !x.log_text().contains("still holds its output"),
+        "{}",
+        x.log_text()
+    );
+
+    // xcauthd killed during a call: the helper ends the call.
+    let t = Setup::new("roster-orphan", "roster-timeout=5m");
+    let inner = Inner::new(&t.s);
+    t.mode("session");
+    let mut x = t.start();
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    let pid = inner.pid();
+    x.child.kill().unwrap();
+    x.child.wait().unwrap();
+    assert!(
+        gone(pid, Duration::from_secs(10)),
+        "the call (pid {pid}) outlived xcauthd"
+    );
 }
 
 fn rusqlite_rows(db: &Path, sql: &str) -> Vec<String> {

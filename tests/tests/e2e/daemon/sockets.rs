@@ -1,6 +1,9 @@
 //! xcauthd's sockets under hostile or foreign clients: slow-drip (slowloris) clients are cut
-//! off at the request timeout, each listener has its own connection slots, and Unix sockets
-//! only serve the local users they allow (`SO_PEERCRED`), whatever the file permissions say.
+//! off at the request timeout, each listener has its own connection slots, a client waiting
+//! for a full listener gets the slot of the connection that made no progress for longest, one
+//! local user holds at most `max-connections-per-user` connections of a Unix socket, and Unix
+//! sockets only serve the local users they allow (`SO_PEERCRED`), whatever the file
+//! permissions say.
 //! Group names resolve through NSS and an unknown one is a configuration error.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -161,8 +164,8 @@ fn a_trickling_client_is_cut_off_at_the_request_timeout() {
 }
 
 /// With max-connections=2 and two trickling clients holding both slots of the generic
-/// listener, the other listeners answer at once: slots are per listener. The generic listener
-/// itself queues a third client, as before.
+/// listener, the other listeners answer at once: slots are per listener. A third client of the
+/// generic listener gets the slot of a hog.
 #[test]
 fn trickling_clients_on_one_listener_do_not_starve_the_others() {
     let d = double();
@@ -239,22 +242,266 @@ fn trickling_clients_on_one_listener_do_not_starve_the_others() {
         assert!(took < Duration::from_secs(4), "{what} waited {took:?}");
     }
 
-    // The hogged listener still queues its own excess clients.
+    // A client of the hogged listener itself gets in too, in the slot of a hog.
     let mut c = TcpStream::connect(dm.generic).unwrap();
     c.write_all(b"isuser:alice:example.org\n").unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 2];
-    assert!(c.read(&mut buf).is_err(), "both generic slots are taken");
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"1\n", "served while the hogs drip");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(dripper.join().unwrap());
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"1\n", "served once the hogs are gone");
     let log = std::fs::read_to_string(&dm.log).unwrap();
     assert!(
         log.contains(&format!("tcp:{}: max-connections (2) reached", dm.generic)),
         "{log}"
+    );
+}
+
+/// Waits until the daemon's log has `needle`.
+fn wait_for_log(log: &Path, needle: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < end, "no {needle:?} in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True when the server closed `stream` (end of input or reset within `within`).
+fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 16];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// Every slot of a loopback TCP listener is held by clients that began a request and drip a
+/// byte every 200 ms (never idle by byte count): a login waiting for the listener gets in at
+/// once, in the slot of one of them; the others keep theirs. Then, with the slots held by two
+/// idle clients and a keep-alive client answered after they connected, the next login takes
+/// the slot of the first idle client and the keep-alive client keeps its connection. (Before,
+/// a login waited for a slot until a hog's request or idle timeout.)
+#[test]
+fn a_waiting_login_gets_the_slot_of_the_idlest_connection() {
+    let d = double();
+    let s = Scratch::new("slots-idlest");
+    let login = |dm: &Daemon| {
+        let started = Instant::now();
+        let mut login = TcpStream::connect(dm.generic).unwrap();
+        login
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        login.write_all(b"auth:alice:example.org:secret\n").unwrap();
+        let mut buf = [0u8; 2];
+        login
+            .read_exact(&mut buf)
+            .expect("the login got no slot within 5 s");
+        assert_eq!(&buf, b"1\n");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(4), "the login waited {took:?}");
+    };
+    let settings = "max-connections=3\nrequest-timeout=1m\nidle-timeout=1m";
+    let closed_one = "every slot taken and a client waiting: closed the connection";
+
+    // 1. Three drippers.
+    let dm = daemon(&s, &d, settings);
+    let mut hogs: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut h = TcpStream::connect(dm.generic).unwrap();
+            h.write_all(b"auth:alice:").unwrap();
+            h
+        })
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clones: Vec<TcpStream> = hogs.iter().map(|h| h.try_clone().unwrap()).collect();
+    let dripper = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut clones = clones;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for h in &mut clones {
+                    let _ = h.write_all(b"x");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    wait_for_log(
+        &dm.log,
+        &format!("tcp:{}: max-connections (3) reached", dm.generic),
+    );
+    login(&dm);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    dripper.join().unwrap();
+    let log = wait_for_log(&dm.log, closed_one);
+    // The closed one was shut down before the login was served: its end is there already.
+    let closed: Vec<bool> = hogs
+        .iter_mut()
+        .map(|h| closed_by_server(h, Duration::from_millis(300)))
+        .collect();
+    assert_eq!(
+        closed.iter().filter(|c| **c).count(),
+        1,
+        "{closed:?}\n{log}"
+    );
+    drop(hogs);
+    drop(dm);
+
+    // 2. Two idle clients, then a keep-alive client answered after they connected (so after
+    //    they were accepted, in the order of the listen backlog).
+    let s = Scratch::new("slots-keepalive");
+    let dm = daemon(&s, &d, settings);
+    let mut idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(dm.generic).unwrap())
+        .collect();
+    let mut keep = TcpStream::connect(dm.generic).unwrap();
+    keep.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2];
+    keep.write_all(b"isuser:alice:example.org\n").unwrap();
+    keep.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"1\n");
+    wait_for_log(
+        &dm.log,
+        &format!("tcp:{}: max-connections (3) reached", dm.generic),
+    );
+    login(&dm);
+    wait_for_log(&dm.log, closed_one);
+    assert!(closed_by_server(&mut idle[0], Duration::from_secs(5)));
+    assert!(!closed_by_server(&mut idle[1], Duration::from_millis(300)));
+    keep.write_all(b"isuser:alice:example.org\n").unwrap();
+    keep.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"1\n", "the keep-alive connection still works");
+}
+
+/// Runs a Python client as `nobody` that opens `count` connections to `socket`, one after the
+/// other, sending nothing; on a line on its standard input it prints, per connection, whether
+/// the server closed it (`1`) or not (`0`).
+struct NobodyConnections {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl NobodyConnections {
+    fn open(socket: &Path, count: usize) -> NobodyConnections {
+        support::require_program("setpriv");
+        let script = r"
+import socket, sys
+conns = []
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    conns.append(s)
+print('opened', flush=True)
+sys.stdin.readline()
+states = []
+for s in conns:
+    s.settimeout(1)
+    try:
+        states.append('1' if s.recv(16) == b'' else '0')
+    except socket.timeout:
+        states.append('0')
+    except OSError:
+        states.append('1')
+print(''.join(states), flush=True)
+";
+        let mut child = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                script,
+            ])
+            .arg(socket)
+            .arg(count.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line.trim(), "opened");
+        NobodyConnections { child, out }
+    }
+
+    /// Which connections the server closed, in the order they were opened.
+    fn closed(&mut self) -> String {
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"probe\n")
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut line).unwrap();
+        line.trim().to_owned()
+    }
+}
+
+impl Drop for NobodyConnections {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One local user cannot take a Unix socket's slots: with max-connections=4 and
+/// max-connections-per-user=2, `nobody` opening four idle connections to the pam socket keeps
+/// only its last two (its oldest are closed for its newer ones), and root is served at once.
+#[test]
+fn one_user_holds_at_most_its_share_of_a_unix_socket() {
+    pam_support_require_root();
+    let d = double();
+    let s = Scratch::new("slots-per-user");
+    let dm = daemon(
+        &s,
+        &d,
+        "socket-mode=0666\nsocket-allow-users=nobody\nmax-connections=4\n\
+         max-connections-per-user=2\nrequest-timeout=1m\nidle-timeout=1m",
+    );
+    let mut nobody = NobodyConnections::open(&dm.pam, 4);
+    let log = wait_for_log(
+        &dm.log,
+        "uid 65534 holds max-connections-per-user (2): closed its connection",
+    );
+    // Both of the extra connections made room in nobody's own share.
+    let end = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&dm.log)
+        .unwrap_or_default()
+        .matches("uid 65534 holds max-connections-per-user (2)")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < end, "{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(nobody.closed(), "1100");
+    // Root, twice at once: the two slots nobody cannot take.
+    let ask = || {
+        pamsock::Connection::open(&dm.pam, Duration::from_secs(5))
+            .and_then(|mut conn| conn.ask(&isuser_alice()))
+            .map_err(|e| e.to_string())
+    };
+    std::thread::scope(|scope| {
+        let other = scope.spawn(ask);
+        assert_eq!(ask(), Ok(PamReply::Exists));
+        assert_eq!(other.join().unwrap(), Ok(PamReply::Exists));
+    });
+    assert!(
+        !std::fs::read_to_string(&dm.log)
+            .unwrap()
+            .contains("every slot taken"),
+        "root needed no one else's slot"
     );
 }
 

@@ -383,3 +383,56 @@ fn a_remote_metrics_address_is_refused() {
         "{err}"
     );
 }
+
+/// Idle connections do not starve a scrape: with 16 silent connections open, and then 100 (more
+/// than the endpoint keeps), a scrape is answered at once; a silent connection is closed by the
+/// endpoint after its short deadline. (Served one at a time, with 5 s each, the first scrape
+/// waited 80 s.)
+#[test]
+fn idle_connections_do_not_starve_a_scrape() {
+    let d = BackendDouble::start(SECRET);
+    let s = Scratch::new("stats-idle");
+    let generic_addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(
+            &d.url(),
+            SECRET,
+            &format!("listen=generic@tcp:{generic_addr}\nmetrics-listen={metrics}"),
+        ),
+    );
+    let log = s.join("daemon.log");
+    let _daemon = support::start_daemon(&conf, &log, &[generic_addr, metrics]);
+    let url = format!("http://{metrics}/metrics");
+    let (_, code) = curl(&url);
+    assert_eq!(code, "200");
+
+    let mut held = Vec::new();
+    for count in [16, 100] {
+        while held.len() < count {
+            let mut c = TcpStream::connect(metrics).unwrap();
+            // Half of them start a request and stop.
+            if held.len() % 2 == 1 {
+                c.write_all(b"GET /metr").unwrap();
+            }
+            held.push(c);
+        }
+        // curl gives up after 10 s: far more than a scrape takes, far less than the 5 s per
+        // idle connection a serial endpoint spent.
+        let (body, code) = curl(&url);
+        assert_eq!(code, "200", "with {count} idle connections open");
+        assert!(body.contains("xcauth_uptime_seconds"), "{body}");
+    }
+    // The endpoint closes a silent connection on its own (it may have closed the first ones
+    // already to make room).
+    let last = held.last_mut().unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match last.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a silent connection is still open after 20 s: {other:?}"),
+    }
+}

@@ -7,8 +7,10 @@
 //! module answers through the pam socket, and with the pam-auth-update profile enabled a
 //! Nextcloud user logs in through `common-auth`. A reinstall keeps a modified conffile and the
 //! database; purge removes what the install created, takes the module out of
-//! `/etc/pam.d/common-*` again and leaves nothing behind. Needs root and dpkg; refuses to run
-//! over an existing installation. `/etc/pam.d/common-*` and `/var/lib/pam` are backed up first
+//! `/etc/pam.d/common-*` again and leaves nothing behind but the `xcauth` system user and
+//! group (Debian practice). Next to an xcauth 2 (its user, database and log there before the
+//! install), purge leaves all of them. Needs root and dpkg; refuses to run over an existing
+//! installation; the two tests take turns (one dpkg, one `xcauth` user). `/etc/pam.d/common-*` and `/var/lib/pam` are backed up first
 //! and restored by a drop guard, also when an assertion fails half-way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
@@ -82,13 +84,68 @@ fn build() -> PathBuf {
     PathBuf::from(line.trim())
 }
 
+/// The package tests take turns: both install the one package and own the `xcauth` user.
+static DPKG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Checks that nothing of xcauth is on this machine (the tests would replace or remove it).
+fn assert_clean_machine() {
+    assert_eq!(unsafe_free_euid(), 0, "needs root (dpkg -i)");
+    for p in [
+        "/etc/xcauth.conf",
+        "/usr/sbin/xcauthd",
+        "/var/lib/xcauth",
+        "/var/log/xcauth",
+    ] {
+        assert!(
+            !Path::new(p).exists(),
+            "{p} exists on this machine: an xcauth installation the package test would replace"
+        );
+    }
+}
+
+fn exists(db: &str, name: &str) -> bool {
+    Command::new("getent")
+        .args([db, name])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Removes the `xcauth` user and group when dropped, if they were not there at `new`: purge
+/// leaves them (Debian practice), the test does not.
+struct SystemUser {
+    existed: bool,
+}
+
+impl SystemUser {
+    fn new() -> SystemUser {
+        SystemUser {
+            existed: exists("passwd", "xcauth") || exists("group", "xcauth"),
+        }
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        if !self.existed {
+            let _ = Command::new("deluser")
+                .args(["--system", "--quiet", "xcauth"])
+                .output();
+            let _ = Command::new("delgroup")
+                .args(["--system", "--quiet", "xcauth"])
+                .output();
+        }
+    }
+}
+
 #[test]
 fn install_upgrade_and_purge() {
-    assert_eq!(unsafe_free_euid(), 0, "needs root (dpkg -i)");
-    assert!(
-        !Path::new("/etc/xcauth.conf").exists() && !Path::new("/usr/sbin/xcauthd").exists(),
-        "an xcauth installation exists on this machine; the package test would replace it"
-    );
+    let _turn = DPKG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    assert_clean_machine();
+    let _user = SystemUser::new();
     let deb = build();
     let deb = deb.to_str().unwrap();
     let contents = run(Command::new("dpkg-deb").args(["-c", deb]));
@@ -205,16 +262,124 @@ fn install_upgrade_and_purge() {
     ] {
         assert!(!Path::new(gone).exists(), "{gone} left behind");
     }
-    let user = Command::new("getent")
-        .args(["passwd", "xcauth"])
-        .output()
-        .unwrap();
-    assert!(!user.status.success(), "the xcauth user is left behind");
-    let group = Command::new("getent")
-        .args(["group", "xcauth"])
-        .output()
-        .unwrap();
-    assert!(!group.status.success(), "the xcauth group is left behind");
+    // The system user and group stay, as Debian does: a freed uid would go to the next
+    // system user, who would own whatever is left.
+    assert!(exists("passwd", "xcauth"), "purge removed the xcauth user");
+    assert!(exists("group", "xcauth"), "purge removed the xcauth group");
+}
+
+/// The machine as xcauth 2 leaves it (its user and group, database, log and settings), made
+/// before the install and removed when dropped.
+struct Xcauth2;
+
+impl Xcauth2 {
+    const DB: &'static str = "/var/lib/xcauth/xcauth.sqlite3";
+    const LOG: &'static str = "/var/log/xcauth/xcauth.log";
+    const CONF: &'static str = "# xcauth 2's settings\nurl=https://cloud.example.org/\n";
+
+    fn new() -> Xcauth2 {
+        run(Command::new("adduser").args([
+            "--system",
+            "--quiet",
+            "--group",
+            "--home",
+            "/var/lib/xcauth",
+            "--no-create-home",
+            "xcauth",
+        ]));
+        let x = Xcauth2;
+        for (dir, file, data, mode) in [
+            ("/var/lib/xcauth", Self::DB, "xcauth 2 database", 0o700),
+            ("/var/log/xcauth", Self::LOG, "xcauth 2 log\n", 0o755),
+        ] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::write(file, data).unwrap();
+            run(Command::new("chown").args(["-R", "xcauth:xcauth", dir]));
+        }
+        std::fs::write("/etc/xcauth.conf", Self::CONF).unwrap();
+        std::fs::set_permissions("/etc/xcauth.conf", std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        x
+    }
+}
+
+impl Drop for Xcauth2 {
+    fn drop(&mut self) {
+        let _ = dpkg(&["--purge", "xcauth"]);
+        for dir in ["/var/lib/xcauth", "/var/log/xcauth"] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let _ = std::fs::remove_file("/etc/xcauth.conf");
+        let _ = std::fs::remove_file("/etc/xcauth.conf.before-package");
+    }
+}
+
+/// xcauth-rs installed next to xcauth 2 (the path docs/migration.md describes) and purged
+/// again: the database, the log and their directories are left exactly as they were, and so
+/// is the user with its uid, so xcauth 2 (or the next system user) finds nothing changed.
+#[test]
+fn purge_next_to_xcauth2_leaves_what_was_there() {
+    let _turn = DPKG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    assert_clean_machine();
+    let _user = SystemUser::new();
+    let deb = build();
+    let _xcauth2 = Xcauth2::new();
+    let uid = run(Command::new("id").args(["-u", "xcauth"]));
+    let before = [owner_mode("/var/lib/xcauth"), owner_mode("/var/log/xcauth")];
+    let conf_before_install = owner_mode("/etc/xcauth.conf");
+    assert_eq!(conf_before_install, ("root:root".into(), 0o600));
+
+    dpkg(&["--force-confold", "-i", deb.to_str().unwrap()]);
+    assert_eq!(
+        [owner_mode("/var/lib/xcauth"), owner_mode("/var/log/xcauth")],
+        before,
+        "the install changed xcauth 2's directories"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/etc/xcauth.conf").unwrap(),
+        Xcauth2::CONF
+    );
+
+    dpkg(&["--purge", "xcauth"]);
+    assert!(!Path::new("/usr/sbin/xcauthd").exists());
+    assert_eq!(
+        std::fs::read_to_string(Xcauth2::DB).ok().as_deref(),
+        Some("xcauth 2 database"),
+        "purge removed xcauth 2's database"
+    );
+    assert_eq!(
+        std::fs::read_to_string(Xcauth2::LOG).ok().as_deref(),
+        Some("xcauth 2 log\n"),
+        "purge removed xcauth 2's log"
+    );
+    assert_eq!(
+        [owner_mode("/var/lib/xcauth"), owner_mode("/var/log/xcauth")],
+        before
+    );
+    // dpkg removed the conffile; postrm put xcauth 2's back, as it was.
+    assert_eq!(
+        std::fs::read_to_string("/etc/xcauth.conf").ok().as_deref(),
+        Some(Xcauth2::CONF),
+        "xcauth 2's settings file is gone"
+    );
+    assert_eq!(owner_mode("/etc/xcauth.conf"), conf_before_install);
+    assert!(!Path::new("/etc/xcauth.conf.before-package").exists());
+    for dir in ["/var/lib/xcauth", "/var/log/xcauth"] {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "{dir}: {names:?}");
+    }
+    assert_eq!(
+        run(Command::new("id").args(["-u", "xcauth"])),
+        uid,
+        "the xcauth user is gone or changed"
+    );
+    assert!(exists("group", "xcauth"));
 }
 
 /// Socket activation of the installed `xcauth.service` with every installed `xc*.socket`:
