@@ -48,7 +48,7 @@ const TARBALL_NAME: &str = "nextcloud-32.0.1-xcauth-test.tar.xz";
 
 /// The version of the set-up recipe in [`build_template`]: change it whenever the recipe
 /// changes, so cached templates made by an older recipe are not reused.
-const RECIPE: u32 = 2;
+const RECIPE: u32 = 3;
 
 /// How long one `occ` call may take (it is killed after that).
 const OCC_LIMIT_SECS: u32 = 300;
@@ -361,15 +361,25 @@ fn build_template(tarball: &Path, dir: &Path) {
     );
     // Set before the install, which keeps them: no sample files copied into the admin's home
     // folder (nor into anyone's at the first login); no app store or lookup server (the test
-    // machines reach none).
+    // machines reach none); and a cheap Argon2id for login passwords (8 MiB, one pass instead
+    // of 64 MiB and four: a login password then costs milliseconds, not half a second of a
+    // busy core). Nextcloud re-hashes a password whose cost differs from these at its next
+    // login, so they stay in every copy; [`Nextcloud::stock_hashing`] undoes them.
     std::fs::write(
         config.join("config.php"),
         "<?php\n$CONFIG = array (\n  'skeletondirectory' => '',\n  \
-         'has_internet_connection' => false,\n  'appstoreenabled' => false,\n);\n",
+         'has_internet_connection' => false,\n  'appstoreenabled' => false,\n  \
+         'hashingMemoryCost' => 8192,\n  'hashingTimeCost' => 1,\n  'hashingThreads' => 1,\n);\n",
     )
     .unwrap();
     let data = dir.join("data");
-    let occ = |args: &[&str]| occ_checked(&root, &config, args, &[]);
+    // No opcache file cache while building: the folder is renamed afterwards.
+    let install = Install {
+        root: root.clone(),
+        config: config.clone(),
+        php: Vec::new(),
+    };
+    let occ = |args: &[&str]| occ_checked(&install, args, &[]);
     occ(&[
         "maintenance:install",
         "--database",
@@ -399,7 +409,7 @@ fn build_template(tarball: &Path, dir: &Path) {
             args.extend(["--group", g]);
         }
         args.push(a.id);
-        occ_checked(&root, &config, &args, &[("OC_PASS", a.password)]);
+        occ_checked(&install, &args, &[("OC_PASS", a.password)]);
         if let Some(mail) = a.email {
             occ(&["user:setting", a.id, "settings", "email", mail]);
         }
@@ -414,7 +424,7 @@ fn build_template(tarball: &Path, dir: &Path) {
         ("erin", ERIN),
         ("carol", CAROL),
     ] {
-        let app = add_app_password(&root, &config, &account);
+        let app = add_app_password(&install, &account);
         apps.insert(
             name.to_owned(),
             serde_json::json!({"user": app.user, "token_id": app.token_id, "secret": app.secret}),
@@ -428,7 +438,7 @@ fn build_template(tarball: &Path, dir: &Path) {
 
     // occ has no command for group admins: ask the OCS API as the service account.
     let service = apps["service"]["secret"].as_str().unwrap().to_owned();
-    let mut server = PhpServer::start(&root, &config, server_port(), &dir.join("php-install.log"));
+    let mut server = PhpServer::start(&install, server_port(), &dir.join("php-install.log"));
     let made = server.send(
         &Request::ocs_post(
             &format!("cloud/users/{}/subadmins", CAROL.id),
@@ -445,10 +455,9 @@ fn build_template(tarball: &Path, dir: &Path) {
 }
 
 /// `occ user:auth-tokens:add` with the account's password; the new token is the highest id.
-fn add_app_password(root: &Path, config: &Path, account: &Account) -> AppPassword {
+fn add_app_password(install: &Install, account: &Account) -> AppPassword {
     let out = occ_checked(
-        root,
-        config,
+        install,
         &["user:auth-tokens:add", "--password-from-env", account.id],
         &[("OC_PASS", account.password)],
     );
@@ -461,15 +470,14 @@ fn add_app_password(root: &Path, config: &Path, account: &Account) -> AppPasswor
     assert_eq!(secret.len(), 72, "unexpected app password output: {out}");
     AppPassword {
         user: account.id.to_owned(),
-        token_id: newest_token(root, config, account.id),
+        token_id: newest_token(install, account.id),
         secret,
     }
 }
 
-fn newest_token(root: &Path, config: &Path, user: &str) -> u64 {
+fn newest_token(install: &Install, user: &str) -> u64 {
     let out = occ_checked(
-        root,
-        config,
+        install,
         &["user:auth-tokens:list", user, "--output=json"],
         &[],
     );
@@ -513,24 +521,36 @@ fn set_datadirectory(config: &Path, data: &Path) {
     std::fs::write(&config, rewritten.join("\n") + "\n").unwrap();
 }
 
-/// Runs `occ ARGS` in `root` on the installation configured in `config`, with `env`
-/// (passwords go through `OC_PASS`, never the command line), bounded by `timeout`.
-fn occ_output(root: &Path, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// Which server: its code, its configuration (and so its data), and options for `php`.
+#[derive(Debug, Clone)]
+struct Install {
+    /// The code folder (holding `occ`).
+    root: PathBuf,
+    /// The folder holding `config.php`.
+    config: PathBuf,
+    /// `-d name=value` options for every `php` run on it.
+    php: Vec<String>,
+}
+
+/// Runs `occ ARGS` on `install` with `env` (passwords go through `OC_PASS`, never the command
+/// line), bounded by `timeout`.
+fn occ_output(install: &Install, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new("timeout")
-        .args(["-k", "5", &OCC_LIMIT_SECS.to_string()])
-        .args(["php", "-d", "memory_limit=512M", "occ", "--no-interaction"])
+        .args(["-k", "5", &OCC_LIMIT_SECS.to_string(), "php"])
+        .args(&install.php)
+        .args(["-d", "memory_limit=512M", "occ", "--no-interaction"])
         .args(args)
-        .env(CONFIG_DIR_ENV, config)
+        .env(CONFIG_DIR_ENV, &install.config)
         .envs(env.iter().copied())
-        .current_dir(root)
+        .current_dir(&install.root)
         .stdin(Stdio::null())
         .output()
         .unwrap()
 }
 
 /// [`occ_output`] that must succeed; returns its standard output.
-fn occ_checked(root: &Path, config: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = occ_output(root, config, args, env);
+fn occ_checked(install: &Install, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = occ_output(install, args, env);
     assert!(
         out.status.success(),
         "occ {args:?} failed ({}):\n{}{}",
@@ -581,11 +601,11 @@ struct PhpServer {
 }
 
 impl PhpServer {
-    /// Starts the server for the code in `root` and the installation configured in `config`,
-    /// and waits until `status.php` answers.
-    fn start(root: &Path, config: &Path, port: u16, log: &Path) -> PhpServer {
+    /// Starts the server for `install` and waits until `status.php` answers.
+    fn start(install: &Install, port: u16, log: &Path) -> PhpServer {
         let logfile = File::options().create(true).append(true).open(log).unwrap();
         let child = Command::new("php")
+            .args(&install.php)
             .args([
                 "-d",
                 "opcache.enable=1",
@@ -601,9 +621,9 @@ impl PhpServer {
                 &format!("127.0.0.1:{port}"),
                 "-t",
             ])
-            .arg(root)
-            .current_dir(root)
-            .env(CONFIG_DIR_ENV, config)
+            .arg(&install.root)
+            .current_dir(&install.root)
+            .env(CONFIG_DIR_ENV, &install.config)
             .env("PHP_CLI_SERVER_WORKERS", "4")
             .process_group(0)
             .stdin(Stdio::null())
@@ -614,7 +634,7 @@ impl PhpServer {
         let mut server = PhpServer {
             child,
             port,
-            config: config.to_path_buf(),
+            config: install.config.clone(),
             log: log.to_path_buf(),
         };
         server.wait_ready();
@@ -728,10 +748,9 @@ fn nextcloud_log_tail(config: &Path) -> String {
 pub struct Nextcloud {
     server: Option<PhpServer>,
     port: u16,
-    /// The template's code folder (shared by every copy, never written).
-    root: PathBuf,
-    /// This copy's `config/`.
-    config: PathBuf,
+    /// The template's code folder (shared by every copy, never written) and this copy's
+    /// `config/`.
+    install: Install,
     template: &'static Template,
     // Last: removed after the server has stopped.
     scratch: Scratch,
@@ -758,12 +777,29 @@ impl Nextcloud {
         );
         let config = scratch.join("config");
         set_datadirectory(&config, &scratch.join("data"));
+        // The code's compiled scripts are kept on disk beside the template and shared by every
+        // server and occ run (the first request of a new server then compiles nothing);
+        // the copy's own config.php is never cached, so a change by occ is seen at once.
+        let opcache = template.dir.join("opcache");
+        std::fs::create_dir_all(&opcache).unwrap();
+        let blacklist = scratch.write("opcache-blacklist.txt", &format!("{}/\n", config.display()));
+        let php = [
+            "opcache.enable_cli=1".to_owned(),
+            format!("opcache.file_cache={}", opcache.display()),
+            format!("opcache.blacklist_filename={}", blacklist.display()),
+        ]
+        .into_iter()
+        .flat_map(|option| ["-d".to_owned(), option])
+        .collect();
         eprintln!("nextcloud {tag}: copied in {:.1?}", started.elapsed());
         Nextcloud {
             server: None,
             port: 0,
-            root: template.dir.join("nextcloud"),
-            config,
+            install: Install {
+                root: template.dir.join("nextcloud"),
+                config,
+                php,
+            },
             template,
             scratch,
         }
@@ -784,7 +820,7 @@ impl Nextcloud {
         }
         let log = self.scratch.join("php.log");
         let started = Instant::now();
-        self.server = Some(PhpServer::start(&self.root, &self.config, self.port, &log));
+        self.server = Some(PhpServer::start(&self.install, self.port, &log));
         eprintln!(
             "nextcloud: serving {} on port {} after {:.1?}",
             self.scratch.path().display(),
@@ -846,17 +882,25 @@ impl Nextcloud {
 
     /// Runs `occ ARGS` on this copy and returns its output, whatever the exit status.
     pub fn try_occ(&self, args: &[&str]) -> Output {
-        occ_output(&self.root, &self.config, args, &[])
+        occ_output(&self.install, args, &[])
     }
 
     /// Runs `occ ARGS` on this copy; it must succeed. Returns its standard output.
     pub fn occ(&self, args: &[&str]) -> String {
-        occ_checked(&self.root, &self.config, args, &[])
+        occ_checked(&self.install, args, &[])
     }
 
     /// Runs `occ ARGS` with `OC_PASS` set to `password`; it must succeed.
     pub fn occ_with_password(&self, args: &[&str], password: &str) -> String {
-        occ_checked(&self.root, &self.config, args, &[("OC_PASS", password)])
+        occ_checked(&self.install, args, &[("OC_PASS", password)])
+    }
+
+    /// Nextcloud's own password hashing cost from now on (64 MiB, four passes): passwords set
+    /// afterwards ([`Nextcloud::set_password`]) cost what they cost on a stock server.
+    pub fn stock_hashing(&self) {
+        for key in ["hashingMemoryCost", "hashingTimeCost", "hashingThreads"] {
+            self.occ(&["config:system:delete", key]);
+        }
     }
 
     /// Maintenance mode on or off.
@@ -908,7 +952,7 @@ impl Nextcloud {
 
     /// A new app password for `account` (made with its login password).
     pub fn add_app_password(&self, account: &Account) -> AppPassword {
-        add_app_password(&self.root, &self.config, account)
+        add_app_password(&self.install, account)
     }
 
     /// Sets a user's login password.
@@ -921,7 +965,7 @@ impl Nextcloud {
 
     /// The tail of this copy's `nextcloud.log` (for failure messages).
     pub fn log_tail(&self) -> String {
-        nextcloud_log_tail(&self.config)
+        nextcloud_log_tail(&self.install.config)
     }
 }
 

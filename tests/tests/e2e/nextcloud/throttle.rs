@@ -135,6 +135,17 @@ fn an_allow_listed_address_is_never_shut() {
     let attempts = nc.occ(&["security:bruteforce:attempts", "127.0.0.4", "--output=json"]);
     let attempts: serde_json::Value = serde_json::from_str(&attempts).unwrap();
     assert_eq!(attempts["bypass-listed"], true, "{attempts}");
+    // The same from an address that is not listed shuts it.
+    for n in 1..=11 {
+        assert_refused(&fail_unknown(&nc, source(5), n));
+    }
+    assert_throttled(
+        &nc.send(
+            &Request::ocs("cloud/user")
+                .basic(ALICE.id, ALICE.password)
+                .from(source(5)),
+        ),
+    );
 }
 
 #[test]
