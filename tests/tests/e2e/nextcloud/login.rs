@@ -41,6 +41,12 @@ fn wrong_passwords_unknown_and_disabled_users_all_get_the_same_401() {
     let disabled = nc.cloud_user(DAVE.id, DAVE.password);
     assert_refused(&disabled);
     assert_eq!(disabled.ocs_message(), "Unauthorised");
+    // A disabled account's app password is refused too.
+    nc.occ(&["user:enable", DAVE.id]);
+    let dave_app = nc.add_app_password(&DAVE);
+    assert_is(&nc.cloud_user(DAVE.id, &dave_app.secret), &DAVE);
+    nc.occ(&["user:disable", DAVE.id]);
+    assert_refused(&nc.cloud_user(DAVE.id, &dave_app.secret));
     // No credentials at all: 401 with another message.
     let anonymous = nc.send(&Request::ocs("cloud/user"));
     assert_refused(&anonymous);
@@ -190,5 +196,27 @@ fn latency_of_a_login_password_and_an_app_password() {
     eprintln!(
         "nextcloud: cloud/user, median of 5: login password {:?}, app password {:?}",
         password[2], token[2]
+    );
+}
+
+#[test]
+fn an_email_address_logs_in_as_its_account_but_not_with_an_app_password() {
+    let nc = Nextcloud::start("login-email");
+    let mail = ALICE.email.unwrap();
+    assert_is(&nc.cloud_user(mail, ALICE.password), &ALICE);
+    assert_is(&nc.cloud_user(&mail.to_uppercase(), ALICE.password), &ALICE);
+    // An app password made under the login name "alice" is not taken under her address.
+    assert_refused(&nc.cloud_user(mail, &nc.app_passwords().alice.secret));
+    // An address two accounts share logs in only the one the database lists first (alice,
+    // the older): bob's password under it is refused.
+    nc.occ(&["user:setting", BOB.id, "settings", "email", mail]);
+    assert_is(&nc.cloud_user(mail, ALICE.password), &ALICE);
+    assert_refused(&nc.cloud_user(mail, BOB.password));
+    assert_is(
+        &nc.cloud_user(BOB.id, BOB.password),
+        &Account {
+            email: Some(mail),
+            ..BOB
+        },
     );
 }
