@@ -681,13 +681,22 @@ impl PhpServer {
     }
 
     /// SIGTERM to the group, SIGKILL if it lingers; returns once no process of it is left.
+    /// Safe to call again: a group that is gone is not signalled.
     fn stop(&mut self) {
         let pgid = self.child.id();
-        kill_group(pgid, "TERM");
         let end = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().ok().flatten().is_none() || group_alive(pgid) {
-            if Instant::now() > end {
-                kill_group(pgid, "KILL");
+        let mut sent = None;
+        loop {
+            let leader_reaped = matches!(self.child.try_wait(), Ok(Some(_)));
+            // The group's id cannot be reused while its unreaped leader or a member exists,
+            // so it is only signalled then.
+            if leader_reaped && !group_alive(pgid) {
+                return;
+            }
+            let signal = if Instant::now() > end { "KILL" } else { "TERM" };
+            if sent != Some(signal) {
+                kill_group(pgid, signal);
+                sent = Some(signal);
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -75,13 +75,14 @@ fn without_the_ocs_header_a_right_password_gets_412_and_a_wrong_one_401() {
     );
     assert_eq!(right.status, 412, "{right:?}");
     assert_eq!(right.json()["message"], "CSRF check failed");
-    // The password is checked first: a wrong one is refused as usual.
+    // The password is checked first: a wrong one is refused as usual, and counted.
     let wrong = nc.send(
         &Request::ocs("cloud/user")
             .without_header("OCS-APIRequest")
             .basic(ALICE.id, "wrong"),
     );
     assert_refused(&wrong);
+    assert_eq!(nc.bruteforce_attempts("127.0.0.1"), 1);
 }
 
 #[test]

@@ -59,6 +59,9 @@ fn more_than_ten_failures_shut_the_address_for_every_login_even_right_ones() {
         assert_refused(&fail_unknown(&nc, gateway, n));
     }
     assert_eq!(nc.bruteforce_attempts("127.0.0.2"), 10);
+    // A request without credentials is refused but not counted.
+    assert_refused(&nc.send(&Request::ocs("cloud/user").from(gateway)));
+    assert_eq!(nc.bruteforce_attempts("127.0.0.2"), 10);
     assert_is(
         &nc.send(
             &Request::ocs("cloud/user")
