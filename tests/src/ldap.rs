@@ -96,7 +96,6 @@ impl Slapd {
              moduleload back_mdb\n\
              pidfile {dir}/slapd.pid\n\
              database mdb\n\
-             maxsize 67108864\n\
              suffix \"{SUFFIX}\"\n\
              rootdn \"{ROOT_DN}\"\n\
              rootpw {hash}\n\
