@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives (real peers: PAM hosts,
-# saslauthd, Postfix, Dovecot, Prosody, ejabberd, Apache). Needs root. Idempotent:
+# saslauthd, Postfix, Dovecot, Prosody, ejabberd, Apache, PHP for the shipped
+# Nextcloud, OpenLDAP behind it). Needs root. Idempotent:
 # `apt-get update` runs once, and only when something is missing.
 set -euo pipefail
 
@@ -10,6 +11,11 @@ PKGS=(
   prosody lua-socket python3-slixmpp
   ejabberd postfix dovecot-core apache2 libapache2-mod-authnz-pam
   curl netcat-openbsd systemd fail2ban strace
+  # Nextcloud 32 (../shared/peers) runs on Debian's PHP 8.2; user_ldap needs php8.2-ldap.
+  php8.2-cli php8.2-sqlite3 php8.2-curl php8.2-xml php8.2-mbstring php8.2-zip
+  php8.2-gd php8.2-intl php8.2-bcmath php8.2-gmp php8.2-ldap
+  # A throwaway OpenLDAP directory behind Nextcloud's user_ldap.
+  slapd ldap-utils
 )
 
 missing=()
@@ -32,6 +38,8 @@ if [ ! -x /usr/sbin/policy-rc.d ]; then
   chmod 755 /usr/sbin/policy-rc.d
 fi
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# The tests run their own slapd with a config file of their own: no system directory.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 echo "install-test-deps: installing ${missing[*]}" >&2
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

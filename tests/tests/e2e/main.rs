@@ -18,6 +18,9 @@
 //! | `peers`      | ejabberd, Prosody, Postfix, testsaslauthd, Dovecot | root and the installed peers   |
 //! | `pam`        | `pam_xcauth.so` in pamtester, saslauthd, Apache    | root, pamtester, pam_wrapper,  |
 //! |              | (under pam_wrapper or with real `/etc/pam.d` files)| apache2, sasl2-bin, curl       |
+//! | `nextcloud`  | a real Nextcloud 32 (`php -S`), OpenLDAP behind it | php8.2-*, slapd, ldap-utils,   |
+//! |              | (facts the Nextcloud backend relies on)            | the server tarball (see        |
+//! |              |                                                    | `docs/nextcloud.md`)           |
 //!
 //! All tests share this process and run two at a time: every test picks its own free ports,
 //! scratch directories, `/etc/pam.d` service names and local user names, and the tests that
@@ -26,6 +29,8 @@
 //! ([`xcauth_tests::support::in_own_process`]).
 
 mod double;
+
+mod nextcloud;
 
 mod in_process {
     mod backend_client;
