@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xcauth_core::jsxc::{parse_auth_reply, parse_isuser_reply, parse_roster_reply};
-use xcauth_core::AuthReply;
+use xcauth_core::vocab::AuthReply;
 
 fuzz_target!(|data: &[u8]| {
     let auth = parse_auth_reply(200, data);

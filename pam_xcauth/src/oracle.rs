@@ -16,13 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xcauth_core::assemble::{self, Host};
-use xcauth_core::backend::{Unavailable, UserExists};
 use xcauth_core::config::{Config, RawConfig};
-use xcauth_core::engine::{Login, LoginRules, NameMatch};
 use xcauth_core::jsxc::CallBudget;
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
-use xcauth_core::{AuthDecision, Engine, Password, SystemClock};
+use xcauth_core::vocab::{AuthDecision, Login, LoginRules, NameMatch, Unavailable, UserExists};
+use xcauth_core::{Engine, Password, SystemClock};
 
 /// Answers the module's questions for one PAM call, in the core's own terms.
 pub trait Oracle {

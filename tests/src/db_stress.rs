@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use xcauth_core::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::cache::{CredentialCache, Lookup};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
 use xcauth_core::domains::GlobalBackend;
-use xcauth_core::{AuthDecision, Engine, Password, Secret, SystemClock};
+use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists};
+use xcauth_core::{Engine, Password, Secret, SystemClock};
 
 /// Logins per worker.
 pub const AUTHS: usize = 500;

@@ -5,8 +5,9 @@
 
 use std::fmt;
 
-use crate::backend::{Target, Unavailable};
+use crate::backend::Target;
 use crate::secret::Secret;
+use crate::vocab::Unavailable;
 
 /// A row of the `domains` table, as stored (any field may be NULL).
 #[derive(Clone, PartialEq, Eq)]

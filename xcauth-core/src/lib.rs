@@ -46,11 +46,13 @@ pub mod secret;
 pub mod throttle;
 pub mod token;
 pub mod trust;
+pub mod vocab;
 
-pub use backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+pub use backend::{Backend, Target};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{AuthDecision, Engine, Via};
+pub use engine::Engine;
 pub use secret::{Password, Secret};
+pub use vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
 
 /// The crate's version, printed by `--version` and sent in the User-Agent (not the PAM
 /// socket's wire version, [`pamsock::PROTOCOL_VERSION`]).

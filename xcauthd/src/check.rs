@@ -12,14 +12,15 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgMatches, Command};
 use xcauth_core::assemble::{self, DbState, Host};
-use xcauth_core::backend::{Target, UserExists};
+use xcauth_core::backend::Target;
 use xcauth_core::clock::{Clock, SystemClock};
 use xcauth_core::config::{CacheStorage, Config, DbLocation, ListenAddr};
 use xcauth_core::db::admin;
 use xcauth_core::db::SqliteDomains;
 use xcauth_core::domains::{self, Domains, GlobalBackend};
 use xcauth_core::jsxc::{JsxcClient, ProbeReply};
-use xcauth_core::{trust, Unavailable};
+use xcauth_core::trust;
+use xcauth_core::vocab::{Unavailable, UserExists};
 
 use crate::exit;
 

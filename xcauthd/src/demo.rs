@@ -10,12 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use xcauth_core::backend::{
-    AuthReply, Backend, RosterEntry, RosterReply, SharedRoster, Target, UserExists,
-};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::codec::Framing;
 use xcauth_core::config::Config;
 use xcauth_core::domains::GlobalBackend;
+use xcauth_core::vocab::{AuthReply, RosterEntry, RosterReply, SharedRoster, UserExists};
 use xcauth_core::{Clock, Engine, Password, Secret, SystemClock};
 
 use crate::exit::{self, fail};

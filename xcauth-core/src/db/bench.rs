@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::tests::ScriptedBackend;
 use super::*;
-use crate::backend::AuthReply;
 use crate::cache::CredentialCache;
 use crate::clock::ManualClock;
 use crate::domains::GlobalBackend;
-use crate::engine::{AuthDecision, Engine, Via};
+use crate::engine::Engine;
 use crate::secret::{Password, Secret};
+use crate::vocab::{AuthDecision, AuthReply, Via};
 
 const COST: u32 = 12;
 

@@ -10,12 +10,13 @@ use std::thread::ThreadId;
 use rusqlite::OptionalExtension;
 
 use super::*;
-use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use crate::backend::{Backend, Target};
 use crate::cache::{CredentialCache, Lookup};
 use crate::clock::ManualClock;
 use crate::domains::GlobalBackend;
-use crate::engine::{AuthDecision, Engine, Via};
+use crate::engine::Engine;
 use crate::secret::{Password, Secret};
+use crate::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
 
 /// A backend that answers `auth` from a script, one reply per call, and
 /// panics when called with nothing scripted ("must not be called"). Checks

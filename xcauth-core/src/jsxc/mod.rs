@@ -6,7 +6,7 @@
 //! - Header `X-JSXC-SIGNATURE: sha1=<lower-case hex HMAC-SHA1(secret, body)>`.
 //! - reqwest blocking over rustls (system trust store, verification on),
 //!   connect and request timeouts, redirects never followed.
-//! - Results map to the tri-state in [`crate::backend`], with the spec's
+//! - Results map to the tri-state in [`crate::vocab`], with the spec's
 //!   divergences from xcauth 2 (docs/jsxc-api.md §5.5) (non-object JSON is "unavailable", `isUser` values are
 //!   strict).
 //!
@@ -32,9 +32,10 @@ use zeroize::{Zeroize, Zeroizing};
 use self::breaker::Breaker;
 pub use self::budget::CallBudget;
 pub use self::wire::{form, parse_auth_reply, parse_isuser_reply, parse_roster_reply, signature};
-use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use crate::backend::{Backend, Target};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::Password;
+use crate::vocab::{AuthReply, RosterReply, Unavailable, UserExists};
 
 mod breaker;
 mod budget;

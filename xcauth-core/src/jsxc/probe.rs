@@ -5,7 +5,8 @@
 use std::io::Read;
 
 use super::{classify, form, signature, JsxcClient};
-use crate::backend::{Target, Unavailable};
+use crate::backend::Target;
+use crate::vocab::Unavailable;
 
 /// Largest body kept from a probe's answer.
 const MAX_PROBE_BODY: u64 = 64 * 1024;

@@ -1,5 +1,5 @@
 //! The JSXC API on the wire, without I/O: signed form bodies out, JSON answers mapped to
-//! the tri-state of [`crate::backend`].
+//! the tri-state of [`crate::vocab`].
 
 use hmac::{Hmac, KeyInit, Mac};
 use log::warn;
@@ -7,8 +7,8 @@ use serde_json::Value;
 use sha1::Sha1;
 use zeroize::Zeroizing;
 
-use crate::backend::{AuthReply, RosterEntry, RosterReply, SharedRoster, Unavailable, UserExists};
 use crate::secret::Secret;
+use crate::vocab::{AuthReply, RosterEntry, RosterReply, SharedRoster, Unavailable, UserExists};
 
 /// Python truthiness of a JSON value.
 fn truthy(v: &Value) -> bool {

@@ -30,7 +30,7 @@
 //! | `04 'U'` reason | the backend could not answer (any operation) |
 //! | `04 'E'` message | the request was malformed; the server closes the connection |
 //!
-//! The daemon matches names exactly ([`crate::engine::NameMatch::Exact`]): a PAM login name must spell the
+//! The daemon matches names exactly ([`crate::vocab::NameMatch::Exact`]): a PAM login name must spell the
 //! Nextcloud account the password belongs to.
 //!
 //! A connection may carry several requests in turn (the module sends `isuser` after a

@@ -9,10 +9,10 @@ use log::{debug, warn};
 
 use super::codec::{decode_request, encode_reply, PamReply, PamRequest};
 use super::io::{read_request_frame, write_all_before, ReadFrame};
-use crate::backend::UserExists;
 use crate::deadline::{self, ConnectionTimeouts, DeadlineStream};
-use crate::engine::{AuthDecision, Engine, LoginRules, NameMatch};
+use crate::engine::Engine;
 use crate::metrics::{Channel, Op, Outcome};
+use crate::vocab::{AuthDecision, LoginRules, NameMatch, UserExists};
 
 /// Answers requests on one accepted connection until the peer closes it, sends something
 /// malformed, sends nothing for `timeouts.idle`, or takes longer than `timeouts.request` from

@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
-use xcauth_core::backend::{AuthReply, Backend, Target, Unavailable};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::vocab::{AuthReply, Unavailable};
 use xcauth_core::{Password, Secret};
 use xcauth_tests::double::User;
 use xcauth_tests::support::{self, Scratch};

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xcauth_core::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::domains::GlobalBackend;
 use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret, Via};
+use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
+use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 
 const SECRET: &str = "testsecret";
@@ -502,7 +503,7 @@ fn engine_without_cache_token_then_backend() {
 /// ignoring case for XMPP (where the server has case-folded the name already).
 #[test]
 fn engine_refuses_a_name_that_does_not_spell_the_account() {
-    use xcauth_core::engine::{LoginRules, NameMatch};
+    use xcauth_core::vocab::{LoginRules, NameMatch};
     let d = double();
     let e = engine(&d, Arc::new(ManualClock::at(1_000_000)));
     let exact = LoginRules::default();

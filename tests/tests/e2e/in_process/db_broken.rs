@@ -13,7 +13,8 @@ use std::time::Duration;
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbError, DbOptions};
 use xcauth_core::domains::GlobalBackend;
 use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret};
+use xcauth_core::vocab::AuthDecision;
+use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};
 
 const SECRET: &str = "s3cret";

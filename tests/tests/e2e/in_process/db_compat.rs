@@ -16,7 +16,8 @@ use xcauth_core::db::{
 };
 use xcauth_core::domains::GlobalBackend;
 use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret, Via};
+use xcauth_core::vocab::{AuthDecision, Via};
+use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};
 
 /// The secret in the `domains` rows; the global one differs, so a request
