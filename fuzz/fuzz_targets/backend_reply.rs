@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xcauth_core::jsxc::{parse_auth_reply, parse_isuser_reply, parse_roster_reply};
+use xcauth_core::backend::jsxc::{parse_auth_reply, parse_isuser_reply, parse_roster_reply};
 use xcauth_core::vocab::AuthReply;
 
 fuzz_target!(|data: &[u8]| {

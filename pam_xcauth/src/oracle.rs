@@ -5,9 +5,9 @@
 //! In-process, everything is built inside the PAM call and dropped before it returns: the HTTP
 //! client (whose drop joins reqwest's runtime thread), the optional SQLite cache, the engine.
 //! The one thing kept between calls is the core's TLS configuration (the parsed system trust
-//! store, `xcauth_core::jsxc`): plain data in a static, no thread, no open file, no lock held,
-//! so it is safe to inherit across `fork()`. A token or cache login never builds the client
-//! and so starts no thread at all.
+//! store, `xcauth_core::backend::jsxc`): plain data in a static, no thread, no open file, no
+//! lock held, so it is safe to inherit across `fork()`. A token or cache login never builds
+//! the client and so starts no thread at all.
 
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xcauth_core::assemble::{self, Host};
+use xcauth_core::backend::CallBudget;
 use xcauth_core::config::{Config, RawConfig};
-use xcauth_core::jsxc::CallBudget;
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
 use xcauth_core::vocab::{AuthDecision, Login, LoginRules, NameMatch, Unavailable, UserExists};

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::{Engine, Secret, SystemClock};
 
 use crate::double::{BackendDouble, User};

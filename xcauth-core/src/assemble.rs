@@ -12,12 +12,13 @@ use std::io::ErrorKind;
 
 use log::warn;
 
+use crate::backend::jsxc::{self, ClientOptions, JsxcClient};
+use crate::backend::CallBudget;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
 use crate::db::{CacheSettings, Db, DbCache, DbOptions, DbThrottle, MemoryCache, SqliteDomains};
 use crate::domains::{DomainRow, Domains, GlobalBackend};
 use crate::engine::Engine;
-use crate::jsxc::{self, CallBudget, ClientOptions, JsxcClient};
 use crate::throttle::{self, MemoryStore, Throttle, ThrottleStore};
 use crate::trust;
 

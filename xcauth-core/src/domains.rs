@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::backend::Target;
+use crate::backend::{BackendKind, Target};
 use crate::secret::Secret;
 use crate::vocab::Unavailable;
 
@@ -77,6 +77,7 @@ pub fn resolve(
 ) -> Result<Target, Unavailable> {
     let Some(row) = row else {
         return Ok(Target {
+            kind: BackendKind::Jsxc,
             url: global.url.clone(),
             secret: global.secret.clone(),
             authdomain: xmppdomain.to_owned(),
@@ -95,6 +96,7 @@ pub fn resolve(
         Unavailable::Misconfigured(format!("domains row for {xmppdomain:?} has no authurl"))
     })?;
     Ok(Target {
+        kind: BackendKind::Jsxc,
         url,
         secret,
         authdomain: row.authdomain.unwrap_or_else(|| xmppdomain.to_owned()),

@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use log::{debug, info, warn};
 
+use crate::backend::jsxc;
 use crate::backend::{Backend, Target};
 use crate::cache::{CacheCheck, CredentialCache, Lookup, NoCache};
 use crate::clock::Clock;
 use crate::domains::{self, Domains, GlobalBackend, NoDomains};
-use crate::jsxc;
 use crate::logsafe;
 use crate::metrics::{BackendOp, CacheLookup, CallOutcome, Metrics};
 use crate::secret::Password;

@@ -7,14 +7,16 @@
 //!   a file may be trusted.
 //! - [`protocol`]: the one table of protocol names (`-t`, `listen=`, systemd socket names).
 //! - [`deadline`]: streams whose reads and writes run against a deadline.
-//! - [`backend`]: the seam to a JSXC endpoint and its tri-state answers ([`Unavailable`]).
+//! - [`vocab`]: the words every layer shares (how a login was decided, a backend's tri-state
+//!   answers, [`Unavailable`]).
 //! - [`token`]: JSXC time-limited tokens.
 //! - [`cache`], [`domains`]: the seams for the credential cache and per-domain settings.
 //! - [`throttle`]: brute-force throttling (failures open a growing back-off) and the seam to
 //!   its shared state.
 //! - [`codec`]: sans-I/O decoders/encoders for the four wire framings.
-//! - [`jsxc`]: the signed HTTP client for Nextcloud's JSXC external API (with its circuit
-//!   breaker and a PAM call's time budget).
+//! - [`backend`]: the seam to Nextcloud ([`Backend`], [`Target`]) and its clients: `jsxc/`,
+//!   the signed HTTP client for the JSXC external API (with its circuit breaker); a PAM call's
+//!   time budget.
 //! - [`config`]: `xcauth.conf` + command line → one validated [`config::Config`].
 //! - [`metrics`]: the daemon's counters (lock-free atomics) and their output formats.
 //! - [`engine`]: the decision (token → cache → backend → cache when unreachable).
@@ -36,7 +38,6 @@ pub mod db;
 pub mod deadline;
 pub mod domains;
 pub mod engine;
-pub mod jsxc;
 pub mod logsafe;
 pub mod metrics;
 pub mod pamsock;

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgMatches, Command};
 use xcauth_core::assemble::{self, DbState, Host};
-use xcauth_core::backend::Target;
+use xcauth_core::backend::jsxc::{JsxcClient, ProbeReply};
+use xcauth_core::backend::{BackendKind, Target};
 use xcauth_core::clock::{Clock, SystemClock};
 use xcauth_core::config::{CacheStorage, Config, DbLocation, ListenAddr};
 use xcauth_core::db::admin;
 use xcauth_core::db::SqliteDomains;
 use xcauth_core::domains::{self, Domains, GlobalBackend};
-use xcauth_core::jsxc::{JsxcClient, ProbeReply};
 use xcauth_core::trust;
 use xcauth_core::vocab::{Unavailable, UserExists};
 
@@ -109,6 +109,7 @@ pub fn run(config: &Config, files: &[PathBuf], m: &ArgMatches) -> ExitCode {
     match (&config.url, &config.secret) {
         (Some(url), Some(secret)) => {
             let global = Target {
+                kind: BackendKind::Jsxc,
                 url: url.to_string(),
                 secret: secret.clone(),
                 authdomain: config

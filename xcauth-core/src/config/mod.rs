@@ -258,7 +258,7 @@ impl Config {
             }
         }
         if let (Some(url), Some(field)) = (&config.url, url_field) {
-            if !config.allow_insecure_http && crate::jsxc::is_insecure_url(url) {
+            if !config.allow_insecure_http && crate::backend::jsxc::is_insecure_url(url) {
                 return Err(field.invalid(
                     "plain http to a host other than loopback: the backend's answers are not \
                      signed, anyone on the network path could accept any password; use https \

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use xcauth_core::backend::{Backend, Target};
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::{Backend, BackendKind, Target};
 use xcauth_core::vocab::{AuthReply, Unavailable};
 use xcauth_core::{Password, Secret};
 use xcauth_tests::double::User;
@@ -25,6 +25,7 @@ fn client_https_login_and_each_refused_certificate() {
     let d = pki.https_double(SECRET);
     d.add_user(User::new("alice", "secret"));
     let target = Target {
+        kind: BackendKind::Jsxc,
         url: d.url(),
         secret: Secret::new(SECRET),
         authdomain: "example.org".into(),

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xcauth_core::backend::{Backend, Target};
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::{Backend, BackendKind, Target};
 use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
@@ -44,6 +44,7 @@ fn client() -> JsxcClient {
 
 fn target(d: &BackendDouble, domain: &str) -> Target {
     Target {
+        kind: BackendKind::Jsxc,
         url: d.url(),
         secret: Secret::new(SECRET),
         authdomain: domain.into(),
@@ -81,7 +82,7 @@ fn auth_request_bytes_and_signature() {
     let sig = req.header("X-JSXC-SIGNATURE").unwrap();
     assert_eq!(
         sig,
-        xcauth_core::jsxc::signature(&Secret::new(SECRET), &req.body)
+        xcauth_core::backend::jsxc::signature(&Secret::new(SECRET), &req.body)
     );
     assert!(sig.starts_with("sha1=") && sig.len() == 45);
     assert_eq!(
@@ -314,6 +315,7 @@ fn connection_refused_and_tls_failure_are_unavailable() {
     let port = xcauth_tests::support::free_port();
     let c = client();
     let t = Target {
+        kind: BackendKind::Jsxc,
         url: format!("http://127.0.0.1:{port}/x"),
         secret: Secret::new(SECRET),
         authdomain: "e".into(),
@@ -335,6 +337,7 @@ fn connection_refused_and_tls_failure_are_unavailable() {
         }
     });
     let t = Target {
+        kind: BackendKind::Jsxc,
         url: format!("https://{addr}/x"),
         secret: Secret::new(SECRET),
         authdomain: "e".into(),

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbError, DbOptions};
 use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::vocab::AuthDecision;
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};

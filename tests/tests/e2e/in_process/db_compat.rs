@@ -10,12 +10,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::db::rusqlite::Connection;
 use xcauth_core::db::{
     admin, format_timestamp, CacheSettings, Db, DbCache, DbOptions, SqliteDomains,
 };
 use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::vocab::{AuthDecision, Via};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::config::{Config, Origin, RawConfig, RawValue};
 use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 

@@ -30,15 +30,13 @@ use reqwest::Url;
 use zeroize::{Zeroize, Zeroizing};
 
 use self::breaker::Breaker;
-pub use self::budget::CallBudget;
 pub use self::wire::{form, parse_auth_reply, parse_isuser_reply, parse_roster_reply, signature};
-use crate::backend::{Backend, Target};
+use crate::backend::{Backend, CallBudget, Target};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::Password;
 use crate::vocab::{AuthReply, RosterReply, Unavailable, UserExists};
 
 mod breaker;
-mod budget;
 mod probe;
 mod tls;
 mod wire;
