@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use xcauth_core::backend::{Backend, Target};
 use xcauth_core::cache::{CredentialCache, Lookup};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists};
 use xcauth_core::{Engine, Password, Secret, SystemClock};
 

@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::{Engine, Secret, SystemClock};
 
 use crate::double::{BackendDouble, User};

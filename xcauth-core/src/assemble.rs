@@ -17,8 +17,8 @@ use crate::backend::CallBudget;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
 use crate::db::{CacheSettings, Db, DbCache, DbOptions, DbThrottle, MemoryCache, SqliteDomains};
-use crate::domains::{DomainRow, Domains, GlobalBackend};
-use crate::engine::Engine;
+use crate::domains::{DomainRow, Domains};
+use crate::engine::{Engine, GlobalBackend};
 use crate::throttle::{self, MemoryStore, Throttle, ThrottleStore};
 use crate::trust;
 

@@ -18,7 +18,8 @@ use xcauth_core::clock::{Clock, SystemClock};
 use xcauth_core::config::{CacheStorage, Config, DbLocation, ListenAddr};
 use xcauth_core::db::admin;
 use xcauth_core::db::SqliteDomains;
-use xcauth_core::domains::{self, Domains, GlobalBackend};
+use xcauth_core::domains::Domains;
+use xcauth_core::engine;
 use xcauth_core::trust;
 use xcauth_core::vocab::{Unavailable, UserExists};
 
@@ -490,28 +491,19 @@ fn domain_rows(r: &mut Report, config: &Config, db: &Arc<xcauth_core::db::Db>) {
         return r.ok("domains", "no per-domain rows");
     }
     let table = SqliteDomains::new(Arc::clone(db));
-    let global = GlobalBackend {
-        url: config
-            .url
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        secret: config
-            .secret
-            .clone()
-            .unwrap_or_else(|| xcauth_core::Secret::new("")),
-    };
     for listing in rows {
         let name = listing.xmppdomain;
         let topic = format!("domain {name}");
         let row = match table.lookup(&name) {
-            Ok(row) => row,
+            Ok(Some(row)) => row,
+            // Removed since it was listed: nothing left to check.
+            Ok(None) => continue,
             Err(e) => {
                 r.fail(&topic, &e);
                 continue;
             }
         };
-        match domains::resolve(&global, row, &name) {
+        match engine::resolve_row(row, &name) {
             Ok(target) => backend(r, config, &topic, &target),
             Err(why) => r.fail(&topic, &format!("{why} → xcauthd domain change {name} …")),
         }

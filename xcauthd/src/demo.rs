@@ -13,7 +13,7 @@ use std::time::UNIX_EPOCH;
 use xcauth_core::backend::{Backend, Target};
 use xcauth_core::codec::Framing;
 use xcauth_core::config::Config;
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::vocab::{AuthReply, RosterEntry, RosterReply, SharedRoster, UserExists};
 use xcauth_core::{Clock, Engine, Password, Secret, SystemClock};
 

@@ -5,8 +5,8 @@
 //! (domain names do; the PAM module lower-cases them, SASL realms may not be),
 //! an exact match winning over a case-folded one — the original compared
 //! case-sensitively, which silently sent `EXAMPLE.org` to the global backend.
-//! NULL fields come back as `None` and
-//! [`crate::domains::resolve`] decides what they mean.
+//! NULL fields come back as `None` and the engine's routing decides what they
+//! mean.
 
 use std::fmt;
 use std::sync::Arc;

@@ -13,8 +13,8 @@ use super::*;
 use crate::backend::{Backend, Target};
 use crate::cache::{CredentialCache, Lookup};
 use crate::clock::ManualClock;
-use crate::domains::GlobalBackend;
 use crate::engine::Engine;
+use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
 use crate::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
 

@@ -15,8 +15,8 @@ use super::*;
 use crate::backend::{Backend, Target};
 use crate::clock::ManualClock;
 use crate::deadline::{self, ConnectionTimeouts};
-use crate::domains::GlobalBackend;
 use crate::engine::Engine;
+use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
 use crate::vocab::{AuthReply, RosterEntry, RosterReply, SharedRoster, UserExists, Via};
 

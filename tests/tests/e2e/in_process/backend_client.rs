@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::backend::{Backend, BackendKind, Target};
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};

@@ -14,7 +14,7 @@ use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::backend::{Backend, Target};
 use xcauth_core::cache::CredentialCache;
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache};
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};

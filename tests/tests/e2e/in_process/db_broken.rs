@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbError, DbOptions};
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::vocab::AuthDecision;
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};

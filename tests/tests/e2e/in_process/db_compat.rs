@@ -15,7 +15,7 @@ use xcauth_core::db::rusqlite::Connection;
 use xcauth_core::db::{
     admin, format_timestamp, CacheSettings, Db, DbCache, DbOptions, SqliteDomains,
 };
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::vocab::{AuthDecision, Via};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};

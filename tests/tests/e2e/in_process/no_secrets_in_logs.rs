@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::config::{Config, Origin, RawConfig, RawValue};
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 

@@ -10,8 +10,8 @@ use super::tests::ScriptedBackend;
 use super::*;
 use crate::cache::CredentialCache;
 use crate::clock::ManualClock;
-use crate::domains::GlobalBackend;
 use crate::engine::Engine;
+use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
 use crate::vocab::{AuthDecision, AuthReply, Via};
 
