@@ -90,7 +90,7 @@ pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, Str
     let (url, _) = config
         .require_backend()
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
-    let url_host = url.host_str().unwrap_or("?").to_owned();
+    let url_host = url.url().host_str().unwrap_or("?").to_owned();
     // Cheap: reqwest's client (TLS roots, runtime thread) is only built on the
     // first backend call, so a token login never pays for it.
     let built = assemble::engine(

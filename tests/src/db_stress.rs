@@ -15,7 +15,9 @@ use xcauth_core::backend::{Backend, Target};
 use xcauth_core::cache::{CredentialCache, Lookup};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
 use xcauth_core::engine::GlobalBackend;
-use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists};
+use xcauth_core::vocab::{
+    AuthDecision, AuthReply, BackendUrl, RosterReply, Unavailable, UserExists,
+};
 use xcauth_core::{Engine, Password, Secret, SystemClock};
 
 /// Logins per worker.
@@ -147,7 +149,7 @@ pub fn run_worker(path: &Path, worker: usize) -> Outcome {
     let db = Arc::new(Db::open(path, &DbOptions::default()).expect("open the shared database"));
     let cache = Arc::new(DbCache::new(db, settings()));
     let global = GlobalBackend {
-        url: "https://fake.invalid/".into(),
+        url: BackendUrl::parse("https://fake.invalid/").unwrap(),
         secret: Secret::new("s"),
     };
     let engine = Engine::new(

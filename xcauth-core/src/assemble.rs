@@ -12,7 +12,7 @@ use std::io::ErrorKind;
 
 use log::warn;
 
-use crate::backend::jsxc::{self, ClientOptions, JsxcClient};
+use crate::backend::jsxc::{ClientOptions, JsxcClient};
 use crate::backend::CallBudget;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
@@ -230,7 +230,7 @@ impl Domains for BrokenDomains {
 /// (missing url/secret, unreadable ca-file).
 pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     let (url, secret) = config.require_backend()?;
-    if jsxc::is_insecure_url(url) {
+    if url.is_insecure() {
         // Only reachable with allow-insecure-http: the config refuses it otherwise.
         warn!("backend url {url} is plain http (allow-insecure-http is set): anyone on the network path can forge answers");
     }
@@ -242,7 +242,7 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         problem: e.to_string(),
     })?;
     let global = GlobalBackend {
-        url: url.to_string(),
+        url: url.clone(),
         secret: secret.clone(),
     };
     let mut engine = Engine::new(global, Arc::new(client), clock.clone())

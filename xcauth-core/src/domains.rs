@@ -6,14 +6,16 @@
 use std::fmt;
 
 use crate::secret::Secret;
+use crate::vocab::{BackendUrl, UrlError};
 
 /// A row of the `domains` table, as stored (any field may be NULL).
 #[derive(Clone, PartialEq, Eq)]
 pub struct DomainRow {
     /// `authsecret`.
     pub secret: Option<Secret>,
-    /// `authurl`.
-    pub url: Option<String>,
+    /// `authurl`, parsed when the row was read: `None` when NULL or blank, an error when it
+    /// is no usable backend URL.
+    pub url: Option<Result<BackendUrl, UrlError>>,
     /// `authdomain`.
     pub authdomain: Option<String>,
 }

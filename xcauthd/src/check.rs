@@ -111,7 +111,7 @@ pub fn run(config: &Config, files: &[PathBuf], m: &ArgMatches) -> ExitCode {
         (Some(url), Some(secret)) => {
             let global = Target {
                 kind: BackendKind::Jsxc,
-                url: url.to_string(),
+                url: url.clone(),
                 secret: secret.clone(),
                 authdomain: config
                     .served_domains
@@ -250,7 +250,7 @@ fn database(r: &mut Report, config: &Config, euid: u32) -> Option<Arc<xcauth_cor
 
 /// URL, name resolution, TCP, TLS, the endpoint, the secret and the clock for one target.
 fn backend(r: &mut Report, config: &Config, topic: &str, target: &Target) {
-    let url = match reqwest_url(&target.url) {
+    let url = match reqwest_url(target.url.as_str()) {
         Ok(u) => u,
         Err(why) => return r.fail(topic, &format!("url does not parse: {why}")),
     };
@@ -285,7 +285,7 @@ fn backend(r: &mut Report, config: &Config, topic: &str, target: &Target) {
         Ok(c) => c,
         Err(e) => return r.fail(&format!("{topic} tls"), &format!("{e} → fix ca-file=")),
     };
-    let https = target.url.starts_with("https:");
+    let https = target.url.url().scheme() == "https";
     let reply = match client.probe(target, PROBE_USER) {
         Ok(reply) => reply,
         Err(Unavailable::Tls(why)) => {

@@ -20,7 +20,7 @@
 use std::fmt;
 
 use crate::secret::{Password, Secret};
-use crate::vocab::{AuthReply, RosterReply, UserExists};
+use crate::vocab::{AuthReply, BackendUrl, RosterReply, UserExists};
 
 mod budget;
 pub mod jsxc;
@@ -40,8 +40,8 @@ pub enum BackendKind {
 pub struct Target {
     /// The API this target is asked through.
     pub kind: BackendKind,
-    /// Endpoint URL, used verbatim.
-    pub url: String,
+    /// The endpoint, parsed once (from the configuration or when the `domains` row was read).
+    pub url: BackendUrl,
     /// HMAC key for the request signature and for token verification.
     pub secret: Secret,
     /// The `domain=` value sent to the backend (the XMPP domain unless mapped).

@@ -13,7 +13,7 @@ use crate::clock::ManualClock;
 use crate::engine::Engine;
 use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
-use crate::vocab::{AuthDecision, AuthReply, Via};
+use crate::vocab::{AuthDecision, AuthReply, BackendUrl, Via};
 
 const COST: u32 = 12;
 
@@ -45,7 +45,7 @@ fn engine_with(cache: Arc<dyn CredentialCache>) -> (Engine, Arc<ScriptedBackend>
     let backend = Arc::new(ScriptedBackend::default());
     let clock = Arc::new(ManualClock::at(1_700_000_000));
     let global = GlobalBackend {
-        url: "https://cloud.invalid/".into(),
+        url: BackendUrl::parse("https://cloud.invalid/").unwrap(),
         secret: Secret::new("s"),
     };
     (

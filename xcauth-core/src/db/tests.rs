@@ -16,7 +16,9 @@ use crate::clock::ManualClock;
 use crate::engine::Engine;
 use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
-use crate::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
+use crate::vocab::{
+    AuthDecision, AuthReply, BackendUrl, RosterReply, Unavailable, UserExists, Via,
+};
 
 /// A backend that answers `auth` from a script, one reply per call, and
 /// panics when called with nothing scripted ("must not be called"). Checks
@@ -131,7 +133,7 @@ fn all_my_lines() -> Vec<String> {
 
 fn global() -> GlobalBackend {
     GlobalBackend {
-        url: "https://cloud.invalid/".into(),
+        url: BackendUrl::parse("https://cloud.invalid/").unwrap(),
         secret: Secret::new("01234"),
     }
 }

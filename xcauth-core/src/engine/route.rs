@@ -11,13 +11,13 @@ use crate::backend::{BackendKind, Target};
 use crate::domains::DomainRow;
 use crate::logsafe;
 use crate::secret::Secret;
-use crate::vocab::Unavailable;
+use crate::vocab::{BackendUrl, Unavailable};
 
 /// The global `url`/`secret` pair used when a domain has no row.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GlobalBackend {
     /// `--url`.
-    pub url: String,
+    pub url: BackendUrl,
     /// `--secret`.
     pub secret: Secret,
 }
@@ -62,9 +62,19 @@ pub fn resolve_row(row: DomainRow, xmppdomain: &str) -> Result<Target, Unavailab
                 "domains row for {xmppdomain:?} has no (or an empty) authsecret"
             ))
         })?;
-    let url = row.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
-        Unavailable::Misconfigured(format!("domains row for {xmppdomain:?} has no authurl"))
-    })?;
+    let url = match row.url {
+        Some(Ok(url)) => url,
+        Some(Err(e)) => {
+            return Err(Unavailable::Misconfigured(format!(
+                "domains row for {xmppdomain:?} has an unusable authurl: {e}"
+            )))
+        }
+        None => {
+            return Err(Unavailable::Misconfigured(format!(
+                "domains row for {xmppdomain:?} has no authurl"
+            )))
+        }
+    };
     Ok(Target {
         kind: BackendKind::Jsxc,
         url,
@@ -116,9 +126,7 @@ impl Engine {
         // checked here, where it is first used.
         let from_row = row.is_some();
         let target = resolve(&self.global, row, domain).and_then(|t| {
-            let insecure = reqwest::Url::parse(&t.url)
-                .is_ok_and(|u| crate::backend::jsxc::is_insecure_url(&u));
-            if from_row && insecure && !self.allow_insecure_http {
+            if from_row && t.url.is_insecure() && !self.allow_insecure_http {
                 return Err(Unavailable::Misconfigured(format!(
                     "backend url {} for {} is plain http to a host other than loopback; \
                      refused (use https, or set allow-insecure-http)",
@@ -151,15 +159,20 @@ mod tests {
 
     fn global() -> GlobalBackend {
         GlobalBackend {
-            url: "https://g/".into(),
+            url: BackendUrl::parse("https://g/").unwrap(),
             secret: Secret::new("gs"),
         }
+    }
+
+    /// A row's `authurl` as reading the row parses it.
+    fn url(text: &str) -> Option<Result<BackendUrl, crate::vocab::UrlError>> {
+        Some(BackendUrl::parse(text))
     }
 
     #[test]
     fn no_row_uses_global_and_xmpp_domain() {
         let t = resolve(&global(), None, "example.org").unwrap();
-        assert_eq!(t.url, "https://g/");
+        assert_eq!(t.url.as_str(), "https://g/");
         assert_eq!(t.secret.expose(), "gs");
         assert_eq!(t.authdomain, "example.org");
     }
@@ -168,7 +181,7 @@ mod tests {
     fn row_wins_whole_and_null_authdomain_means_xmpp_domain() {
         let row = DomainRow {
             secret: Some(Secret::new("rs")),
-            url: Some("https://r/".into()),
+            url: url("https://r/"),
             authdomain: None,
         };
         let t = resolve(&global(), Some(row), "x.org").unwrap();
@@ -178,7 +191,7 @@ mod tests {
         );
         let row = DomainRow {
             secret: Some(Secret::new("rs")),
-            url: Some("https://r/".into()),
+            url: url("https://r/"),
             authdomain: Some(String::new()),
         };
         assert_eq!(
@@ -188,10 +201,10 @@ mod tests {
     }
 
     #[test]
-    fn empty_secret_or_url_is_misconfigured() {
+    fn empty_secret_or_unusable_url_is_misconfigured() {
         let row = DomainRow {
             secret: Some(Secret::new("")),
-            url: Some("https://r/".into()),
+            url: url("https://r/"),
             authdomain: None,
         };
         assert!(matches!(
@@ -200,7 +213,7 @@ mod tests {
         ));
         let row = DomainRow {
             secret: Some(Secret::new("s")),
-            url: Some(" ".into()),
+            url: url("https://"),
             authdomain: None,
         };
         assert!(matches!(
@@ -213,7 +226,7 @@ mod tests {
     fn null_secret_or_url_is_misconfigured() {
         let row = DomainRow {
             secret: None,
-            url: Some("https://r/".into()),
+            url: url("https://r/"),
             authdomain: None,
         };
         assert!(matches!(

@@ -11,7 +11,8 @@ use crate::clock::ManualClock;
 use crate::secret::{Password, Secret};
 use crate::throttle::Throttle;
 use crate::vocab::{
-    AuthDecision, AuthReply, LoginRules, NameMatch, RosterReply, Unavailable, UserExists, Via,
+    AuthDecision, AuthReply, BackendUrl, LoginRules, NameMatch, RosterReply, Unavailable,
+    UserExists, Via,
 };
 
 #[derive(Debug)]
@@ -73,7 +74,7 @@ fn engine(
     });
     let e = Engine::new(
         GlobalBackend {
-            url: "http://x/".into(),
+            url: BackendUrl::parse("http://x/").unwrap(),
             secret: Secret::new("s"),
         },
         Arc::new(Scripted(Mutex::new(replies))),
@@ -266,7 +267,7 @@ fn throttled(clock: &Arc<ManualClock>) -> (Engine, Arc<Counting>) {
     );
     let e = Engine::new(
         GlobalBackend {
-            url: "http://x/".into(),
+            url: BackendUrl::parse("http://x/").unwrap(),
             secret: Secret::new("s"),
         },
         backend.clone(),

@@ -18,7 +18,9 @@ use crate::deadline::{self, ConnectionTimeouts};
 use crate::engine::Engine;
 use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
-use crate::vocab::{AuthReply, RosterEntry, RosterReply, SharedRoster, UserExists, Via};
+use crate::vocab::{
+    AuthReply, BackendUrl, RosterEntry, RosterReply, SharedRoster, UserExists, Via,
+};
 
 fn auth(user: &str, pw: &str) -> PamRequest {
     PamRequest::Auth {
@@ -84,7 +86,7 @@ impl Backend for Fake {
 fn engine() -> Engine {
     Engine::new(
         GlobalBackend {
-            url: "http://fake/".into(),
+            url: BackendUrl::parse("http://fake/").unwrap(),
             secret: Secret::new("s"),
         },
         Arc::new(Fake),

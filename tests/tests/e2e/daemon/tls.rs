@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::backend::{Backend, BackendKind, Target};
-use xcauth_core::vocab::{AuthReply, Unavailable};
+use xcauth_core::vocab::{AuthReply, BackendUrl, Unavailable};
 use xcauth_core::{Password, Secret};
 use xcauth_tests::double::User;
 use xcauth_tests::support::{self, Scratch};
@@ -26,7 +26,7 @@ fn client_https_login_and_each_refused_certificate() {
     d.add_user(User::new("alice", "secret"));
     let target = Target {
         kind: BackendKind::Jsxc,
-        url: d.url(),
+        url: BackendUrl::parse(&d.url()).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: "example.org".into(),
     };

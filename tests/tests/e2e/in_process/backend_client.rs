@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::backend::{Backend, BackendKind, Target};
 use xcauth_core::engine::GlobalBackend;
-use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
+use xcauth_core::vocab::{
+    AuthDecision, AuthReply, BackendUrl, RosterReply, Unavailable, UserExists, Via,
+};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 
@@ -45,7 +47,7 @@ fn client() -> JsxcClient {
 fn target(d: &BackendDouble, domain: &str) -> Target {
     Target {
         kind: BackendKind::Jsxc,
-        url: d.url(),
+        url: BackendUrl::parse(&d.url()).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: domain.into(),
     }
@@ -316,7 +318,7 @@ fn connection_refused_and_tls_failure_are_unavailable() {
     let c = client();
     let t = Target {
         kind: BackendKind::Jsxc,
-        url: format!("http://127.0.0.1:{port}/x"),
+        url: BackendUrl::parse(&format!("http://127.0.0.1:{port}/x")).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: "e".into(),
     };
@@ -338,7 +340,7 @@ fn connection_refused_and_tls_failure_are_unavailable() {
     });
     let t = Target {
         kind: BackendKind::Jsxc,
-        url: format!("https://{addr}/x"),
+        url: BackendUrl::parse(&format!("https://{addr}/x")).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: "e".into(),
     };
@@ -443,7 +445,7 @@ fn circuit_breaker_skips_calls_then_probes() {
 fn engine(d: &BackendDouble, clock: Arc<ManualClock>) -> Engine {
     Engine::new(
         GlobalBackend {
-            url: d.url(),
+            url: BackendUrl::parse(&d.url()).unwrap(),
             secret: Secret::new(SECRET),
         },
         Arc::new(client()),
@@ -690,7 +692,7 @@ fn per_domain_plain_http_to_a_remote_host_is_misconfigured() {
         fn lookup(&self, _d: &str) -> Result<Option<DomainRow>, String> {
             Ok(Some(DomainRow {
                 secret: Some(Secret::new(SECRET)),
-                url: Some(self.0.clone()),
+                url: Some(BackendUrl::parse(&self.0)),
                 authdomain: None,
             }))
         }

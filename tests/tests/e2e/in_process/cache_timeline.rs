@@ -15,7 +15,9 @@ use xcauth_core::backend::{Backend, Target};
 use xcauth_core::cache::CredentialCache;
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache};
 use xcauth_core::engine::GlobalBackend;
-use xcauth_core::vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
+use xcauth_core::vocab::{
+    AuthDecision, AuthReply, BackendUrl, RosterReply, Unavailable, UserExists, Via,
+};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 
@@ -82,7 +84,7 @@ fn setup(cache: Arc<dyn CredentialCache>) -> Setup {
     });
     let clock = Arc::new(ManualClock::at(0));
     let global = GlobalBackend {
-        url: double.url(),
+        url: BackendUrl::parse(&double.url()).unwrap(),
         secret: Secret::new(SECRET),
     };
     let engine = Engine::new(global, clients.clone(), clock.clone()).with_cache(cache);

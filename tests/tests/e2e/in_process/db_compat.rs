@@ -16,7 +16,7 @@ use xcauth_core::db::{
     admin, format_timestamp, CacheSettings, Db, DbCache, DbOptions, SqliteDomains,
 };
 use xcauth_core::engine::GlobalBackend;
-use xcauth_core::vocab::{AuthDecision, Via};
+use xcauth_core::vocab::{AuthDecision, BackendUrl, Via};
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};
 
@@ -151,7 +151,7 @@ fn setup() -> Setup {
     .unwrap();
     // The global pair is unusable: only `domains` rows can reach the double.
     let global = GlobalBackend {
-        url: "http://127.0.0.1:9/nothing".into(),
+        url: BackendUrl::parse("http://127.0.0.1:9/nothing").unwrap(),
         secret: Secret::new("global"),
     };
     let clock = Arc::new(ManualClock::at(i64::try_from(NOW).unwrap()));

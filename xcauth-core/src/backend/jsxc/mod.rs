@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use log::{debug, info};
-use reqwest::Url;
 use zeroize::{Zeroize, Zeroizing};
 
 use self::breaker::Breaker;
@@ -194,7 +193,7 @@ impl JsxcClient {
         target: &Target,
         body: Zeroizing<String>,
     ) -> Result<(u16, Vec<u8>), Unavailable> {
-        if !self.breaker.allow(&target.url) {
+        if !self.breaker.allow(target.url.as_str()) {
             return Err(Unavailable::CircuitOpen);
         }
         let result = self.post_retrying(target, body);
@@ -205,7 +204,7 @@ impl JsxcClient {
                 | Unavailable::Tls(_)
                 | Unavailable::Transport(_))
         );
-        self.breaker.record(&target.url, !transport_failed);
+        self.breaker.record(target.url.as_str(), !transport_failed);
         result
     }
 
@@ -265,7 +264,7 @@ impl JsxcClient {
             deadline = deadline.min(budget_end);
         }
         let response = http
-            .post(&target.url)
+            .post(target.url.url().clone())
             .timeout(request_timeout)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "*/*")
@@ -471,22 +470,6 @@ impl<S: tower_service::Service<R>, R> tower_service::Service<R> for Counted<S> {
         self.count.fetch_add(1, Ordering::SeqCst);
         self.inner.call(req)
     }
-}
-
-/// True for a plain-`http` URL whose host is not loopback (`127.0.0.0/8`,
-/// `::1`, `localhost`): the JSXC replies are not signed, so anyone on the
-/// network path could answer "success" for any password.
-pub fn is_insecure_url(url: &Url) -> bool {
-    if url.scheme() != "http" {
-        return false;
-    }
-    let host = url.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    !loopback
 }
 
 /// Turns a reqwest error into a log-safe reason. reqwest errors never carry

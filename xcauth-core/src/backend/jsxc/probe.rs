@@ -43,7 +43,7 @@ impl JsxcClient {
             .build()
             .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))?;
         let response = http
-            .post(&target.url)
+            .post(target.url.url().clone())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "*/*")
             .header("X-JSXC-SIGNATURE", sig)
