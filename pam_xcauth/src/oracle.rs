@@ -20,7 +20,9 @@ use xcauth_core::backend::CallBudget;
 use xcauth_core::config::{Config, RawConfig};
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
-use xcauth_core::vocab::{AuthDecision, Login, LoginRules, NameMatch, Unavailable, UserExists};
+use xcauth_core::vocab::{
+    AuthDecision, DaemonCause, Login, LoginRules, NameMatch, Unavailable, UserExists,
+};
 use xcauth_core::{Engine, Password, SystemClock};
 
 /// Answers the module's questions for one PAM call, in the core's own terms.
@@ -353,17 +355,18 @@ impl Oracle for Socket {
 }
 
 /// xcauthd answered, but not with an answer to the question: it said the backend is
-/// unavailable, or it sent a reply that belongs to another question.
+/// unavailable (its reason is kept as it came over the socket), or it sent a reply that
+/// belongs to another question.
 fn not_answered(reply: PamReply) -> Unavailable {
-    match reply {
-        PamReply::Unavailable(why) => not_asked(format!("xcauthd: {why}")),
-        other => not_asked(format!("unexpected reply {other:?}")),
-    }
+    Unavailable::Daemon(match reply {
+        PamReply::Unavailable(why) => DaemonCause::Said(why),
+        other => DaemonCause::UnexpectedReply(format!("{other:?}")),
+    })
 }
 
 /// xcauthd could not be asked (or did not answer); `why` is the whole log-safe reason.
 fn not_asked(why: String) -> Unavailable {
-    Unavailable::Daemon(why)
+    Unavailable::Daemon(DaemonCause::NotAsked(why))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use xcauth_core::cache::{CredentialCache, Lookup};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
 use xcauth_core::engine::GlobalBackend;
 use xcauth_core::vocab::{
-    AuthDecision, AuthReply, BackendUrl, RosterReply, Unavailable, UserExists,
+    AuthDecision, AuthReply, BackendUrl, ErrorChain, RosterReply, Timeout, Unavailable, UserExists,
 };
 use xcauth_core::{Engine, Password, Secret, SystemClock};
 
@@ -57,7 +57,9 @@ impl Backend for FakeCloud {
     fn auth(&self, _target: &Target, user: &str, password: &Password) -> AuthReply {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n % 7 == 6 {
-            return AuthReply::Unavailable(Unavailable::Timeout("fake".into()));
+            return AuthReply::Unavailable(Unavailable::Timeout(Timeout::Exchange(
+                ErrorChain::new("fake"),
+            )));
         }
         let idx: usize = user.trim_start_matches('u').parse().unwrap();
         if password.expose() == good(idx) {

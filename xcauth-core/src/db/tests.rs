@@ -17,7 +17,8 @@ use crate::engine::Engine;
 use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
 use crate::vocab::{
-    AuthDecision, AuthReply, BackendUrl, RosterReply, Unavailable, UserExists, Via,
+    AuthDecision, AuthReply, BackendUrl, ErrorChain, RosterReply, Timeout, Unavailable, UserExists,
+    Via,
 };
 
 /// A backend that answers `auth` from a script, one reply per call, and
@@ -146,7 +147,9 @@ fn engine(cache: Arc<dyn CredentialCache>) -> (Engine, Arc<ScriptedBackend>, Arc
 }
 
 fn timeout() -> AuthReply {
-    AuthReply::Unavailable(Unavailable::Timeout("scripted".into()))
+    AuthReply::Unavailable(Unavailable::Timeout(Timeout::Exchange(ErrorChain::new(
+        "scripted",
+    ))))
 }
 
 fn secs(s: i64) -> i64 {

@@ -9,9 +9,8 @@ use log::error;
 use super::Engine;
 use crate::backend::{BackendKind, Target};
 use crate::domains::DomainRow;
-use crate::logsafe;
 use crate::secret::Secret;
-use crate::vocab::{BackendUrl, Unavailable};
+use crate::vocab::{BackendUrl, Misconfigured, Unavailable};
 
 /// The global `url`/`secret` pair used when a domain has no row.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,27 +52,21 @@ pub fn resolve(
 /// The target a `domains` row describes for `xmppdomain`: a NULL `authdomain`
 /// means the XMPP domain; a row with NULL secret or URL is a configuration error.
 pub fn resolve_row(row: DomainRow, xmppdomain: &str) -> Result<Target, Unavailable> {
+    let domain = || xmppdomain.to_owned();
     // An empty secret is a public HMAC key: anyone could mint tokens.
     let secret = row
         .secret
         .filter(|s| !s.expose().trim().is_empty())
-        .ok_or_else(|| {
-            Unavailable::Misconfigured(format!(
-                "domains row for {xmppdomain:?} has no (or an empty) authsecret"
-            ))
-        })?;
+        .ok_or_else(|| misconfigured(Misconfigured::NoSecret { domain: domain() }))?;
     let url = match row.url {
         Some(Ok(url)) => url,
-        Some(Err(e)) => {
-            return Err(Unavailable::Misconfigured(format!(
-                "domains row for {xmppdomain:?} has an unusable authurl: {e}"
-            )))
+        Some(Err(error)) => {
+            return Err(misconfigured(Misconfigured::BadUrl {
+                domain: domain(),
+                error,
+            }))
         }
-        None => {
-            return Err(Unavailable::Misconfigured(format!(
-                "domains row for {xmppdomain:?} has no authurl"
-            )))
-        }
+        None => return Err(misconfigured(Misconfigured::NoUrl { domain: domain() })),
     };
     Ok(Target {
         kind: BackendKind::Jsxc,
@@ -81,6 +74,10 @@ pub fn resolve_row(row: DomainRow, xmppdomain: &str) -> Result<Target, Unavailab
         secret,
         authdomain: row.authdomain.unwrap_or_else(|| xmppdomain.to_owned()),
     })
+}
+
+fn misconfigured(why: Misconfigured) -> Unavailable {
+    Unavailable::Misconfigured(why)
 }
 
 /// Where a domain's logins go.
@@ -97,10 +94,9 @@ impl Engine {
     pub fn target(&self, domain: &str) -> Result<Target, Unavailable> {
         match self.route(domain)? {
             Route::Serve(target) => Ok(target),
-            Route::NotServed => Err(Unavailable::Misconfigured(format!(
-                "domain {} is not served here",
-                logsafe::clean(domain, 128)
-            ))),
+            Route::NotServed => Err(misconfigured(Misconfigured::NotServed {
+                domain: domain.to_owned(),
+            })),
         }
     }
 
@@ -110,13 +106,13 @@ impl Engine {
         // could let its users in under a foreign domain.
         let row = match self.domains.lookup(domain) {
             Ok(row) => row,
-            Err(e) => {
-                let why = format!(
-                    "cannot read the per-domain settings for {}: {e}",
-                    logsafe::clean(domain, 128)
-                );
+            Err(error) => {
+                let why = Misconfigured::DomainsUnreadable {
+                    domain: domain.to_owned(),
+                    error,
+                };
                 error!("{why}");
-                return Err(Unavailable::Misconfigured(why));
+                return Err(misconfigured(why));
             }
         };
         if row.is_none() && !self.serves_globally(domain) {
@@ -127,12 +123,10 @@ impl Engine {
         let from_row = row.is_some();
         let target = resolve(&self.global, row, domain).and_then(|t| {
             if from_row && t.url.is_insecure() && !self.allow_insecure_http {
-                return Err(Unavailable::Misconfigured(format!(
-                    "backend url {} for {} is plain http to a host other than loopback; \
-                     refused (use https, or set allow-insecure-http)",
-                    t.url,
-                    logsafe::clean(domain, 128)
-                )));
+                return Err(misconfigured(Misconfigured::InsecureUrl {
+                    domain: domain.to_owned(),
+                    url: t.url,
+                }));
             }
             Ok(t)
         });
@@ -156,6 +150,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::UrlError;
 
     fn global() -> GlobalBackend {
         GlobalBackend {
@@ -165,7 +160,7 @@ mod tests {
     }
 
     /// A row's `authurl` as reading the row parses it.
-    fn url(text: &str) -> Option<Result<BackendUrl, crate::vocab::UrlError>> {
+    fn url(text: &str) -> Option<Result<BackendUrl, UrlError>> {
         Some(BackendUrl::parse(text))
     }
 
@@ -207,18 +202,23 @@ mod tests {
             url: url("https://r/"),
             authdomain: None,
         };
-        assert!(matches!(
+        assert_eq!(
             resolve(&global(), Some(row), "x"),
-            Err(Unavailable::Misconfigured(_))
-        ));
+            Err(Unavailable::Misconfigured(Misconfigured::NoSecret {
+                domain: "x".into()
+            }))
+        );
         let row = DomainRow {
             secret: Some(Secret::new("s")),
-            url: url("https://"),
+            url: url("ftp://r/"),
             authdomain: None,
         };
         assert!(matches!(
             resolve(&global(), Some(row), "x"),
-            Err(Unavailable::Misconfigured(_))
+            Err(Unavailable::Misconfigured(Misconfigured::BadUrl {
+                error: UrlError::Scheme { .. },
+                ..
+            }))
         ));
     }
 
@@ -229,18 +229,22 @@ mod tests {
             url: url("https://r/"),
             authdomain: None,
         };
-        assert!(matches!(
+        assert_eq!(
             resolve(&global(), Some(row), "x"),
-            Err(Unavailable::Misconfigured(_))
-        ));
+            Err(Unavailable::Misconfigured(Misconfigured::NoSecret {
+                domain: "x".into()
+            }))
+        );
         let row = DomainRow {
             secret: Some(Secret::new("s")),
             url: None,
             authdomain: None,
         };
-        assert!(matches!(
+        assert_eq!(
             resolve(&global(), Some(row), "x"),
-            Err(Unavailable::Misconfigured(_))
-        ));
+            Err(Unavailable::Misconfigured(Misconfigured::NoUrl {
+                domain: "x".into()
+            }))
+        );
     }
 }

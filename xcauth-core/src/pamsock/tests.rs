@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
 use crate::vocab::{
-    AuthReply, BackendUrl, RosterEntry, RosterReply, SharedRoster, UserExists, Via,
+    AuthReply, BackendUrl, ErrorChain, RosterEntry, RosterReply, SharedRoster, UserExists, Via,
 };
 
 fn auth(user: &str, pw: &str) -> PamRequest {
@@ -51,7 +51,9 @@ struct Fake;
 impl Backend for Fake {
     fn auth(&self, target: &Target, user: &str, password: &Password) -> AuthReply {
         if target.authdomain == "down" {
-            return AuthReply::Unavailable(crate::vocab::Unavailable::Connect("no".into()));
+            return AuthReply::Unavailable(crate::vocab::Unavailable::Connect(ErrorChain::new(
+                "no",
+            )));
         }
         if user == "alice" && password.expose() == "secret" {
             AuthReply::Accepted {

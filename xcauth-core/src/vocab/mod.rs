@@ -14,7 +14,10 @@ mod url;
 
 pub use self::decision::{AuthDecision, Login, LoginRules, NameMatch, Via};
 pub use self::reply::{AuthReply, RosterEntry, RosterReply, SharedRoster, UserExists};
-pub use self::unavailable::Unavailable;
+pub use self::unavailable::{
+    DaemonCause, ErrorChain, Malformed, Misconfigured, Timeout, TlsCause, TlsFailure, Transport,
+    Unavailable,
+};
 pub use self::url::{BackendUrl, UrlError};
 
 /// bcrypt only looks at the first 72 bytes of a password: a longer one bypasses the

@@ -33,7 +33,10 @@ pub use self::wire::{form, parse_auth_reply, parse_isuser_reply, parse_roster_re
 use crate::backend::{Backend, CallBudget, Target};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::Password;
-use crate::vocab::{AuthReply, RosterReply, Unavailable, UserExists};
+use crate::vocab::{
+    AuthReply, ErrorChain, Malformed, RosterReply, Timeout, TlsCause, TlsFailure, Transport,
+    Unavailable, UserExists,
+};
 
 mod breaker;
 mod probe;
@@ -172,7 +175,7 @@ impl JsxcClient {
         });
         built
             .as_ref()
-            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
+            .map_err(|e| Unavailable::Tls(TlsFailure::Setup(e.clone())))
     }
 
     fn fresh(&self) -> Result<&reqwest::blocking::Client, Unavailable> {
@@ -184,7 +187,7 @@ impl JsxcClient {
         });
         built
             .as_ref()
-            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
+            .map_err(|e| Unavailable::Tls(TlsFailure::Setup(e.clone())))
     }
 
     /// POSTs a signed form body and returns the status and body, or why not.
@@ -296,18 +299,16 @@ impl JsxcClient {
                 Ok(n) => bytes.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Failed::Other(Unavailable::Transport(format!(
-                        "reading the response: {e}"
-                    ))))
+                    return Err(Failed::Other(Unavailable::Transport(
+                        Transport::ReadingBody(ErrorChain::new(e.to_string())),
+                    )))
                 }
             }
             if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_BODY) {
                 return Err(Failed::Other(too_large()));
             }
             if self.opts.clock.instant() > deadline {
-                return Err(Failed::Other(Unavailable::Timeout(
-                    "response body too slow".into(),
-                )));
+                return Err(Failed::Other(Unavailable::Timeout(Timeout::SlowBody)));
             }
         }
         Ok((status, bytes))
@@ -376,10 +377,9 @@ impl Failed {
 }
 
 fn too_large() -> Unavailable {
-    Unavailable::Malformed(format!(
-        "response body larger than the {} MiB limit; not parsed",
-        MAX_BODY / (1024 * 1024)
-    ))
+    Unavailable::Malformed(Malformed::TooLarge {
+        limit_mib: MAX_BODY / (1024 * 1024),
+    })
 }
 
 /// True when `e` says the server closed or reset the connection without an
@@ -478,7 +478,7 @@ impl<S: tower_service::Service<R>, R> tower_service::Service<R> for Counted<S> {
 fn classify(e: &reqwest::Error) -> Unavailable {
     let mut chain = e.to_string();
     let mut source = e.source();
-    let mut tls: Option<&'static str> = None;
+    let mut tls: Option<TlsCause> = None;
     while let Some(s) = source {
         if let Some(err) = find_rustls(s) {
             tls = tls.or(Some(tls_cause(err)));
@@ -487,42 +487,36 @@ fn classify(e: &reqwest::Error) -> Unavailable {
         chain.push_str(&s.to_string());
         source = s.source();
     }
+    let chain = ErrorChain::new(chain);
     if e.is_timeout() {
-        Unavailable::Timeout(chain)
+        Unavailable::Timeout(Timeout::Exchange(chain))
     } else if let Some(cause) = tls {
-        Unavailable::Tls(format!("{cause}; {chain}"))
+        Unavailable::Tls(TlsFailure::Handshake { cause, chain })
     } else if e.is_connect() {
         Unavailable::Connect(chain)
     } else {
-        Unavailable::Transport(chain)
+        Unavailable::Transport(Transport::Exchange(chain))
     }
 }
 
-/// A TLS failure in plain words.
-fn tls_cause(err: &rustls::Error) -> &'static str {
+/// What a TLS failure was.
+fn tls_cause(err: &rustls::Error) -> TlsCause {
     use rustls::CertificateError as C;
     match err {
         rustls::Error::InvalidCertificate(cert) => match cert {
-            C::Expired | C::ExpiredContext { .. } => "the backend's certificate has expired",
-            C::NotValidYet | C::NotValidYetContext { .. } => {
-                "the backend's certificate is not valid yet (check the clocks)"
-            }
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                "the backend's certificate is not valid for the host name in the url"
-            }
-            C::UnknownIssuer => {
-                "the backend's certificate is not signed by a trusted CA (self-signed, or a \
-                 private CA that is not in ca-file=)"
-            }
-            C::Revoked => "the backend's certificate is revoked",
-            C::BadSignature => "the backend's certificate has a bad signature",
-            _ => "the backend's certificate was refused",
+            C::Expired | C::ExpiredContext { .. } => TlsCause::Expired,
+            C::NotValidYet | C::NotValidYetContext { .. } => TlsCause::NotValidYet,
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsCause::WrongName,
+            C::UnknownIssuer => TlsCause::UnknownIssuer,
+            C::Revoked => TlsCause::Revoked,
+            C::BadSignature => TlsCause::BadSignature,
+            _ => TlsCause::CertificateRefused,
         },
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-            "the backend does not speak TLS on this port (plain http?)"
+            TlsCause::NotTls
         }
-        rustls::Error::AlertReceived(_) => "the backend aborted the TLS handshake",
-        _ => "the TLS handshake failed",
+        rustls::Error::AlertReceived(_) => TlsCause::Aborted,
+        _ => TlsCause::Failed,
     }
 }
 
