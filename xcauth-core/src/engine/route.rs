@@ -33,6 +33,9 @@ impl fmt::Debug for GlobalBackend {
 /// Resolves the target for `xmppdomain`: a row wins whole (no per-field
 /// fallback to the global pair, see [`resolve_row`]); without one the global
 /// settings serve it.
+///
+/// Every target is asked through the JSXC API for now; with a second
+/// [`BackendKind`], the global settings and each row name theirs here.
 pub fn resolve(
     global: &GlobalBackend,
     row: Option<DomainRow>,
