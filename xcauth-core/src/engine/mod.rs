@@ -17,8 +17,8 @@
 //! # Layout
 //!
 //! - this file: the [`Engine`], how it is built, and the metering of backend calls;
-//! - `route`: which [`Target`] (kind, URL, secret, authdomain) serves a domain, from the
-//!   global settings or a `domains` row ([`GlobalBackend`], [`resolve`]);
+//! - `route`: which [`crate::backend::Target`] (kind, URL, secret, authdomain) serves a
+//!   domain, from the global settings or a `domains` row ([`GlobalBackend`], [`resolve`]);
 //! - `flow`: the decision above ([`Engine::auth`], [`Engine::login`]);
 //! - `names`: whether the account an acceptance names is the one the typed name spells;
 //! - `throttling`: the glue to the [`Throttle`];

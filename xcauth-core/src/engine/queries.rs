@@ -61,7 +61,7 @@ impl Engine {
         }
     }
 
-    /// The Nextcloud groups of exactly the account `uid` (as [`Login::uid`]
+    /// The Nextcloud groups of exactly the account `uid` (as [`crate::vocab::Login::uid`]
     /// names it) on the backend serving `domain`.
     ///
     /// The roster is asked for `uid` with an empty domain, so Nextcloud looks

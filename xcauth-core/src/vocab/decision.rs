@@ -93,7 +93,7 @@ impl NameMatch {
     }
 }
 
-/// What a caller asks of [`Engine::login`].
+/// What a caller asks of a login (the engine's `login`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoginRules<'a> {
     /// How the typed name must match the account that logged in.
@@ -106,7 +106,7 @@ pub struct LoginRules<'a> {
     pub remote: Option<&'a str>,
 }
 
-/// The outcome of [`Engine::login`]: the decision and, when known, the
+/// The outcome of a login (the engine's `login`): the decision and, when known, the
 /// Nextcloud account that logged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
