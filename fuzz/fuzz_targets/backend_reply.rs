@@ -1,12 +1,12 @@
-//! The JSXC backend's answers: the client's own reply parsers (`jsxc::parse_auth_reply`,
-//! `parse_isuser_reply`, `parse_roster_reply`) on an arbitrary response body. A reply never
-//! accepts a login unless the body is JSON with `"result":"success"`, and never on a
-//! status other than 200.
+//! The JSXC backend's answers: the client's own reply parsers
+//! (`backend::jsxc::parse_auth_reply`, `parse_isuser_reply`, `parse_roster_reply`) on an
+//! arbitrary response body. A reply never accepts a login unless the body is JSON with
+//! `"result":"success"`, and never on a status other than 200.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xcauth_core::jsxc::{parse_auth_reply, parse_isuser_reply, parse_roster_reply};
-use xcauth_core::AuthReply;
+use xcauth_core::backend::jsxc::{parse_auth_reply, parse_isuser_reply, parse_roster_reply};
+use xcauth_core::vocab::AuthReply;
 
 fuzz_target!(|data: &[u8]| {
     let auth = parse_auth_reply(200, data);

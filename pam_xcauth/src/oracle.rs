@@ -5,9 +5,9 @@
 //! In-process, everything is built inside the PAM call and dropped before it returns: the HTTP
 //! client (whose drop joins reqwest's runtime thread), the optional SQLite cache, the engine.
 //! The one thing kept between calls is the core's TLS configuration (the parsed system trust
-//! store, `xcauth_core::jsxc`): plain data in a static, no thread, no open file, no lock held,
-//! so it is safe to inherit across `fork()`. A token or cache login never builds the client
-//! and so starts no thread at all.
+//! store, `xcauth_core::backend::jsxc`): plain data in a static, no thread, no open file, no
+//! lock held, so it is safe to inherit across `fork()`. A token or cache login never builds
+//! the client and so starts no thread at all.
 
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,13 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xcauth_core::assemble::{self, Host};
-use xcauth_core::backend::{Unavailable, UserExists};
+use xcauth_core::backend::CallBudget;
 use xcauth_core::config::{Config, RawConfig};
-use xcauth_core::engine::{Login, LoginRules, NameMatch};
-use xcauth_core::jsxc::CallBudget;
 use xcauth_core::pamsock::{Connection, PamReply, PamRequest};
 use xcauth_core::trust;
-use xcauth_core::{AuthDecision, Engine, Password, SystemClock};
+use xcauth_core::vocab::{
+    AuthDecision, DaemonCause, Login, LoginRules, NameMatch, Unavailable, UserExists,
+};
+use xcauth_core::{Engine, Password, SystemClock};
 
 /// Answers the module's questions for one PAM call, in the core's own terms.
 pub trait Oracle {
@@ -91,7 +92,7 @@ pub fn in_process(config_path: &Path, budget: Duration) -> Result<InProcess, Str
     let (url, _) = config
         .require_backend()
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
-    let url_host = url.host_str().unwrap_or("?").to_owned();
+    let url_host = url.url().host_str().unwrap_or("?").to_owned();
     // Cheap: reqwest's client (TLS roots, runtime thread) is only built on the
     // first backend call, so a token login never pays for it.
     let built = assemble::engine(
@@ -354,17 +355,18 @@ impl Oracle for Socket {
 }
 
 /// xcauthd answered, but not with an answer to the question: it said the backend is
-/// unavailable, or it sent a reply that belongs to another question.
+/// unavailable (its reason is kept as it came over the socket), or it sent a reply that
+/// belongs to another question.
 fn not_answered(reply: PamReply) -> Unavailable {
-    match reply {
-        PamReply::Unavailable(why) => not_asked(format!("xcauthd: {why}")),
-        other => not_asked(format!("unexpected reply {other:?}")),
-    }
+    Unavailable::Daemon(match reply {
+        PamReply::Unavailable(why) => DaemonCause::Said(why),
+        other => DaemonCause::UnexpectedReply(format!("{other:?}")),
+    })
 }
 
 /// xcauthd could not be asked (or did not answer); `why` is the whole log-safe reason.
 fn not_asked(why: String) -> Unavailable {
-    Unavailable::Daemon(why)
+    Unavailable::Daemon(DaemonCause::NotAsked(why))
 }
 
 #[cfg(test)]

@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use xcauth_core::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::cache::{CredentialCache, Lookup};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions};
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::{AuthDecision, Engine, Password, Secret, SystemClock};
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::{
+    AuthDecision, AuthReply, BackendUrl, ErrorChain, RosterReply, Timeout, Unavailable, UserExists,
+};
+use xcauth_core::{Engine, Password, Secret, SystemClock};
 
 /// Logins per worker.
 pub const AUTHS: usize = 500;
@@ -54,7 +57,9 @@ impl Backend for FakeCloud {
     fn auth(&self, _target: &Target, user: &str, password: &Password) -> AuthReply {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n % 7 == 6 {
-            return AuthReply::Unavailable(Unavailable::Timeout("fake".into()));
+            return AuthReply::Unavailable(Unavailable::Timeout(Timeout::Exchange(
+                ErrorChain::new("fake"),
+            )));
         }
         let idx: usize = user.trim_start_matches('u').parse().unwrap();
         if password.expose() == good(idx) {
@@ -146,7 +151,7 @@ pub fn run_worker(path: &Path, worker: usize) -> Outcome {
     let db = Arc::new(Db::open(path, &DbOptions::default()).expect("open the shared database"));
     let cache = Arc::new(DbCache::new(db, settings()));
     let global = GlobalBackend {
-        url: "https://fake.invalid/".into(),
+        url: BackendUrl::parse("https://fake.invalid/").unwrap(),
         secret: Secret::new("s"),
     };
     let engine = Engine::new(

@@ -23,8 +23,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::BackendUrl;
 use xcauth_core::{Engine, Secret, SystemClock};
 
 use crate::double::{BackendDouble, User};
@@ -378,7 +379,7 @@ pub fn engine_for(url: &str) -> Engine {
     .unwrap();
     Engine::new(
         GlobalBackend {
-            url: url.to_owned(),
+            url: BackendUrl::parse(url).unwrap(),
             secret: Secret::new(SECRET),
         },
         Arc::new(client),

@@ -12,12 +12,13 @@ use std::io::ErrorKind;
 
 use log::warn;
 
+use crate::backend::jsxc::{ClientOptions, JsxcClient};
+use crate::backend::CallBudget;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheStorage, Config, ConfigError, DbLocation};
 use crate::db::{CacheSettings, Db, DbCache, DbOptions, DbThrottle, MemoryCache, SqliteDomains};
-use crate::domains::{DomainRow, Domains, GlobalBackend};
-use crate::engine::Engine;
-use crate::jsxc::{self, CallBudget, ClientOptions, JsxcClient};
+use crate::domains::{DomainRow, Domains};
+use crate::engine::{Engine, GlobalBackend};
 use crate::throttle::{self, MemoryStore, Throttle, ThrottleStore};
 use crate::trust;
 
@@ -229,7 +230,7 @@ impl Domains for BrokenDomains {
 /// (missing url/secret, unreadable ca-file).
 pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
     let (url, secret) = config.require_backend()?;
-    if jsxc::is_insecure_url(url) {
+    if url.is_insecure() {
         // Only reachable with allow-insecure-http: the config refuses it otherwise.
         warn!("backend url {url} is plain http (allow-insecure-http is set): anyone on the network path can forge answers");
     }
@@ -241,7 +242,7 @@ pub fn engine(config: &Config, host: Host) -> Result<Assembly, ConfigError> {
         problem: e.to_string(),
     })?;
     let global = GlobalBackend {
-        url: url.to_string(),
+        url: url.clone(),
         secret: secret.clone(),
     };
     let mut engine = Engine::new(global, Arc::new(client), clock.clone())

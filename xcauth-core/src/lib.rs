@@ -6,24 +6,32 @@
 //! - [`secret`], [`logsafe`], [`trust`]: secrets that never print, log-safe text, and whether
 //!   a file may be trusted.
 //! - [`protocol`]: the one table of protocol names (`-t`, `listen=`, systemd socket names).
+//! - [`vocab`]: the words every layer shares: how a login was decided ([`Via`],
+//!   [`AuthDecision`]), a backend's tri-state answers and why there was none
+//!   ([`Unavailable`], typed causes), name-match rules, a backend URL parsed once.
 //! - [`deadline`]: streams whose reads and writes run against a deadline.
-//! - [`backend`]: the seam to a JSXC endpoint and its tri-state answers ([`Unavailable`]).
 //! - [`token`]: JSXC time-limited tokens.
 //! - [`cache`], [`domains`]: the seams for the credential cache and per-domain settings.
 //! - [`throttle`]: brute-force throttling (failures open a growing back-off) and the seam to
 //!   its shared state.
 //! - [`codec`]: sans-I/O decoders/encoders for the four wire framings.
-//! - [`jsxc`]: the signed HTTP client for Nextcloud's JSXC external API (with its circuit
-//!   breaker and a PAM call's time budget).
+//! - [`backend`]: the seam to Nextcloud ([`Backend`], [`Target`] with its
+//!   [`backend::BackendKind`]) and one folder per kind of client: `jsxc/`, the signed HTTP
+//!   client for the JSXC external API (with its circuit breaker); a PAM call's time budget.
 //! - [`config`]: `xcauth.conf` + command line → one validated [`config::Config`].
 //! - [`metrics`]: the daemon's counters (lock-free atomics) and their output formats.
-//! - [`engine`]: the decision (token → cache → backend → cache when unreachable).
 //! - [`db`]: the shared SQLite database: the credential caches, the `domains` table, the
 //!   administrator's operations.
 //! - [`roster`]: the shared-roster sync into ejabberd (planning, commands, database state).
 //! - [`pamsock`]: the protocol between `pam_xcauth.so socket=` and xcauthd (codec, client,
-//!   server).
+//!   server); the server asks a [`pamsock::Decider`] for decisions.
+//! - [`engine`]: the decision (token → cache → backend → cache when unreachable): routing a
+//!   domain to its target, name rules, throttle glue, after-login hooks; it is the
+//!   [`pamsock::Decider`].
 //! - [`assemble`]: builds the [`Engine`] a configuration describes.
+//!
+//! The codecs, the database and the pam socket speak [`vocab`] only: none of them imports the
+//! engine or a backend client.
 #![forbid(unsafe_code)]
 
 pub mod assemble;
@@ -36,7 +44,6 @@ pub mod db;
 pub mod deadline;
 pub mod domains;
 pub mod engine;
-pub mod jsxc;
 pub mod logsafe;
 pub mod metrics;
 pub mod pamsock;
@@ -46,14 +53,16 @@ pub mod secret;
 pub mod throttle;
 pub mod token;
 pub mod trust;
+pub mod vocab;
 
 #[cfg(test)]
 mod testlog;
 
-pub use backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+pub use backend::{Backend, Target};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{AuthDecision, Engine, Via};
+pub use engine::Engine;
 pub use secret::{Password, Secret};
+pub use vocab::{AuthDecision, AuthReply, RosterReply, Unavailable, UserExists, Via};
 
 /// The crate's version, printed by `--version` and sent in the User-Agent (not the PAM
 /// socket's wire version, [`pamsock::PROTOCOL_VERSION`]).

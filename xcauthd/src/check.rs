@@ -12,14 +12,16 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgMatches, Command};
 use xcauth_core::assemble::{self, DbState, Host};
-use xcauth_core::backend::{Target, UserExists};
+use xcauth_core::backend::jsxc::{JsxcClient, ProbeReply};
+use xcauth_core::backend::{BackendKind, Target};
 use xcauth_core::clock::{Clock, SystemClock};
 use xcauth_core::config::{CacheStorage, Config, DbLocation, ListenAddr};
 use xcauth_core::db::admin;
 use xcauth_core::db::SqliteDomains;
-use xcauth_core::domains::{self, Domains, GlobalBackend};
-use xcauth_core::jsxc::{JsxcClient, ProbeReply};
-use xcauth_core::{trust, Unavailable};
+use xcauth_core::domains::Domains;
+use xcauth_core::engine;
+use xcauth_core::trust;
+use xcauth_core::vocab::{Unavailable, UserExists};
 
 use crate::exit;
 
@@ -108,7 +110,8 @@ pub fn run(config: &Config, files: &[PathBuf], m: &ArgMatches) -> ExitCode {
     match (&config.url, &config.secret) {
         (Some(url), Some(secret)) => {
             let global = Target {
-                url: url.to_string(),
+                kind: BackendKind::Jsxc,
+                url: url.clone(),
                 secret: secret.clone(),
                 authdomain: config
                     .served_domains
@@ -247,7 +250,7 @@ fn database(r: &mut Report, config: &Config, euid: u32) -> Option<Arc<xcauth_cor
 
 /// URL, name resolution, TCP, TLS, the endpoint, the secret and the clock for one target.
 fn backend(r: &mut Report, config: &Config, topic: &str, target: &Target) {
-    let url = match reqwest_url(&target.url) {
+    let url = match reqwest_url(target.url.as_str()) {
         Ok(u) => u,
         Err(why) => return r.fail(topic, &format!("url does not parse: {why}")),
     };
@@ -282,7 +285,7 @@ fn backend(r: &mut Report, config: &Config, topic: &str, target: &Target) {
         Ok(c) => c,
         Err(e) => return r.fail(&format!("{topic} tls"), &format!("{e} → fix ca-file=")),
     };
-    let https = target.url.starts_with("https:");
+    let https = target.url.url().scheme() == "https";
     let reply = match client.probe(target, PROBE_USER) {
         Ok(reply) => reply,
         Err(Unavailable::Tls(why)) => {
@@ -488,28 +491,19 @@ fn domain_rows(r: &mut Report, config: &Config, db: &Arc<xcauth_core::db::Db>) {
         return r.ok("domains", "no per-domain rows");
     }
     let table = SqliteDomains::new(Arc::clone(db));
-    let global = GlobalBackend {
-        url: config
-            .url
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        secret: config
-            .secret
-            .clone()
-            .unwrap_or_else(|| xcauth_core::Secret::new("")),
-    };
     for listing in rows {
         let name = listing.xmppdomain;
         let topic = format!("domain {name}");
         let row = match table.lookup(&name) {
-            Ok(row) => row,
+            Ok(Some(row)) => row,
+            // Removed since it was listed: nothing left to check.
+            Ok(None) => continue,
             Err(e) => {
                 r.fail(&topic, &e);
                 continue;
             }
         };
-        match domains::resolve(&global, row, &name) {
+        match engine::resolve_row(row, &name) {
             Ok(target) => backend(r, config, &topic, &target),
             Err(why) => r.fail(&topic, &format!("{why} → xcauthd domain change {name} …")),
         }

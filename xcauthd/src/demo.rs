@@ -10,12 +10,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use xcauth_core::backend::{
-    AuthReply, Backend, RosterEntry, RosterReply, SharedRoster, Target, UserExists,
-};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::codec::Framing;
 use xcauth_core::config::Config;
-use xcauth_core::domains::GlobalBackend;
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::{
+    AuthReply, BackendUrl, RosterEntry, RosterReply, SharedRoster, UserExists,
+};
 use xcauth_core::{Clock, Engine, Password, Secret, SystemClock};
 
 use crate::exit::{self, fail};
@@ -29,6 +30,8 @@ pub const ACCOUNTS: [(&str, &str, &str); 2] = [
 ];
 /// An app password valid for `alice` only.
 pub const APP_PASSWORD: (&str, &str) = ("alice", "demo-app-password");
+/// The demo backend's URL: a reserved name that is never contacted.
+const DEMO_URL: &str = "https://demo.invalid/";
 /// The demo API secret (tokens below are signed with it).
 pub const DEMO_SECRET: &str = "demo-secret-not-for-production";
 
@@ -105,9 +108,14 @@ pub const DEFAULT_PORT_BASE: u16 = 23662;
 /// Runs the demo until Ctrl-C, with its TCP listeners from `port_base` on (0: free ports).
 pub fn run(config: &Config, port_base: u16) -> ExitCode {
     crate::sys::install_signal_handlers();
+    // Never contacted (the demo backend answers in-process); it names the demo in log lines.
+    let url = match BackendUrl::parse(DEMO_URL) {
+        Ok(url) => url,
+        Err(e) => return fail(exit::FAILURE, &format!("demo url: {e}")),
+    };
     let engine = Arc::new(Engine::new(
         GlobalBackend {
-            url: "demo:".into(),
+            url,
             secret: Secret::new(DEMO_SECRET),
         },
         Arc::new(DemoBackend),

@@ -7,9 +7,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use xcauth_core::backend::{RosterReply, UserExists};
 use xcauth_core::config::Config;
-use xcauth_core::AuthDecision;
+use xcauth_core::vocab::{AuthDecision, RosterReply, UserExists};
 
 use crate::exit::{self, fail};
 use crate::startup;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use xcauth_core::assemble::{self, DbState};
-use xcauth_core::backend::{Backend, RosterReply, SharedRoster, Target};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::config::{Config, RosterOptions};
 use xcauth_core::db::Db;
 use xcauth_core::deadline;
@@ -33,6 +33,7 @@ use xcauth_core::engine::AfterLogin;
 use xcauth_core::logsafe;
 use xcauth_core::metrics::{Metrics, SyncResult};
 use xcauth_core::roster::{sync_roster, Ctl, CtlError, Outcome as SyncOutcome};
+use xcauth_core::vocab::{RosterReply, SharedRoster};
 use xcauth_core::{Clock, Engine, SystemClock};
 
 use crate::reaper;

@@ -10,12 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{debug, info, warn};
-use xcauth_core::backend::{RosterReply, UserExists};
 use xcauth_core::codec::{encode, Answer, Decoded, Decoder, Framing, Request};
 use xcauth_core::deadline::{self, Activity, ConnectionTimeouts, DeadlineStream};
-use xcauth_core::engine::AuthDecision;
-use xcauth_core::engine::{LoginRules, NameMatch};
 use xcauth_core::metrics::{Channel, Op, Outcome};
+use xcauth_core::vocab::{AuthDecision, LoginRules, NameMatch, RosterReply, UserExists};
 use xcauth_core::Engine;
 use zeroize::Zeroizing;
 

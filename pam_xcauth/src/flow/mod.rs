@@ -5,10 +5,9 @@
 use xcauth_core::deadline;
 
 use pamsm::{PamError, PamFlags};
-use xcauth_core::backend::{Unavailable, UserExists};
-use xcauth_core::engine::Login;
 use xcauth_core::pamsock::{MAX_NAME, MAX_PASSWORD};
-use xcauth_core::{AuthDecision, Password, Via};
+use xcauth_core::vocab::{AuthDecision, Login, Unavailable, UserExists, Via};
+use xcauth_core::Password;
 
 use crate::handle::{Handle, ItemError, Marker};
 use crate::logging::{Level, Line, Logger};

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use super::*;
 use crate::logging::SyslogSink;
+use xcauth_core::vocab::ErrorChain;
 
 /// A scripted PAM handle: answers from fixed values, records log lines and the marker.
 struct FakeHandle {
@@ -93,7 +94,9 @@ impl Oracle for FakeOracle {
         self.need_uid.push(need_uid);
         if domain == "down.org" {
             Login {
-                decision: AuthDecision::Unavailable(Unavailable::Connect("refused".into())),
+                decision: AuthDecision::Unavailable(Unavailable::Connect(ErrorChain::new(
+                    "refused",
+                ))),
                 uid: None,
             }
         } else if (user == "alice" && password.expose() == "secret")

@@ -7,7 +7,7 @@
 //! sharedroster request succeeded.
 
 use super::{text_request, Answer, Decoded, Framing, WHY_EOF};
-use crate::backend::UserExists;
+use crate::vocab::UserExists;
 
 const TRUE: &[u8] = &[0, 2, 0, 1];
 const FALSE: &[u8] = &[0, 2, 0, 0];
@@ -67,8 +67,8 @@ mod tests {
     use super::super::testutil::{self, decode_all, Rng};
     use super::super::{Decoder, Request};
     use super::*;
-    use crate::backend::Unavailable;
     use crate::secret::Password;
+    use crate::vocab::Unavailable;
 
     fn dec() -> Decoder {
         Decoder::new(Framing::Ejabberd, 16)

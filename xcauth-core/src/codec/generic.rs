@@ -7,7 +7,7 @@
 //! the connection is closed.
 
 use super::{take_line, text_request, Answer, Decoded, Framing, TakenLine, WHY_EOF};
-use crate::backend::UserExists;
+use crate::vocab::UserExists;
 
 const TRUE: &[u8] = b"1\n";
 const FALSE: &[u8] = b"0\n";
@@ -59,8 +59,8 @@ mod tests {
     use super::super::testutil::{self, decode_all};
     use super::super::{Decoder, Request, DEFAULT_MAX_LINE};
     use super::*;
-    use crate::backend::Unavailable;
     use crate::secret::Password;
+    use crate::vocab::Unavailable;
 
     fn dec() -> Decoder {
         Decoder::new(Framing::Generic, DEFAULT_MAX_LINE)

@@ -27,9 +27,9 @@
 
 use std::fmt;
 
-use crate::backend::UserExists;
 use crate::protocol::Protocol;
 use crate::secret::Password;
+use crate::vocab::UserExists;
 
 mod ejabberd;
 mod generic;

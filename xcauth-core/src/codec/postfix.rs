@@ -10,8 +10,8 @@
 //! Postfix reads as "not found".
 
 use super::{take_line, Answer, Decoded, Request, TakenLine, WHY_EOF, WHY_QUIT};
-use crate::backend::UserExists;
 use crate::logsafe;
+use crate::vocab::UserExists;
 
 const ILLEGAL: &[u8] = b"500 Illegal request format\n";
 const FOUND: &[u8] = b"200 OK\n";
@@ -137,7 +137,7 @@ mod tests {
     use super::super::testutil::{self, decode_all};
     use super::super::{Decoder, Framing, DEFAULT_MAX_LINE};
     use super::*;
-    use crate::backend::Unavailable;
+    use crate::vocab::Unavailable;
 
     fn dec() -> Decoder {
         Decoder::new(Framing::Postfix, DEFAULT_MAX_LINE)

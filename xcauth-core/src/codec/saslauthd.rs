@@ -107,7 +107,7 @@ mod tests {
     use super::super::testutil::{self, decode_all, Rng};
     use super::super::{Decoder, Framing};
     use super::*;
-    use crate::backend::UserExists;
+    use crate::vocab::UserExists;
 
     fn group(fields: [&[u8]; 4]) -> Vec<u8> {
         let mut out = Vec::new();

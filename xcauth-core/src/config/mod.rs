@@ -5,7 +5,7 @@
 //! * the raw layer ([`RawConfig`]): one per source — `/etc/xcauth.conf`, the `-c` file, the
 //!   command line — holding the settings as written, with their [`Origin`];
 //! * the typed layer ([`Config`]): [`Config::resolve`] merges the layers (later ones win, per
-//!   key) over the built-in defaults and parses every value once into `Url`, `Duration`,
+//!   key) over the built-in defaults and parses every value once into a `BackendUrl`, `Duration`,
 //!   `PathBuf`, enums and [`Secret`]. Nothing downstream re-checks them.
 //!
 //! Both the file parser and the daemon's command line are driven by [`OPTIONS`]. Errors are
@@ -19,8 +19,6 @@ mod values;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::Url;
-
 pub use self::error::{ConfigError, Origin};
 pub use self::options::{find_option, normalize_key, OptionKind, OptionSpec, OPTIONS};
 pub use self::raw::{RawConfig, RawEntry, RawValue};
@@ -30,6 +28,7 @@ pub use self::values::{
 pub use crate::protocol::Protocol;
 use crate::secret::{Password, Secret};
 use crate::throttle::ThrottleSettings;
+use crate::vocab::BackendUrl;
 
 /// The configuration file read when it exists.
 pub const SYSTEM_CONFIG_FILE: &str = "/etc/xcauth.conf";
@@ -41,7 +40,7 @@ pub struct Config {
     /// `-c`: the extra config file that was read, if any.
     pub config_file: Option<PathBuf>,
     /// `-u`: the JSXC external API endpoint (http or https). See [`Config::require_backend`].
-    pub url: Option<Url>,
+    pub url: Option<BackendUrl>,
     /// `-s`: the API secret (never empty). See [`Config::require_backend`].
     pub secret: Option<Secret>,
     /// `--db`: the SQLite database.
@@ -262,7 +261,7 @@ impl Config {
             }
         }
         if let (Some(url), Some(field)) = (&config.url, url_field) {
-            if !config.allow_insecure_http && crate::jsxc::is_insecure_url(url) {
+            if !config.allow_insecure_http && url.is_insecure() {
                 return Err(field.invalid(
                     "plain http to a host other than loopback: the backend's answers are not \
                      signed, anyone on the network path could accept any password; use https \
@@ -274,7 +273,7 @@ impl Config {
     }
 
     /// The backend URL and secret, which every mode that talks to Nextcloud needs.
-    pub fn require_backend(&self) -> Result<(&Url, &Secret), ConfigError> {
+    pub fn require_backend(&self) -> Result<(&BackendUrl, &Secret), ConfigError> {
         let url = self
             .url
             .as_ref()

@@ -60,7 +60,7 @@ fn everything_expected() -> Config {
     Config {
         config_file: None,
         url: Some(
-            Url::parse("https://cloud.example.com:8443/apps/ojsxc/ajax/externalApi.php?x=y")
+            BackendUrl::parse("https://cloud.example.com:8443/apps/ojsxc/ajax/externalApi.php?x=y")
                 .unwrap(),
         ),
         secret: Some(Secret::new(SECRET)),
@@ -376,7 +376,7 @@ fn precedence_defaults_system_file_config_file_command_line() {
     // System file over defaults.
     let config = Config::load(&RawConfig::new(), &system).unwrap();
     assert_eq!(
-        config.url.as_ref().map(Url::as_str),
+        config.url.as_ref().map(BackendUrl::as_str),
         Some("https://system.example/")
     );
     assert_eq!(config.cache_query_ttl, secs(7200));
@@ -441,7 +441,7 @@ fn precedence_defaults_system_file_config_file_command_line() {
         "from -c"
     );
     assert_eq!(
-        config.url.as_ref().map(Url::as_str),
+        config.url.as_ref().map(BackendUrl::as_str),
         Some("https://system.example/")
     );
 
@@ -595,13 +595,13 @@ fn durations_in_every_ttl_option() {
 fn url_validation() {
     let config = resolve_file("url=https://h:8443/x?a=b").unwrap();
     assert_eq!(
-        config.url.as_ref().map(Url::as_str),
+        config.url.as_ref().map(BackendUrl::as_str),
         Some("https://h:8443/x?a=b")
     );
     let config =
         resolve_file("url: http://localhost/index.php/apps/ojsxc/ajax/externalApi.php").unwrap();
     assert_eq!(
-        config.url.as_ref().and_then(Url::host_str),
+        config.url.as_ref().and_then(|u| u.url().host_str()),
         Some("localhost")
     );
     assert_eq!(

@@ -29,9 +29,9 @@ use super::time::{duration_micros, unix_micros};
 use super::{lock, DbError};
 use crate::cache::{CacheCheck, Lookup};
 use crate::deadline;
-use crate::engine::BCRYPT_MAX_PASSWORD;
 use crate::logsafe;
 use crate::secret::Password;
+use crate::vocab::BCRYPT_MAX_PASSWORD;
 
 /// TTLs and bcrypt cost of a cache (docs/xcauth2.md §4.5; `assemble` maps
 /// `cache-*-ttl` and `cache-bcrypt-rounds` to it).

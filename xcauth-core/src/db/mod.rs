@@ -34,7 +34,7 @@ mod time;
 pub mod admin;
 
 #[cfg(test)]
-mod bench;
+mod bench_tests;
 #[cfg(test)]
 mod tests;
 

@@ -5,8 +5,8 @@
 //! (domain names do; the PAM module lower-cases them, SASL realms may not be),
 //! an exact match winning over a case-folded one — the original compared
 //! case-sensitively, which silently sent `EXAMPLE.org` to the global backend.
-//! NULL fields come back as `None` and
-//! [`crate::domains::resolve`] decides what they mean.
+//! NULL fields come back as `None` and the engine's routing decides what they
+//! mean; `authurl` is parsed here, once per read.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use rusqlite::OptionalExtension;
 use super::Db;
 use crate::domains::{DomainRow, Domains};
 use crate::secret::Secret;
+use crate::vocab::BackendUrl;
 
 /// The `domains` table of a [`Db`].
 pub struct SqliteDomains {
@@ -50,7 +51,9 @@ impl Domains for SqliteDomains {
                 .query_row([xmppdomain], |r| {
                     Ok(DomainRow {
                         secret: text_column(r, 0)?.map(Secret::new),
-                        url: text_column(r, 1)?,
+                        url: text_column(r, 1)?
+                            .filter(|u| !u.trim().is_empty())
+                            .map(|u| BackendUrl::parse(&u)),
                         authdomain: text_column(r, 2)?,
                     })
                 })
@@ -76,6 +79,14 @@ pub(crate) fn text_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Resu
 mod tests {
     use super::*;
 
+    fn url_of(row: &DomainRow) -> Option<&str> {
+        match &row.url {
+            Some(Ok(url)) => Some(url.as_str()),
+            Some(Err(e)) => panic!("unparsed authurl: {e}"),
+            None => None,
+        }
+    }
+
     fn db_with_rows() -> Arc<Db> {
         let db = Arc::new(Db::open_memory().unwrap());
         db.run(|c| {
@@ -85,7 +96,9 @@ mod tests {
                    ('nullad.example', 's2', 'https://two/', NULL),
                    ('emptyad.example', 's3', 'https://three/', ''),
                    ('nosecret.example', NULL, 'https://four/', NULL),
-                   ('numeric.example', 99999, 'https://five/', 'x');",
+                   ('numeric.example', 99999, 'https://five/', 'x'),
+                   ('blankurl.example', 's6', '  ', NULL),
+                   ('badurl.example', 's7', 'ftp://seven/', NULL);",
             )
         })
         .unwrap();
@@ -96,8 +109,8 @@ mod tests {
     fn lookup_maps_columns_and_nulls() {
         let d = SqliteDomains::new(db_with_rows());
         let row = d.lookup("full.example").unwrap().unwrap();
+        assert_eq!(url_of(&row), Some("https://one/"));
         assert_eq!(row.secret.unwrap().expose(), "s1");
-        assert_eq!(row.url.as_deref(), Some("https://one/"));
         assert_eq!(row.authdomain.as_deref(), Some("cloud.example"));
         assert_eq!(
             d.lookup("nullad.example").unwrap().unwrap().authdomain,
@@ -129,10 +142,20 @@ mod tests {
     }
 
     #[test]
+    fn authurl_is_parsed_when_read() {
+        let d = SqliteDomains::new(db_with_rows());
+        assert_eq!(d.lookup("blankurl.example").unwrap().unwrap().url, None);
+        assert!(matches!(
+            d.lookup("badurl.example").unwrap().unwrap().url,
+            Some(Err(crate::vocab::UrlError::Scheme { .. }))
+        ));
+    }
+
+    #[test]
     fn lookup_ignores_case_but_nothing_else() {
         let d = SqliteDomains::new(db_with_rows());
         let row = d.lookup("FULL.example").unwrap().unwrap();
-        assert_eq!(row.url.as_deref(), Some("https://one/"));
+        assert_eq!(url_of(&row), Some("https://one/"));
         assert_eq!(d.lookup("full.example.").unwrap(), None);
         assert_eq!(d.lookup("%").unwrap(), None);
         assert_eq!(d.lookup("").unwrap(), None);
@@ -151,7 +174,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            d.lookup("new.example").unwrap().unwrap().url.as_deref(),
+            url_of(&d.lookup("new.example").unwrap().unwrap()),
             Some("https://n/")
         );
     }

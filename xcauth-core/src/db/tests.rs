@@ -9,13 +9,17 @@ use std::sync::{Arc, Mutex};
 use rusqlite::OptionalExtension;
 
 use super::*;
-use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use crate::backend::{Backend, Target};
 use crate::cache::{CredentialCache, Lookup};
 use crate::clock::ManualClock;
-use crate::domains::GlobalBackend;
-use crate::engine::{AuthDecision, Engine, Via};
+use crate::engine::Engine;
+use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
 use crate::testlog::{all_my_lines, capture, my_warnings};
+use crate::vocab::{
+    AuthDecision, AuthReply, BackendUrl, ErrorChain, RosterReply, Timeout, Unavailable, UserExists,
+    Via,
+};
 
 /// A backend that answers `auth` from a script, one reply per call, and
 /// panics when called with nothing scripted ("must not be called"). Checks
@@ -72,7 +76,7 @@ impl Backend for ScriptedBackend {
 
 fn global() -> GlobalBackend {
     GlobalBackend {
-        url: "https://cloud.invalid/".into(),
+        url: BackendUrl::parse("https://cloud.invalid/").unwrap(),
         secret: Secret::new("01234"),
     }
 }
@@ -85,7 +89,9 @@ fn engine(cache: Arc<dyn CredentialCache>) -> (Engine, Arc<ScriptedBackend>, Arc
 }
 
 fn timeout() -> AuthReply {
-    AuthReply::Unavailable(Unavailable::Timeout("scripted".into()))
+    AuthReply::Unavailable(Unavailable::Timeout(Timeout::Exchange(ErrorChain::new(
+        "scripted",
+    ))))
 }
 
 fn secs(s: i64) -> i64 {

@@ -5,8 +5,8 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::engine::Via;
 use crate::secret::Password;
+use crate::vocab::Via;
 
 /// Protocol version carried in the first payload byte. Version 2 added the uid of the account
 /// that logged in, version 3 the remote host of an auth request (for the throttle), version 4

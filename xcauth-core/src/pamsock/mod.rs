@@ -30,7 +30,7 @@
 //! | `04 'U'` reason | the backend could not answer (any operation) |
 //! | `04 'E'` message | the request was malformed; the server closes the connection |
 //!
-//! The daemon matches names exactly ([`crate::engine::NameMatch::Exact`]): a PAM login name must spell the
+//! The daemon matches names exactly ([`crate::vocab::NameMatch::Exact`]): a PAM login name must spell the
 //! Nextcloud account the password belongs to.
 //!
 //! A connection may carry several requests in turn (the module sends `isuser` after a
@@ -43,8 +43,8 @@
 //! - `io`: reading and writing whole frames against deadlines, over any
 //!   [`crate::deadline::DeadlineStream`].
 //! - `client`: [`Connection`] (the PAM module's side), with the typed [`ClientError`].
-//! - `server`: [`serve_pam_connection`] (xcauthd's side), the only part that needs an
-//!   [`crate::Engine`].
+//! - `server`: [`serve_pam_connection`] (xcauthd's side), the only part that asks for
+//!   decisions, through the [`Decider`] seam (which [`crate::Engine`] implements).
 //!
 //! Buffers that hold a password are wiped on drop, and [`PamRequest`]'s `Debug` shows
 //! `Password(<redacted>)`.
@@ -61,4 +61,6 @@ pub use self::codec::{
     decode_reply, decode_request, encode_reply, encode_request, frame_len, CodecError, PamReply,
     PamRequest, MAX_FRAME, MAX_NAME, MAX_PASSWORD, MAX_STATS_KEY, PROTOCOL_VERSION,
 };
-pub use self::server::{answer_pam_request, serve_pam_connection, serve_pam_connection_until};
+pub use self::server::{
+    answer_pam_request, serve_pam_connection, serve_pam_connection_until, Decider,
+};

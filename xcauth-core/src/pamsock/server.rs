@@ -1,26 +1,60 @@
-//! The daemon's side: answers one accepted connection from the engine. The only part of
-//! the PAM socket protocol that needs an [`Engine`].
+//! The daemon's side: answers one accepted connection from whoever decides (a [`Decider`]: the
+//! engine). The only part of the PAM socket protocol that asks for decisions.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::{debug, warn};
 
 use super::codec::{decode_request, encode_reply, PamReply, PamRequest};
 use super::io::{read_request_frame, write_all_before, ReadFrame};
-use crate::backend::UserExists;
 use crate::deadline::{self, Activity, ConnectionTimeouts, DeadlineStream};
-use crate::engine::{AuthDecision, Engine, LoginRules, NameMatch};
-use crate::metrics::{Channel, Op, Outcome};
+use crate::metrics::{Channel, Metrics, Op, Outcome, Snapshot};
+use crate::secret::Password;
+use crate::vocab::{AuthDecision, Login, LoginRules, NameMatch, Unavailable, UserExists};
+
+/// What the server asks of whoever decides: the engine ([`crate::Engine`]) in xcauthd.
+pub trait Decider {
+    /// Decides a login of `user@domain` with `password` under `rules`.
+    fn login(&self, user: &str, domain: &str, password: &Password, rules: LoginRules<'_>) -> Login;
+    /// Does `user@domain` exist?
+    fn isuser(&self, user: &str, domain: &str) -> UserExists;
+    /// The Nextcloud groups of exactly the account `uid` on the backend serving `domain`.
+    fn groups_of_account(&self, uid: &str, domain: &str) -> Result<Vec<String>, Unavailable>;
+    /// The counters the requests are counted in, if any.
+    fn metrics(&self) -> Option<&Metrics>;
+    /// The counters now (`xcauthd stats`), if any are kept.
+    fn stats(&self) -> Option<Snapshot>;
+}
+
+/// A shared decider decides as itself (xcauthd hands its connections an `Arc`).
+impl<D: Decider + ?Sized> Decider for Arc<D> {
+    fn login(&self, u: &str, d: &str, p: &Password, rules: LoginRules<'_>) -> Login {
+        (**self).login(u, d, p, rules)
+    }
+    fn isuser(&self, user: &str, domain: &str) -> UserExists {
+        (**self).isuser(user, domain)
+    }
+    fn groups_of_account(&self, uid: &str, domain: &str) -> Result<Vec<String>, Unavailable> {
+        (**self).groups_of_account(uid, domain)
+    }
+    fn metrics(&self) -> Option<&Metrics> {
+        (**self).metrics()
+    }
+    fn stats(&self) -> Option<Snapshot> {
+        (**self).stats()
+    }
+}
 
 /// Answers requests on one accepted connection until the peer closes it, sends something
 /// malformed, sends nothing for `timeouts.idle`, or takes longer than `timeouts.request` from
 /// a request's first byte to its last (however slowly it trickles in: every read is bounded
 /// by the time left). `timeouts.request` also bounds writing a reply. Decisions come from
 /// `engine`; nothing is returned, problems are logged.
-pub fn serve_pam_connection<S: DeadlineStream + Write>(
-    engine: &Engine,
+pub fn serve_pam_connection<D: Decider + ?Sized, S: DeadlineStream + Write>(
+    engine: &D,
     stream: S,
     timeouts: ConnectionTimeouts,
 ) {
@@ -40,8 +74,8 @@ pub fn serve_pam_connection<S: DeadlineStream + Write>(
 /// between requests (within a quarter second) once `shutdown` is set: a daemon told to stop
 /// does not wait for idle clients. `activity` follows the request cycle, for a daemon that may
 /// close the connection early (a request that arrives whole after that is not answered).
-pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
-    engine: &Engine,
+pub fn serve_pam_connection_until<D: Decider + ?Sized, S: DeadlineStream + Write>(
+    engine: &D,
     mut stream: S,
     timeouts: ConnectionTimeouts,
     write_timeout: Duration,
@@ -101,14 +135,14 @@ pub fn serve_pam_connection_until<S: DeadlineStream + Write>(
     }
 }
 
-fn count_invalid(engine: &Engine) {
+fn count_invalid<D: Decider + ?Sized>(engine: &D) {
     if let Some(m) = engine.metrics() {
         m.invalid_request(Channel::Pam);
     }
 }
 
 /// The engine's answer to one request, counted in the engine's metrics (except `stats`).
-pub fn answer_pam_request(engine: &Engine, request: &PamRequest) -> PamReply {
+pub fn answer_pam_request<D: Decider + ?Sized>(engine: &D, request: &PamRequest) -> PamReply {
     let reply = decide(engine, request);
     if let Some(m) = engine.metrics() {
         let op = match request {
@@ -130,7 +164,7 @@ pub fn answer_pam_request(engine: &Engine, request: &PamRequest) -> PamReply {
     reply
 }
 
-fn decide(engine: &Engine, request: &PamRequest) -> PamReply {
+fn decide<D: Decider + ?Sized>(engine: &D, request: &PamRequest) -> PamReply {
     match request {
         PamRequest::Auth {
             user,

@@ -12,14 +12,15 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::io::read_frame;
 use super::*;
-use crate::backend::{
-    AuthReply, Backend, RosterEntry, RosterReply, SharedRoster, Target, UserExists,
-};
+use crate::backend::{Backend, Target};
 use crate::clock::ManualClock;
 use crate::deadline::{self, ConnectionTimeouts};
-use crate::domains::GlobalBackend;
-use crate::engine::{Engine, Via};
+use crate::engine::Engine;
+use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
+use crate::vocab::{
+    AuthReply, BackendUrl, ErrorChain, RosterEntry, RosterReply, SharedRoster, UserExists, Via,
+};
 
 fn auth(user: &str, pw: &str) -> PamRequest {
     PamRequest::Auth {
@@ -50,7 +51,9 @@ struct Fake;
 impl Backend for Fake {
     fn auth(&self, target: &Target, user: &str, password: &Password) -> AuthReply {
         if target.authdomain == "down" {
-            return AuthReply::Unavailable(crate::backend::Unavailable::Connect("no".into()));
+            return AuthReply::Unavailable(crate::vocab::Unavailable::Connect(ErrorChain::new(
+                "no",
+            )));
         }
         if user == "alice" && password.expose() == "secret" {
             AuthReply::Accepted {
@@ -62,7 +65,7 @@ impl Backend for Fake {
     }
     fn isuser(&self, target: &Target, user: &str) -> UserExists {
         if target.authdomain == "down" {
-            return UserExists::Unknown(crate::backend::Unavailable::Status(502));
+            return UserExists::Unknown(crate::vocab::Unavailable::Status(502));
         }
         if user == "alice" || user == "bob" {
             UserExists::Yes
@@ -85,7 +88,7 @@ impl Backend for Fake {
 fn engine() -> Engine {
     Engine::new(
         GlobalBackend {
-            url: "http://fake/".into(),
+            url: BackendUrl::parse("http://fake/").unwrap(),
             secret: Secret::new("s"),
         },
         Arc::new(Fake),

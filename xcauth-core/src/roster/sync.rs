@@ -35,10 +35,10 @@ use sha2::{Digest, Sha256};
 
 use super::names::{full_jid, jidsplit, opted_out, same_domain, sanitize, unpassable};
 use super::state;
-use crate::backend::SharedRoster;
 use crate::config::RosterOptions;
 use crate::db::{Db, DbError};
 use crate::logsafe;
+use crate::vocab::SharedRoster;
 
 /// Runs ejabberdctl. Implementations must bound every call in time.
 pub trait Ctl: Send + Sync + fmt::Debug {

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::backend::{RosterEntry, SharedRoster};
 use crate::config::RosterOptions;
 use crate::db::Db;
+use crate::vocab::{RosterEntry, SharedRoster};
 
 /// Records every call; answers `srg_get_members` from the groups it was told to fill; fails or
 /// "hangs" (times out) the commands whose argv starts with a configured prefix.

@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
-use xcauth_core::backend::{AuthReply, Backend, Target, Unavailable};
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::{Backend, BackendKind, Target};
+use xcauth_core::vocab::{AuthReply, BackendUrl, TlsCause, TlsFailure, Unavailable};
 use xcauth_core::{Password, Secret};
 use xcauth_tests::double::User;
 use xcauth_tests::support::{self, Scratch};
@@ -24,7 +25,8 @@ fn client_https_login_and_each_refused_certificate() {
     let d = pki.https_double(SECRET);
     d.add_user(User::new("alice", "secret"));
     let target = Target {
-        url: d.url(),
+        kind: BackendKind::Jsxc,
+        url: BackendUrl::parse(&d.url()).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: "example.org".into(),
     };
@@ -47,7 +49,13 @@ fn client_https_login_and_each_refused_certificate() {
     // The private CA is not in the system store: without ca-file= it is refused.
     let got = client(false).auth(&target, "alice", &pw);
     assert!(
-        matches!(&got, AuthReply::Unavailable(Unavailable::Tls(why)) if why.contains("not signed by a trusted CA")),
+        matches!(
+            &got,
+            AuthReply::Unavailable(Unavailable::Tls(TlsFailure::Handshake {
+                cause: TlsCause::UnknownIssuer,
+                ..
+            }))
+        ),
         "{got:?}"
     );
     for (what, cert, cause) in pki.refused() {

@@ -7,10 +7,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xcauth_core::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret, Via};
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::{Backend, BackendKind, Target};
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::{
+    AuthDecision, AuthReply, BackendUrl, Malformed, Misconfigured, RosterReply, Unavailable,
+    UserExists, Via,
+};
+use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 
 const SECRET: &str = "testsecret";
@@ -43,7 +47,8 @@ fn client() -> JsxcClient {
 
 fn target(d: &BackendDouble, domain: &str) -> Target {
     Target {
-        url: d.url(),
+        kind: BackendKind::Jsxc,
+        url: BackendUrl::parse(&d.url()).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: domain.into(),
     }
@@ -80,7 +85,7 @@ fn auth_request_bytes_and_signature() {
     let sig = req.header("X-JSXC-SIGNATURE").unwrap();
     assert_eq!(
         sig,
-        xcauth_core::jsxc::signature(&Secret::new(SECRET), &req.body)
+        xcauth_core::backend::jsxc::signature(&Secret::new(SECRET), &req.body)
     );
     assert!(sig.starts_with("sha1=") && sig.len() == 45);
     assert_eq!(
@@ -313,7 +318,8 @@ fn connection_refused_and_tls_failure_are_unavailable() {
     let port = xcauth_tests::support::free_port();
     let c = client();
     let t = Target {
-        url: format!("http://127.0.0.1:{port}/x"),
+        kind: BackendKind::Jsxc,
+        url: BackendUrl::parse(&format!("http://127.0.0.1:{port}/x")).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: "e".into(),
     };
@@ -334,7 +340,8 @@ fn connection_refused_and_tls_failure_are_unavailable() {
         }
     });
     let t = Target {
-        url: format!("https://{addr}/x"),
+        kind: BackendKind::Jsxc,
+        url: BackendUrl::parse(&format!("https://{addr}/x")).unwrap(),
         secret: Secret::new(SECRET),
         authdomain: "e".into(),
     };
@@ -444,7 +451,7 @@ fn circuit_breaker_skips_calls_then_probes() {
 fn engine(d: &BackendDouble, clock: Arc<ManualClock>) -> Engine {
     Engine::new(
         GlobalBackend {
-            url: d.url(),
+            url: BackendUrl::parse(&d.url()).unwrap(),
             secret: Secret::new(SECRET),
         },
         Arc::new(client()),
@@ -507,7 +514,7 @@ fn engine_without_cache_token_then_backend() {
 /// ignoring case for XMPP (where the server has case-folded the name already).
 #[test]
 fn engine_refuses_a_name_that_does_not_spell_the_account() {
-    use xcauth_core::engine::{LoginRules, NameMatch};
+    use xcauth_core::vocab::{LoginRules, NameMatch};
     let d = double();
     let e = engine(&d, Arc::new(ManualClock::at(1_000_000)));
     let exact = LoginRules::default();
@@ -570,10 +577,13 @@ fn oversize_body_is_unavailable_not_parsed() {
             with_length,
         });
         let got = c.auth(&t, "alice", &pw("wrong"));
-        let AuthReply::Unavailable(Unavailable::Malformed(why)) = &got else {
-            panic!("with_length={with_length}: {got:?}")
-        };
-        assert!(why.contains("16 MiB"), "{why}");
+        assert_eq!(
+            got,
+            AuthReply::Unavailable(Unavailable::Malformed(Malformed::TooLarge {
+                limit_mib: 16
+            })),
+            "with_length={with_length}"
+        );
     }
     // Exactly at the limit is still read and parsed.
     d.set_fault(Fault::HugeBody {
@@ -691,7 +701,7 @@ fn per_domain_plain_http_to_a_remote_host_is_misconfigured() {
         fn lookup(&self, _d: &str) -> Result<Option<DomainRow>, String> {
             Ok(Some(DomainRow {
                 secret: Some(Secret::new(SECRET)),
-                url: Some(self.0.clone()),
+                url: Some(BackendUrl::parse(&self.0)),
                 authdomain: None,
             }))
         }
@@ -702,7 +712,9 @@ fn per_domain_plain_http_to_a_remote_host_is_misconfigured() {
     let e = engine(&d, clock.clone()).with_domains(Arc::new(Row("http://192.0.2.1/x".into())));
     assert!(matches!(
         e.target("example.org"),
-        Err(Unavailable::Misconfigured(why)) if why.contains("plain http")
+        Err(Unavailable::Misconfigured(
+            Misconfigured::InsecureUrl { .. }
+        ))
     ));
     let e = engine(&d, clock.clone()).with_domains(Arc::new(Row(d.url())));
     assert_eq!(

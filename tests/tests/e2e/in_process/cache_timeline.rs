@@ -10,12 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use xcauth_core::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::backend::{Backend, Target};
 use xcauth_core::cache::CredentialCache;
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbOptions, MemoryCache};
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret, Via};
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::{
+    AuthDecision, AuthReply, BackendUrl, RosterReply, Unavailable, UserExists, Via,
+};
+use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 
 const SECRET: &str = "01234";
@@ -81,7 +84,7 @@ fn setup(cache: Arc<dyn CredentialCache>) -> Setup {
     });
     let clock = Arc::new(ManualClock::at(0));
     let global = GlobalBackend {
-        url: double.url(),
+        url: BackendUrl::parse(&double.url()).unwrap(),
         secret: Secret::new(SECRET),
     };
     let engine = Engine::new(global, clients.clone(), clock.clone()).with_cache(cache);

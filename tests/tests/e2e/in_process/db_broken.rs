@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::db::{CacheSettings, Db, DbCache, DbError, DbOptions};
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret};
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::{AuthDecision, BackendUrl};
+use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};
 
 const SECRET: &str = "s3cret";
@@ -83,7 +84,7 @@ fn five_logins(make: impl FnOnce() -> DbCache) -> (Vec<String>, usize) {
     })
     .unwrap();
     let global = GlobalBackend {
-        url: double.url(),
+        url: BackendUrl::parse(&double.url()).unwrap(),
         secret: Secret::new(SECRET),
     };
     let clock = Arc::new(ManualClock::at(1_000));

@@ -10,13 +10,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::db::rusqlite::Connection;
 use xcauth_core::db::{
     admin, format_timestamp, CacheSettings, Db, DbCache, DbOptions, SqliteDomains,
 };
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
-use xcauth_core::{AuthDecision, Engine, ManualClock, Password, Secret, Via};
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::{AuthDecision, BackendUrl, Via};
+use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, User};
 
 /// The secret in the `domains` rows; the global one differs, so a request
@@ -150,7 +151,7 @@ fn setup() -> Setup {
     .unwrap();
     // The global pair is unusable: only `domains` rows can reach the double.
     let global = GlobalBackend {
-        url: "http://127.0.0.1:9/nothing".into(),
+        url: BackendUrl::parse("http://127.0.0.1:9/nothing").unwrap(),
         secret: Secret::new("global"),
     };
     let clock = Arc::new(ManualClock::at(i64::try_from(NOW).unwrap()));

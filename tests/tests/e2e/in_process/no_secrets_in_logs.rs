@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use xcauth_core::backend::jsxc::{ClientOptions, JsxcClient};
 use xcauth_core::config::{Config, Origin, RawConfig, RawValue};
-use xcauth_core::domains::GlobalBackend;
-use xcauth_core::jsxc::{ClientOptions, JsxcClient};
+use xcauth_core::engine::GlobalBackend;
+use xcauth_core::vocab::BackendUrl;
 use xcauth_core::{Engine, ManualClock, Password, Secret};
 use xcauth_tests::double::{BackendDouble, Fault, User};
 
@@ -63,7 +64,7 @@ fn no_secret_in_logs_or_debug_on_any_path() {
     let clock = Arc::new(ManualClock::at(1_000));
     let e = Engine::new(
         GlobalBackend {
-            url: d.url(),
+            url: BackendUrl::parse(&d.url()).unwrap(),
             secret: Secret::new(SECRET),
         },
         Arc::new(client),

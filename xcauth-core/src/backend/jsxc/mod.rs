@@ -6,7 +6,7 @@
 //! - Header `X-JSXC-SIGNATURE: sha1=<lower-case hex HMAC-SHA1(secret, body)>`.
 //! - reqwest blocking over rustls (system trust store, verification on),
 //!   connect and request timeouts, redirects never followed.
-//! - Results map to the tri-state in [`crate::backend`], with the spec's
+//! - Results map to the tri-state in [`crate::vocab`], with the spec's
 //!   divergences from xcauth 2 (docs/jsxc-api.md §5.5) (non-object JSON is "unavailable", `isUser` values are
 //!   strict).
 //!
@@ -26,18 +26,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use log::{debug, info};
-use reqwest::Url;
 use zeroize::{Zeroize, Zeroizing};
 
 use self::breaker::Breaker;
-pub use self::budget::CallBudget;
 pub use self::wire::{form, parse_auth_reply, parse_isuser_reply, parse_roster_reply, signature};
-use crate::backend::{AuthReply, Backend, RosterReply, Target, Unavailable, UserExists};
+use crate::backend::{Backend, CallBudget, Target};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::Password;
+use crate::vocab::{
+    AuthReply, ErrorChain, Malformed, RosterReply, Timeout, TlsCause, TlsFailure, Transport,
+    Unavailable, UserExists,
+};
 
 mod breaker;
-mod budget;
 mod probe;
 mod tls;
 mod wire;
@@ -174,7 +175,7 @@ impl JsxcClient {
         });
         built
             .as_ref()
-            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
+            .map_err(|e| Unavailable::Tls(TlsFailure::Setup(e.clone())))
     }
 
     fn fresh(&self) -> Result<&reqwest::blocking::Client, Unavailable> {
@@ -186,7 +187,7 @@ impl JsxcClient {
         });
         built
             .as_ref()
-            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))
+            .map_err(|e| Unavailable::Tls(TlsFailure::Setup(e.clone())))
     }
 
     /// POSTs a signed form body and returns the status and body, or why not.
@@ -195,7 +196,7 @@ impl JsxcClient {
         target: &Target,
         body: Zeroizing<String>,
     ) -> Result<(u16, Vec<u8>), Unavailable> {
-        if !self.breaker.allow(&target.url) {
+        if !self.breaker.allow(target.url.as_str()) {
             return Err(Unavailable::CircuitOpen);
         }
         let result = self.post_retrying(target, body);
@@ -206,7 +207,7 @@ impl JsxcClient {
                 | Unavailable::Tls(_)
                 | Unavailable::Transport(_))
         );
-        self.breaker.record(&target.url, !transport_failed);
+        self.breaker.record(target.url.as_str(), !transport_failed);
         result
     }
 
@@ -266,7 +267,7 @@ impl JsxcClient {
             deadline = deadline.min(budget_end);
         }
         let response = http
-            .post(&target.url)
+            .post(target.url.url().clone())
             .timeout(request_timeout)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "*/*")
@@ -298,18 +299,16 @@ impl JsxcClient {
                 Ok(n) => bytes.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Failed::Other(Unavailable::Transport(format!(
-                        "reading the response: {e}"
-                    ))))
+                    return Err(Failed::Other(Unavailable::Transport(
+                        Transport::ReadingBody(ErrorChain::new(e.to_string())),
+                    )))
                 }
             }
             if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_BODY) {
                 return Err(Failed::Other(too_large()));
             }
             if self.opts.clock.instant() > deadline {
-                return Err(Failed::Other(Unavailable::Timeout(
-                    "response body too slow".into(),
-                )));
+                return Err(Failed::Other(Unavailable::Timeout(Timeout::SlowBody)));
             }
         }
         Ok((status, bytes))
@@ -378,10 +377,9 @@ impl Failed {
 }
 
 fn too_large() -> Unavailable {
-    Unavailable::Malformed(format!(
-        "response body larger than the {} MiB limit; not parsed",
-        MAX_BODY / (1024 * 1024)
-    ))
+    Unavailable::Malformed(Malformed::TooLarge {
+        limit_mib: MAX_BODY / (1024 * 1024),
+    })
 }
 
 /// True when `e` says the server closed or reset the connection without an
@@ -474,29 +472,13 @@ impl<S: tower_service::Service<R>, R> tower_service::Service<R> for Counted<S> {
     }
 }
 
-/// True for a plain-`http` URL whose host is not loopback (`127.0.0.0/8`,
-/// `::1`, `localhost`): the JSXC replies are not signed, so anyone on the
-/// network path could answer "success" for any password.
-pub fn is_insecure_url(url: &Url) -> bool {
-    if url.scheme() != "http" {
-        return false;
-    }
-    let host = url.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    !loopback
-}
-
 /// Turns a reqwest error into a log-safe reason. reqwest errors never carry
 /// the request body, but we still only keep the error chain's text. A TLS
 /// failure starts with its cause in plain words, for the admin reading the log.
 fn classify(e: &reqwest::Error) -> Unavailable {
     let mut chain = e.to_string();
     let mut source = e.source();
-    let mut tls: Option<&'static str> = None;
+    let mut tls: Option<TlsCause> = None;
     while let Some(s) = source {
         if let Some(err) = find_rustls(s) {
             tls = tls.or(Some(tls_cause(err)));
@@ -505,42 +487,36 @@ fn classify(e: &reqwest::Error) -> Unavailable {
         chain.push_str(&s.to_string());
         source = s.source();
     }
+    let chain = ErrorChain::new(chain);
     if e.is_timeout() {
-        Unavailable::Timeout(chain)
+        Unavailable::Timeout(Timeout::Exchange(chain))
     } else if let Some(cause) = tls {
-        Unavailable::Tls(format!("{cause}; {chain}"))
+        Unavailable::Tls(TlsFailure::Handshake { cause, chain })
     } else if e.is_connect() {
         Unavailable::Connect(chain)
     } else {
-        Unavailable::Transport(chain)
+        Unavailable::Transport(Transport::Exchange(chain))
     }
 }
 
-/// A TLS failure in plain words.
-fn tls_cause(err: &rustls::Error) -> &'static str {
+/// What a TLS failure was.
+fn tls_cause(err: &rustls::Error) -> TlsCause {
     use rustls::CertificateError as C;
     match err {
         rustls::Error::InvalidCertificate(cert) => match cert {
-            C::Expired | C::ExpiredContext { .. } => "the backend's certificate has expired",
-            C::NotValidYet | C::NotValidYetContext { .. } => {
-                "the backend's certificate is not valid yet (check the clocks)"
-            }
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                "the backend's certificate is not valid for the host name in the url"
-            }
-            C::UnknownIssuer => {
-                "the backend's certificate is not signed by a trusted CA (self-signed, or a \
-                 private CA that is not in ca-file=)"
-            }
-            C::Revoked => "the backend's certificate is revoked",
-            C::BadSignature => "the backend's certificate has a bad signature",
-            _ => "the backend's certificate was refused",
+            C::Expired | C::ExpiredContext { .. } => TlsCause::Expired,
+            C::NotValidYet | C::NotValidYetContext { .. } => TlsCause::NotValidYet,
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsCause::WrongName,
+            C::UnknownIssuer => TlsCause::UnknownIssuer,
+            C::Revoked => TlsCause::Revoked,
+            C::BadSignature => TlsCause::BadSignature,
+            _ => TlsCause::CertificateRefused,
         },
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-            "the backend does not speak TLS on this port (plain http?)"
+            TlsCause::NotTls
         }
-        rustls::Error::AlertReceived(_) => "the backend aborted the TLS handshake",
-        _ => "the TLS handshake failed",
+        rustls::Error::AlertReceived(_) => TlsCause::Aborted,
+        _ => TlsCause::Failed,
     }
 }
 

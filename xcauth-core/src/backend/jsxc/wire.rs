@@ -1,5 +1,5 @@
 //! The JSXC API on the wire, without I/O: signed form bodies out, JSON answers mapped to
-//! the tri-state of [`crate::backend`].
+//! the tri-state of [`crate::vocab`].
 
 use hmac::{Hmac, KeyInit, Mac};
 use log::warn;
@@ -7,8 +7,10 @@ use serde_json::Value;
 use sha1::Sha1;
 use zeroize::Zeroizing;
 
-use crate::backend::{AuthReply, RosterEntry, RosterReply, SharedRoster, Unavailable, UserExists};
 use crate::secret::Secret;
+use crate::vocab::{
+    AuthReply, Malformed, RosterEntry, RosterReply, SharedRoster, Unavailable, UserExists,
+};
 
 /// Python truthiness of a JSON value.
 fn truthy(v: &Value) -> bool {
@@ -65,14 +67,12 @@ pub fn parse_roster_reply(status: u16, body: &[u8]) -> RosterReply {
 /// docs/jsxc-api.md §5.2.
 pub(super) fn map_auth(json: &Value) -> AuthReply {
     let Value::Object(obj) = json else {
-        return AuthReply::Unavailable(Unavailable::Malformed(
-            "response is not a JSON object".into(),
-        ));
+        return AuthReply::Unavailable(Unavailable::Malformed(Malformed::NotObject));
     };
     match obj.get("result") {
-        None => AuthReply::Unavailable(Unavailable::Malformed("no result in response".into())),
+        None => AuthReply::Unavailable(Unavailable::Malformed(Malformed::NoResult)),
         Some(r) if !truthy(r) => {
-            AuthReply::Unavailable(Unavailable::Malformed("empty result in response".into()))
+            AuthReply::Unavailable(Unavailable::Malformed(Malformed::EmptyResult))
         }
         Some(Value::String(s)) if s == "success" => AuthReply::Accepted {
             uid: obj
@@ -83,7 +83,7 @@ pub(super) fn map_auth(json: &Value) -> AuthReply {
                 .map(str::to_owned),
         },
         Some(Value::String(s)) if s == "error" => {
-            AuthReply::Unavailable(Unavailable::Malformed("backend reported an error".into()))
+            AuthReply::Unavailable(Unavailable::Malformed(Malformed::ReportedError))
         }
         Some(_) => AuthReply::Rejected,
     }
@@ -91,18 +91,18 @@ pub(super) fn map_auth(json: &Value) -> AuthReply {
 
 /// docs/jsxc-api.md §5.3, with the strict values of §5.5.
 pub(super) fn map_isuser(json: &Value) -> UserExists {
-    let malformed = |why: &str| {
+    let malformed = |why: Malformed| {
         log::error!("malformed isuser response: {why}");
-        UserExists::Unknown(Unavailable::Malformed(why.to_owned()))
+        UserExists::Unknown(Unavailable::Malformed(why))
     };
     let Value::Object(obj) = json else {
-        return malformed("response is not a JSON object");
+        return malformed(Malformed::NotObject);
     };
     if obj.get("result").and_then(Value::as_str) != Some("success") {
-        return UserExists::Unknown(Unavailable::Malformed("result is not success".into()));
+        return UserExists::Unknown(Unavailable::Malformed(Malformed::NotSuccess));
     }
     let Some(Value::Object(data)) = obj.get("data") else {
-        return malformed("data missing or not an object");
+        return malformed(Malformed::NoData);
     };
     match data.get("isUser") {
         Some(Value::Bool(true)) => UserExists::Yes,
@@ -111,8 +111,8 @@ pub(super) fn map_isuser(json: &Value) -> UserExists {
         Some(Value::Number(n)) if n.as_i64() == Some(0) => UserExists::No,
         Some(Value::String(s)) if s == "1" => UserExists::Yes,
         Some(Value::String(s)) if s == "0" || s.is_empty() => UserExists::No,
-        Some(_) => malformed("isUser has an unexpected value"),
-        None => malformed("isUser missing"),
+        Some(_) => malformed(Malformed::IsUserValue),
+        None => malformed(Malformed::NoIsUser),
     }
 }
 
@@ -133,9 +133,7 @@ pub(super) fn map_roster(json: &Value, body: String) -> RosterReply {
             .collect(),
         _ => {
             warn!("weird sharedroster response (no data.sharedRoster)");
-            return RosterReply::Unavailable(Unavailable::Malformed(
-                "no data.sharedRoster in response".into(),
-            ));
+            return RosterReply::Unavailable(Unavailable::Malformed(Malformed::NoSharedRoster));
         }
     };
     RosterReply::Roster(SharedRoster { entries, body })

@@ -5,7 +5,8 @@
 use std::io::Read;
 
 use super::{classify, form, signature, JsxcClient};
-use crate::backend::{Target, Unavailable};
+use crate::backend::Target;
+use crate::vocab::{ErrorChain, TlsFailure, Transport, Unavailable};
 
 /// Largest body kept from a probe's answer.
 const MAX_PROBE_BODY: u64 = 64 * 1024;
@@ -37,12 +38,12 @@ impl JsxcClient {
         let sig = signature(&target.secret, body.as_bytes());
         let http = self
             .builder()
-            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))?
+            .map_err(|e| Unavailable::Tls(TlsFailure::Setup(e)))?
             .pool_max_idle_per_host(0)
             .build()
-            .map_err(|e| Unavailable::Tls(format!("cannot set up the HTTP client: {e}")))?;
+            .map_err(|e| Unavailable::Tls(TlsFailure::Setup(e.to_string())))?;
         let response = http
-            .post(&target.url)
+            .post(target.url.url().clone())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "*/*")
             .header("X-JSXC-SIGNATURE", sig)
@@ -63,7 +64,9 @@ impl JsxcClient {
         response
             .take(MAX_PROBE_BODY)
             .read_to_end(&mut bytes)
-            .map_err(|e| Unavailable::Transport(format!("reading the response: {e}")))?;
+            .map_err(|e| {
+                Unavailable::Transport(Transport::ReadingBody(ErrorChain::new(e.to_string())))
+            })?;
         Ok(ProbeReply {
             status,
             date,

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::tests::ScriptedBackend;
 use super::*;
-use crate::backend::AuthReply;
 use crate::cache::CredentialCache;
 use crate::clock::ManualClock;
-use crate::domains::GlobalBackend;
-use crate::engine::{AuthDecision, Engine, Via};
+use crate::engine::Engine;
+use crate::engine::GlobalBackend;
 use crate::secret::{Password, Secret};
+use crate::vocab::{AuthDecision, AuthReply, BackendUrl, Via};
 
 const COST: u32 = 12;
 
@@ -45,7 +45,7 @@ fn engine_with(cache: Arc<dyn CredentialCache>) -> (Engine, Arc<ScriptedBackend>
     let backend = Arc::new(ScriptedBackend::default());
     let clock = Arc::new(ManualClock::at(1_700_000_000));
     let global = GlobalBackend {
-        url: "https://cloud.invalid/".into(),
+        url: BackendUrl::parse("https://cloud.invalid/").unwrap(),
         secret: Secret::new("s"),
     };
     (
