@@ -11,10 +11,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xcauth_core::pamsock::{self, PamReply, PamRequest};
 use xcauth_tests::double::{BackendDouble, Fault, User};
+use xcauth_tests::machine::reserve_port;
 use xcauth_tests::support::{self, Scratch};
 
 const SECRET: &str = "e2e-stats-secret";
@@ -132,18 +133,6 @@ fn parse_stats(out: &str) -> HashMap<String, u64> {
         .collect()
 }
 
-fn wait_for_line(log: &Path, needle: &str) -> String {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-            return line.to_owned();
-        }
-        assert!(Instant::now() < end, "no {needle:?} in the log:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn curl(url: &str) -> (String, String) {
     let out = Command::new(support::require_program("curl"))
         .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", url])
@@ -195,8 +184,10 @@ fn stats_sigusr1_and_metrics_report_the_scripted_run() {
         d.add_user(User::new(u, p));
     }
     let s = Scratch::new("stats");
-    let generic_addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let metrics = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    // xcauthd binds its listen= addresses itself (`xcauthd stats` finds the pam socket in
+    // them) and the metrics port: ports reserved for this test.
+    let leases = [reserve_port(), reserve_port()];
+    let (generic_addr, metrics) = (leases[0].addr(), leases[1].addr());
     let pam = s.join("pam.sock");
     let conf = s.write(
         "xcauth.conf",
@@ -211,8 +202,7 @@ fn stats_sigusr1_and_metrics_report_the_scripted_run() {
         ),
     );
     let log = s.join("daemon.log");
-    let daemon = support::start_daemon(&conf, &log, &[generic_addr, metrics]);
-    support::wait_for_unix(&pam, Duration::from_secs(5));
+    let mut daemon = support::start_daemon_listening(&conf, &log);
 
     scripted_run(&d, generic_addr, &pam);
     let want = expected(&d.url());
@@ -247,7 +237,7 @@ fn stats_sigusr1_and_metrics_report_the_scripted_run() {
 
     // SIGUSR1: one line with every non-zero counter.
     daemon.signal("USR1");
-    let line = wait_for_line(&log, "stats: uptime_seconds=");
+    let line = daemon.wait_for_log("stats: uptime_seconds=", Duration::from_secs(10));
     for (key, value) in &want {
         let item = format!(" {key}={value}");
         if *value == 0 {

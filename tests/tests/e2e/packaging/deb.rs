@@ -9,7 +9,8 @@
 //! database; purge removes what the install created, takes the module out of
 //! `/etc/pam.d/common-*` again and leaves nothing behind. Needs root and dpkg; refuses to run
 //! over an existing installation. `/etc/pam.d/common-*` and `/var/lib/pam` are backed up first
-//! and restored by a drop guard, also when an assertion fails half-way.
+//! and restored by a drop guard, also when an assertion fails half-way. It holds the
+//! machine-wide lock throughout (another run of the suite would find the package installed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -20,6 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::machine::MachineLock;
 use xcauth_tests::pam_support::{EtcPamService, Pamtester};
 use xcauth_tests::support::{xcauth_conf, Scratch};
 
@@ -85,6 +87,8 @@ fn build() -> PathBuf {
 #[test]
 fn install_upgrade_and_purge() {
     assert_eq!(unsafe_free_euid(), 0, "needs root (dpkg -i)");
+    // The whole machine is the subject: one such test at a time, in every run of the suite.
+    let _machine = MachineLock::take("packaging::deb::install_upgrade_and_purge");
     assert!(
         !Path::new("/etc/xcauth.conf").exists() && !Path::new("/usr/sbin/xcauthd").exists(),
         "an xcauth installation exists on this machine; the package test would replace it"

@@ -18,7 +18,7 @@ use xcauth_tests::double::Fault;
 use xcauth_tests::pam_support::{
     assert_no_secrets, distinct, example, instantiate, wait_output, EtcPamService, World, ALICE_PW,
 };
-use xcauth_tests::support::{require_program, wait_for_unix, Proc};
+use xcauth_tests::support::{require_program, Proc};
 
 /// A Dovecot master process on its own configuration, stopped with SIGTERM on drop (the
 /// master takes its auth and worker children down with it).
@@ -66,8 +66,8 @@ impl Dovecot {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let proc = Proc::spawn("dovecot", &mut cmd);
-        wait_for_unix(&dir.join("run/auth-client"), Duration::from_secs(10));
+        let mut proc = Proc::spawn("dovecot", &mut cmd).with_log(&log);
+        proc.wait_for_unix(&dir.join("run/auth-client"), Duration::from_secs(10));
         Dovecot { proc, conf, log }
     }
 

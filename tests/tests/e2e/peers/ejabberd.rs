@@ -17,7 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch};
+use xcauth_tests::machine::{reserve_port, PortLease};
+use xcauth_tests::support::{
+    bin, require_program, tcp_accepts, wait_for_child, xmpp_login, Scratch,
+};
 
 pub(super) const SECRET: &str = "ejabberd-e2e-secret";
 
@@ -59,6 +62,8 @@ pub(super) struct Ejabberd {
     beam_pid: Option<u32>,
     /// xcauthd's log directory, dumped too.
     xcauth_log: PathBuf,
+    /// The c2s and Erlang distribution ports, ejabberd's while it runs.
+    _ports: [PortLease; 2],
 }
 
 impl Ejabberd {
@@ -182,8 +187,9 @@ pub(super) fn start_ejabberd(
     );
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let c2s_port = free_port();
-    let dist_port = free_port();
+    // ejabberd binds both itself (the distribution port without epmd).
+    let ports = [reserve_port(), reserve_port()];
+    let (c2s_port, dist_port) = (ports[0].port(), ports[1].port());
     let ej = w.join("ejabberd");
     std::fs::create_dir_all(ej.join("spool")).unwrap();
     std::fs::create_dir_all(ej.join("logs")).unwrap();
@@ -251,10 +257,20 @@ pub(super) fn start_ejabberd(
         pid_file: pid_file.clone(),
         beam_pid: None,
         xcauth_log: log_dir.clone(),
+        _ports: ports,
     };
-    wait_for_tcp(
-        format!("127.0.0.1:{c2s_port}").parse().unwrap(),
+    let c2s = format!("127.0.0.1:{c2s_port}").parse().unwrap();
+    wait_for_child(
+        &mut server.child,
+        "ejabberdctl foreground",
+        &[
+            &ej.join("console.log"),
+            &ej.join("logs/ejabberd.log"),
+            &ej.join("logs/error.log"),
+        ],
+        &format!("listening on {c2s}"),
         Duration::from_secs(30),
+        || tcp_accepts(c2s),
     );
     server.beam_pid = read_or_empty(&pid_file).trim().parse().ok();
     Started {
