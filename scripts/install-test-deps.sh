@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives (real peers: PAM hosts,
-# saslauthd, Postfix, Dovecot, Prosody, ejabberd, Apache). Needs root. Idempotent:
-# `apt-get update` runs once, and only when something is missing.
+# saslauthd, Postfix, Dovecot, Prosody, ejabberd, Apache) and what scripts/test.sh
+# runs them with (iproute2's `ip` for the suite's network namespace). Needs root.
+# Idempotent: `apt-get update` runs once, and only when something is missing.
 set -euo pipefail
 
 PKGS=(
@@ -9,8 +10,14 @@ PKGS=(
   python3-pam python3-pypamtest
   prosody lua-socket python3-slixmpp
   ejabberd postfix dovecot-core apache2 libapache2-mod-authnz-pam
-  curl netcat-openbsd systemd fail2ban strace
+  curl netcat-openbsd systemd fail2ban strace iproute2
 )
+
+# Two runs of the suite at once (scripts/test-twice.sh) must not run apt side by side:
+# the second waits here, then finds nothing missing.
+if exec 9>>/run/lock/xcauth-install-test-deps.lock 2>/dev/null; then
+  flock 9
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
