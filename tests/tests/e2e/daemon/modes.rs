@@ -531,6 +531,48 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
     assert!(UnixStream::connect(&dm.mux).is_err(), "no longer accepting");
 }
 
+/// A `listen=` or `metrics-listen=` address something else holds stops the start at once,
+/// naming the address: the test holds a leased port itself, so the conflict is certain.
+#[test]
+fn a_busy_address_stops_the_start() {
+    let d = double();
+    let s = Scratch::new("busy");
+    let lease = reserve_port();
+    let _holder = std::net::TcpListener::bind(lease.addr()).unwrap();
+    let free = reserve_port();
+    for (name, extra, expected) in [
+        (
+            "listen.conf",
+            format!("listen=generic@tcp:{}", lease.addr()),
+            format!("cannot listen on generic@tcp:{}", lease.addr()),
+        ),
+        (
+            "metrics.conf",
+            format!(
+                "listen=generic@tcp:{}\nmetrics-listen={}",
+                free.addr(),
+                lease.addr()
+            ),
+            format!("cannot serve metrics-listen={}", lease.addr()),
+        ),
+    ] {
+        let c = s.write(name, &support::xcauth_conf(&d.url(), SECRET, &extra));
+        let mut cmd = support::xcauthd(&c);
+        cmd.args(["--daemon", "-i"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let out = xcauth_tests::pam_support::wait_output(child, Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&expected) && err.contains("in use"),
+            "{expected:?} in:\n{err}"
+        );
+    }
+}
+
 #[test]
 fn sighup_reopens_the_log_file() {
     let d = double();
