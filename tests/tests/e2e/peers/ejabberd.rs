@@ -96,6 +96,25 @@ impl Ejabberd {
         false
     }
 
+    /// Waits up to `within` until `done()` holds; fails at once when ejabberd has exited.
+    pub(super) fn wait_until(&mut self, what: &str, within: Duration, done: impl FnMut() -> bool) {
+        let logs = [
+            self.dir.join("console.log"),
+            self.dir.join("logs/ejabberd.log"),
+            self.dir.join("logs/error.log"),
+            self.xcauth_log.join("xcauth.log"),
+        ];
+        let logs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+        wait_for_child(
+            &mut self.child,
+            "ejabberdctl foreground",
+            &logs,
+            what,
+            within,
+            done,
+        );
+    }
+
     #[allow(clippy::print_stderr)] // the logs are the failure report
     fn dump_logs(&self) {
         for (what, path) in [
@@ -260,14 +279,7 @@ pub(super) fn start_ejabberd(
         _ports: ports,
     };
     let c2s = format!("127.0.0.1:{c2s_port}").parse().unwrap();
-    wait_for_child(
-        &mut server.child,
-        "ejabberdctl foreground",
-        &[
-            &ej.join("console.log"),
-            &ej.join("logs/ejabberd.log"),
-            &ej.join("logs/error.log"),
-        ],
+    server.wait_until(
         &format!("listening on {c2s}"),
         Duration::from_secs(30),
         || tcp_accepts(c2s),
