@@ -118,3 +118,64 @@ fn place_listen_fds(fds: &[OwnedFd], moved: &mut [RawFd]) -> std::io::Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// The socket inode of `fd`, as `/proc/PID/fd/N` names it (`socket:[INODE]`).
+    fn inode(fd: &OwnedFd) -> u64 {
+        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .unwrap()
+            .ino()
+    }
+
+    #[test]
+    fn the_program_gets_the_sockets_in_order_with_its_own_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut listeners = Listeners::new();
+        listeners.tcp("generic");
+        listeners.unix("pam", &dir.path().join("pam.sock"));
+        let inodes: Vec<u64> = listeners.sockets.iter().map(|(fd, _)| inode(fd)).collect();
+        let mut cmd = listeners.into_command(Path::new("/bin/sh"));
+        cmd.args([
+            "-c",
+            r#"echo "$$ $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES"; readlink /proc/$$/fd/3 /proc/$$/fd/4; [ -e /proc/$$/fd/5 ] && echo extra; true"#,
+        ]);
+        let out = cmd.output().unwrap();
+        drop(cmd);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let first: Vec<&str> = lines[0].split(' ').collect();
+        assert_eq!(
+            first[0], first[1],
+            "LISTEN_PID is the program's PID: {text}"
+        );
+        assert_eq!(&first[2..], ["2", "generic:pam"], "{text}");
+        assert_eq!(
+            &lines[1..],
+            [
+                format!("socket:[{}]", inodes[0]),
+                format!("socket:[{}]", inodes[1])
+            ],
+            "fds 3 and 4 are the sockets, in the order added, and nothing else is open"
+        );
+    }
+
+    #[test]
+    fn the_sockets_close_with_the_command() {
+        let mut listeners = Listeners::new();
+        let addr = listeners.tcp("generic");
+        let cmd = listeners.into_command(Path::new("/bin/true"));
+        assert!(
+            std::net::TcpStream::connect(addr).is_ok(),
+            "still listening"
+        );
+        drop(cmd);
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "closed with it"
+        );
+    }
+}

@@ -190,3 +190,33 @@ impl Drop for MachineLock {
         // Closing the file releases the flock.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_distinct_and_exclusive_while_held() {
+        let leases: Vec<PortLease> = (0..20).map(|_| reserve_port()).collect();
+        let mut ports: Vec<u16> = leases.iter().map(PortLease::port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 20, "{ports:?}");
+        for lease in &leases {
+            assert!(PORTS.contains(&lease.port()));
+            // Another open file of the lock, as another test process would open it.
+            let other = open_lock_file(&lock_dir().join(format!("port-{}", lease.port()))).unwrap();
+            assert!(!try_flock(&other), "port {} leased twice", lease.port());
+        }
+        let port = leases[0].port();
+        drop(leases);
+        let other = open_lock_file(&lock_dir().join(format!("port-{port}"))).unwrap();
+        assert!(try_flock(&other), "a dropped lease gives the port back");
+    }
+
+    #[test]
+    #[should_panic(expected = "take xcauth_tests::machine::MachineLock first")]
+    fn changing_the_machine_needs_the_lock() {
+        MachineLock::assert_held("a test helper");
+    }
+}
