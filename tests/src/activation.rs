@@ -165,8 +165,10 @@ mod tests {
 
     #[test]
     fn the_sockets_close_with_the_command() {
+        // A leased port: no other test binds it once the command has let it go.
+        let lease = crate::machine::reserve_port();
         let mut listeners = Listeners::new();
-        let addr = listeners.tcp("generic");
+        let addr = listeners.tcp_at("generic", lease.addr());
         let cmd = listeners.into_command(Path::new("/bin/true"));
         assert!(
             std::net::TcpStream::connect(addr).is_ok(),
