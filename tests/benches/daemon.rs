@@ -13,13 +13,13 @@
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{self, Proc, Scratch};
+use xcauth_tests::support::{self, Listeners, Scratch};
 
 const SECRET: &str = "bench-secret";
 
@@ -140,22 +140,20 @@ fn stream_tokens(exe: &Path, conf: &Path) {
 }
 
 fn concurrent_tcp(exe: &Path, s: &Scratch, d: &BackendDouble) {
-    let port = support::free_port();
     let c = s.write(
         "tcp.conf",
         &format!(
-            "{}log={}\nmax-connections=256\nlisten=generic@tcp:127.0.0.1:{port}\n",
+            "{}log={}\nmax-connections=256\n",
             support::xcauth_conf(&d.url(), SECRET, ""),
             s.path().display()
         ),
     );
-    let mut cmd = xcauthd(exe, &c);
-    cmd.arg("--daemon")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null());
-    let _p = Proc::spawn("xcauthd", &mut cmd);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    support::wait_for_tcp(addr, Duration::from_secs(10));
+    // The listener is bound here and inherited (socket activation), as in the e2e tests.
+    let mut listeners = Listeners::new();
+    let addr = listeners.tcp("generic");
+    let mut cmd = listeners.into_command(exe);
+    cmd.arg("-c").arg(&c);
+    let _p = support::start_daemon_with(cmd, &s.join("tcp-stderr.log"));
     let (clients, per) = (200, 1000);
     let line = format!("auth:alice:example.org:{}\n", token());
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients + 1));

@@ -10,15 +10,15 @@
     clippy::print_stderr
 )] // test support
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+use crate::machine::{reserve_port, PortLease};
 use crate::nextcloud::Nextcloud;
-use crate::support::{self, require_program, Proc};
+use crate::support::{require_program, Proc};
 
 /// The directory's suffix.
 pub const SUFFIX: &str = "dc=example,dc=org";
@@ -72,12 +72,9 @@ pub enum AccountIds {
 pub struct Slapd {
     proc: Option<Proc>,
     dir: PathBuf,
-    port: u16,
-}
-
-/// The port the directory listens on. One function, so the port choice changes in one place.
-fn ldap_port() -> u16 {
-    support::free_port()
+    /// The port slapd binds, this directory's from start to drop (also while it is stopped, so
+    /// nothing else answers there during an outage).
+    lease: PortLease,
 }
 
 impl Slapd {
@@ -107,7 +104,7 @@ impl Slapd {
         let mut slapd = Slapd {
             proc: None,
             dir: dir.to_path_buf(),
-            port: ldap_port(),
+            lease: reserve_port(),
         };
         slapd.run();
         slapd.add(&people_ldif());
@@ -116,39 +113,30 @@ impl Slapd {
 
     /// `ldap://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("ldap://127.0.0.1:{}", self.port)
+        format!("ldap://127.0.0.1:{}", self.port())
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.lease.port()
     }
 
     fn run(&mut self) {
+        let log_path = self.dir.join("slapd.log");
         let log = std::fs::File::options()
             .create(true)
             .append(true)
-            .open(self.dir.join("slapd.log"))
+            .open(&log_path)
             .unwrap();
         let mut cmd = Command::new("slapd");
         cmd.arg("-f")
             .arg(self.dir.join("slapd.conf"))
-            .args(["-h", &format!("ldap://127.0.0.1:{}/", self.port), "-d", "0"])
+            .args(["-h", &format!("ldap://{}/", self.lease.addr()), "-d", "0"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let mut proc = Proc::spawn("slapd", &mut cmd);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let end = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
-            assert!(
-                proc.alive(),
-                "slapd exited:\n{}",
-                std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default()
-            );
-            assert!(Instant::now() < end, "slapd does not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut proc = Proc::spawn("slapd", &mut cmd).with_log(&log_path);
+        proc.wait_for_tcp(self.lease.addr(), Duration::from_secs(60));
         self.proc = Some(proc);
     }
 

@@ -4,7 +4,8 @@
 //! in-test xcauthd stand-in for `socket=` (a `UnixListener` answering with
 //! [`xcauth_core::pamsock::serve_pam_connection`]), and the `pam.d-examples/` files turned into test services.
 //!
-//! Everything that touches the system (`/etc/pam.d/*`, local users) is undone by a drop guard.
+//! Everything that touches the system (`/etc/pam.d/*`, local users) is undone by a drop guard;
+//! local users also need the [`crate::machine::MachineLock`].
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -505,7 +506,12 @@ impl Pamtester {
     }
 
     /// Runs it (10 s limit).
-    pub fn run(mut self) -> PamRun {
+    pub fn run(self) -> PamRun {
+        self.run_within(Duration::from_secs(10))
+    }
+
+    /// Runs it; fails when it takes longer than `limit`.
+    pub fn run_within(mut self, limit: Duration) -> PamRun {
         let mut child = self
             .cmd
             .stdin(Stdio::piped())
@@ -516,7 +522,7 @@ impl Pamtester {
         let mut stdin = child.stdin.take().unwrap();
         let _ = stdin.write_all(self.stdin.as_bytes());
         drop(stdin);
-        let out = wait_output(child, Duration::from_secs(10));
+        let out = wait_output(child, limit);
         let ok = out.status.success();
         let output = format!(
             "{}{}",
@@ -608,9 +614,12 @@ pub struct LocalUser {
 
 impl LocalUser {
     /// `useradd` + `chpasswd`. The name is unique among the tests of this process (and short:
-    /// `xc` + tag + five digits of the PID + a counter).
+    /// `xc` + tag + five digits of the PID + a counter). The test must hold the
+    /// [`MachineLock`](crate::machine::MachineLock): `useradd` and `userdel` of another run
+    /// would otherwise fight over `/etc/passwd`'s lock.
     pub fn new(tag: &str, password: &str) -> LocalUser {
         require_root();
+        crate::machine::MachineLock::assert_held("LocalUser::new");
         let name = format!(
             "xc{tag}{}n{}",
             std::process::id() % 100_000,

@@ -1,14 +1,19 @@
 //! Helpers shared by the end-to-end tests: locating the workspace's binaries,
 //! scratch directories that other users (ejabberd, www-data) can traverse,
-//! free ports, readiness polling, child processes killed on drop, tests that must run alone in
-//! their own process, and a machine-wide lock for the ports a test cannot choose.
+//! xcauthd started on sockets the test bound ([`start_daemon`]) and waited for until it is
+//! ready, child processes killed on drop whose waits fail at once (with their log) when they
+//! exit, and tests that must run alone in their own process (or as `nobody`). Ports for
+//! programs that bind their own and the machine-wide lock are in [`crate::machine`].
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)] // test support
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use crate::activation::Listeners;
 
 /// `target/<profile>` of the running test binary.
 pub fn target_dir() -> PathBuf {
@@ -82,15 +87,6 @@ impl Scratch {
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The environment variable that tells a re-run test binary which test runs alone in it.
 const ALONE_ENV: &str = "XCAUTH_E2E_ALONE";
 
@@ -162,28 +158,59 @@ pub fn unique() -> usize {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Waits until something accepts TCP connections on `addr`.
-pub fn wait_for_tcp(addr: SocketAddr, within: Duration) {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {addr} after {within:?}");
+/// True once something accepts TCP connections on `addr`.
+pub fn tcp_accepts(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
-/// Waits until a Unix socket file exists and accepts connections.
-pub fn wait_for_unix(path: &Path, within: Duration) {
+/// True once a Unix socket file exists at `path` and accepts connections.
+pub fn unix_accepts(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+/// Waits up to `within` until `done()` holds, while `child` (called `name`, writing `logs`)
+/// runs. Fails at once when the child exits first, and after `within` otherwise; either
+/// message carries the child's logs, which say why.
+pub fn wait_for_child(
+    child: &mut Child,
+    name: &str,
+    logs: &[&Path],
+    what: &str,
+    within: Duration,
+    mut done: impl FnMut() -> bool,
+) {
     let end = Instant::now() + within;
-    while Instant::now() < end {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+    loop {
+        if done() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(status)) = child.try_wait() {
+            // It may have done it just before it exited.
+            if done() {
+                return;
+            }
+            panic!("{name} exited ({status}) before {what}{}", log_report(logs));
+        }
+        assert!(
+            Instant::now() < end,
+            "{name} not {what} after {within:?}{}",
+            log_report(logs)
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("nothing listens on {} after {within:?}", path.display());
+}
+
+/// The logs' contents, for a failure message.
+fn log_report(logs: &[&Path]) -> String {
+    logs.iter()
+        .map(|p| {
+            format!(
+                "\n----- {} -----\n{}",
+                p.display(),
+                std::fs::read_to_string(p).unwrap_or_else(|e| format!("({e})"))
+            )
+        })
+        .collect()
 }
 
 /// A child process that is killed (and reaped) on drop.
@@ -193,6 +220,8 @@ pub struct Proc {
     pub child: Child,
     /// What it is, for messages.
     pub name: String,
+    /// The file it logs to, shown when a wait on it fails.
+    log: Option<PathBuf>,
 }
 
 impl Proc {
@@ -204,7 +233,65 @@ impl Proc {
         Proc {
             child,
             name: name.to_owned(),
+            log: None,
         }
+    }
+
+    /// Names the file the process logs to: failed waits show it.
+    #[must_use]
+    pub fn with_log(mut self, log: &Path) -> Proc {
+        self.log = Some(log.to_path_buf());
+        self
+    }
+
+    /// The log named by [`Proc::with_log`] as it is now (empty when there is none).
+    pub fn log_text(&self) -> String {
+        self.log
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Waits up to `within` until `done()` holds; fails at once, with the log, when the
+    /// process exits first (see [`wait_for_child`]).
+    pub fn wait_until(&mut self, what: &str, within: Duration, done: impl FnMut() -> bool) {
+        let log = self.log.clone();
+        let logs: Vec<&Path> = log.iter().map(PathBuf::as_path).collect();
+        wait_for_child(&mut self.child, &self.name, &logs, what, within, done);
+    }
+
+    /// Waits until something accepts TCP connections on `addr` (the process's own listener).
+    pub fn wait_for_tcp(&mut self, addr: SocketAddr, within: Duration) {
+        self.wait_until(&format!("listening on {addr}"), within, || {
+            tcp_accepts(addr)
+        });
+    }
+
+    /// Waits until the Unix socket `path` accepts connections.
+    pub fn wait_for_unix(&mut self, path: &Path, within: Duration) {
+        self.wait_until(&format!("listening on {}", path.display()), within, || {
+            unix_accepts(path)
+        });
+    }
+
+    /// Waits until the log holds a line containing `needle`; returns the first such line.
+    pub fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
+        let log = self
+            .log
+            .clone()
+            .expect("wait_for_log needs a log: Proc::with_log");
+        let mut found = String::new();
+        self.wait_until(&format!("logging {needle:?}"), within, || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            match text.lines().find(|l| l.contains(needle)) {
+                Some(line) => {
+                    line.clone_into(&mut found);
+                    true
+                }
+                None => false,
+            }
+        });
+        found
     }
 
     /// Sends a signal (by PID, never by name).
@@ -246,22 +333,47 @@ pub fn xcauth_conf(url: &str, secret: &str, extra: &str) -> String {
     format!("url={url}\nsecret={secret}\ntimeout=2,3\n{extra}\n")
 }
 
-/// Starts `xcauthd --daemon -c CONF` (logging to stderr, which goes to
-/// `log`) and waits for every TCP `listen=` address in `ready`.
-pub fn start_daemon(conf: &Path, log: &Path, ready: &[SocketAddr]) -> Proc {
-    let logfile = std::fs::File::create(log).unwrap();
+/// Starts `xcauthd -c CONF -i` on sockets the test bound ([`Listeners`], xcauthd's
+/// socket-activation path), logging to `log`, and returns once it is ready (see
+/// [`start_daemon_with`]).
+pub fn start_daemon(conf: &Path, log: &Path, listeners: Listeners) -> Proc {
+    let mut cmd = listeners.into_command(&bin("xcauthd"));
+    cmd.arg("-c").arg(conf).arg("-i");
+    start_daemon_with(cmd, log)
+}
+
+/// Starts `xcauthd -c CONF --daemon -i`, which binds the `listen=` addresses of its
+/// configuration itself, and returns once it is ready. Only for tests of that binding: a Unix
+/// path in the scratch directory, or a TCP port from [`crate::machine::reserve_port`].
+pub fn start_daemon_listening(conf: &Path, log: &Path) -> Proc {
     let mut cmd = Command::new(bin("xcauthd"));
-    cmd.arg("-c")
-        .arg(conf)
-        .args(["--daemon", "-i"])
-        .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf")
+    cmd.arg("-c").arg(conf).args(["--daemon", "-i"]);
+    start_daemon_with(cmd, log)
+}
+
+/// Runs an xcauthd command with stderr to `log`, `XCAUTH_SYSTEM_CONFIG` pointing nowhere (the
+/// host's `/etc/xcauth.conf` is never read) and `NOTIFY_SOCKET` naming a datagram socket next
+/// to the log, and waits for the `READY=1` it sends once it listens (as it tells systemd).
+/// Fails at once, with the log, if xcauthd exits first.
+pub fn start_daemon_with(mut cmd: Command, log: &Path) -> Proc {
+    let notify_path = log.with_extension("notify");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = UnixDatagram::bind(&notify_path)
+        .unwrap_or_else(|e| panic!("bind {}: {e}", notify_path.display()));
+    notify
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    cmd.env("XCAUTH_SYSTEM_CONFIG", "/nonexistent/xcauth.conf")
+        .env("NOTIFY_SOCKET", &notify_path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(logfile);
-    let p = Proc::spawn("xcauthd", &mut cmd);
-    for addr in ready {
-        wait_for_tcp(*addr, Duration::from_secs(10));
-    }
+        .stderr(std::fs::File::create(log).unwrap());
+    let mut p = Proc::spawn("xcauthd", &mut cmd).with_log(log);
+    drop(cmd); // our copies of inherited sockets
+    p.wait_until("ready (READY=1)", Duration::from_secs(30), || {
+        let mut buf = [0u8; 64];
+        matches!(notify.recv(&mut buf), Ok(n) if buf[..n] == *b"READY=1")
+    });
     p
 }
 

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::Digest;
 
+use crate::machine::{reserve_port, PortLease};
 use crate::support::{self, require_program, Scratch};
 
 mod http;
@@ -224,9 +225,9 @@ pub fn template() -> &'static Template {
     TEMPLATE.get_or_init(load_or_build_template)
 }
 
-/// The port a test's server listens on. One function, so the port choice changes in one place.
-fn server_port() -> u16 {
-    support::free_port()
+/// The port a server listens on (php binds it itself): leased, held for the server's life.
+fn server_port() -> PortLease {
+    reserve_port()
 }
 
 /// The tarball: `$XCAUTH_NEXTCLOUD_TARBALL`, else `<workspace>/../shared/peers/…`.
@@ -438,7 +439,8 @@ fn build_template(tarball: &Path, dir: &Path) {
 
     // occ has no command for group admins: ask the OCS API as the service account.
     let service = apps["service"]["secret"].as_str().unwrap().to_owned();
-    let mut server = PhpServer::start(&install, server_port(), &dir.join("php-install.log"));
+    let lease = server_port();
+    let mut server = PhpServer::start(&install, lease.port(), &dir.join("php-install.log"));
     let made = server.send(
         &Request::ocs_post(
             &format!("cloud/users/{}/subadmins", CAROL.id),
@@ -757,6 +759,9 @@ fn nextcloud_log_tail(config: &Path) -> String {
 pub struct Nextcloud {
     server: Option<PhpServer>,
     port: u16,
+    /// The lease on `port`, held from the first start to drop (also while the server is
+    /// stopped, so nothing else answers there then).
+    lease: Option<PortLease>,
     /// The template's code folder (shared by every copy, never written) and this copy's
     /// `config/`.
     install: Install,
@@ -804,6 +809,7 @@ impl Nextcloud {
         Nextcloud {
             server: None,
             port: 0,
+            lease: None,
             install: Install {
                 root: template.dir.join("nextcloud"),
                 config,
@@ -824,8 +830,10 @@ impl Nextcloud {
     /// Starts the server (again, on the same port after [`Nextcloud::stop_server`]).
     pub fn start_server(&mut self) {
         assert!(self.server.is_none(), "the server already runs");
-        if self.port == 0 {
-            self.port = server_port();
+        if self.lease.is_none() {
+            let lease = server_port();
+            self.port = lease.port();
+            self.lease = Some(lease);
         }
         let log = self.scratch.join("php.log");
         let started = Instant::now();

@@ -20,6 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::pam_support::wait_output;
 use xcauth_tests::support::{self, Proc, Scratch};
 
 const SECRET: &str = "e2e-activation-secret";
@@ -91,10 +92,11 @@ impl World {
         self.scratch.join("activated.sock")
     }
 
-    /// `xcauthd -c CONF -i ARGS` under the launcher with `env`, bounded by `timeout`.
+    /// `xcauthd -c CONF -i ARGS` under the launcher with `env` (which execs it: xcauthd keeps
+    /// the launcher's PID, and the test's handle on the process is xcauthd's).
     fn command(&self, env: &Env<'_>, args: &[&str]) -> Command {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-k", "5", "60", "/usr/bin/python3", "-c", LAUNCHER])
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args(["-c", LAUNCHER])
             .arg(self.sock())
             .args([env.fd3, env.pid, env.fds, env.names])
             .arg(support::bin("xcauthd"))
@@ -107,7 +109,7 @@ impl World {
         cmd
     }
 
-    /// Runs to the end with `input` on stdin.
+    /// Runs to the end with `input` on stdin (a minute at most).
     fn run(&self, env: &Env<'_>, args: &[&str], input: &str) -> Output {
         let mut child = self
             .command(env, args)
@@ -122,16 +124,14 @@ impl World {
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        wait_output(child, Duration::from_secs(60))
     }
 
-    /// Starts it as a daemon (stderr to `log`) and asks `isuser:alice` on the inherited socket.
+    /// Starts it as a daemon (stderr to `daemon.log`), waits until it is ready (its
+    /// `READY=1`), and asks `isuser:alice` on the inherited socket.
     fn serve(&self, env: &Env<'_>, args: &[&str]) -> (Proc, String) {
-        let log = std::fs::File::create(self.scratch.join("daemon.log")).unwrap();
-        let mut cmd = self.command(env, args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-        let p = Proc::spawn("xcauthd", &mut cmd);
-        support::wait_for_unix(&self.sock(), Duration::from_secs(20));
+        let p =
+            support::start_daemon_with(self.command(env, args), &self.scratch.join("daemon.log"));
         let mut s = UnixStream::connect(self.sock()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.write_all(b"isuser:alice:example.org\n").unwrap();

@@ -129,7 +129,9 @@ fn each_broken_setting_is_named() {
     );
     d.set_fault(Fault::None);
 
-    let dead = format!("http://127.0.0.1:{}/index.php", support::free_port());
+    // A port reserved for this test and bound by nobody: refused, whatever else runs.
+    let lease = xcauth_tests::machine::reserve_port();
+    let dead = format!("http://127.0.0.1:{}/index.php", lease.port());
     let c = conf(&s, "dead.conf", &dead, SECRET, "");
     let (code, text) = check(&c, &[]);
     assert_eq!(code, 1, "{text}");

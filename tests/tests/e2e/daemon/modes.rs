@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, Fault, User};
-use xcauth_tests::support::{self, Proc, Scratch};
+use xcauth_tests::machine::{reserve_port, PortLease};
+use xcauth_tests::support::{self, Listeners, Proc, Scratch};
 
 const SECRET: &str = "e2e-secret";
 
@@ -277,37 +278,23 @@ struct Daemon {
     postfix: SocketAddr,
     saslauthd: SocketAddr,
     mux: PathBuf,
-    log: PathBuf,
+    /// The TCP ports, this test's until it ends (a test checks that nothing listens there
+    /// once xcauthd is gone).
+    _ports: Vec<PortLease>,
 }
 
-/// Waits up to 10 s for a line containing `needle` in the log file at `path`.
-fn wait_for_log(path: &Path, needle: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(path).unwrap_or_default();
-        if log.contains(needle) {
-            return;
-        }
-        assert!(Instant::now() < end, "no {needle:?} in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
+/// xcauthd on sockets this test bound (socket activation): TCP for every framing and a
+/// saslauthd Unix socket.
 fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
-    let port = |_| SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let (generic, ejabberd, postfix, saslauthd) = (port(0), port(1), port(2), port(3));
-    let mux = s.join("mux");
-    let c = conf(
-        s,
-        d,
-        &format!(
-            "debug\nlisten=[generic@tcp:{generic}, ejabberd@tcp:{ejabberd}, postfix@tcp:{postfix}, saslauthd@tcp:{saslauthd}]\nlisten=saslauthd@unix:{}\n{extra}",
-            mux.display()
-        ),
-    );
-    let log = s.join("daemon.log");
-    let proc = support::start_daemon(&c, &log, &[generic, ejabberd, postfix, saslauthd]);
-    support::wait_for_unix(&mux, Duration::from_secs(5));
+    let ports: Vec<PortLease> = (0..4).map(|_| reserve_port()).collect();
+    let mut listeners = Listeners::new();
+    let generic = listeners.tcp_at("generic", ports[0].addr());
+    let ejabberd = listeners.tcp_at("ejabberd", ports[1].addr());
+    let postfix = listeners.tcp_at("postfix", ports[2].addr());
+    let saslauthd = listeners.tcp_at("saslauthd", ports[3].addr());
+    let mux = listeners.unix("saslauthd", &s.join("mux"));
+    let c = conf(s, d, &format!("debug\n{extra}"));
+    let proc = support::start_daemon(&c, &s.join("daemon.log"), listeners);
     Daemon {
         proc,
         generic,
@@ -315,7 +302,33 @@ fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
         postfix,
         saslauthd,
         mux,
-        log,
+        _ports: ports,
+    }
+}
+
+/// xcauthd binding the `listen=` addresses of its configuration itself (`--daemon`): TCP
+/// ports reserved for this test and a saslauthd Unix socket in the scratch directory.
+fn listening_daemon(s: &Scratch, d: &BackendDouble) -> Daemon {
+    let ports: Vec<PortLease> = (0..4).map(|_| reserve_port()).collect();
+    let [generic, ejabberd, postfix, saslauthd] = [0, 1, 2, 3].map(|i| ports[i].addr());
+    let mux = s.join("mux");
+    let c = conf(
+        s,
+        d,
+        &format!(
+            "debug\nlisten=[generic@tcp:{generic}, ejabberd@tcp:{ejabberd}, postfix@tcp:{postfix}, saslauthd@tcp:{saslauthd}]\nlisten=saslauthd@unix:{}",
+            mux.display()
+        ),
+    );
+    let proc = support::start_daemon_listening(&c, &s.join("daemon.log"));
+    Daemon {
+        proc,
+        generic,
+        ejabberd,
+        postfix,
+        saslauthd,
+        mux,
+        _ports: ports,
     }
 }
 
@@ -323,7 +336,7 @@ fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
 fn daemon_serves_every_framing_on_tcp_and_unix() {
     let d = double();
     let s = Scratch::new("daemon");
-    let dm = daemon(&s, &d, "");
+    let mut dm = listening_daemon(&s, &d);
     let mut g = tcp(dm.generic);
     g.write_all(b"auth:alice:example.org:secret\nisuser:x:example.org\r\n")
         .unwrap();
@@ -352,7 +365,7 @@ fn daemon_serves_every_framing_on_tcp_and_unix() {
         SASL_NO
     );
     // The daemon log has one INFO decision line per auth, and no password.
-    let log = std::fs::read_to_string(&dm.log).unwrap();
+    let log = dm.proc.log_text();
     assert!(
         log.contains("auth alice@example.org: accepted via backend"),
         "{log}"
@@ -360,6 +373,14 @@ fn daemon_serves_every_framing_on_tcp_and_unix() {
     assert!(
         !log.contains(":secret") && !log.contains("\"secret\""),
         "{log}"
+    );
+    // SIGTERM: a clean exit that removes the Unix socket file it created.
+    dm.proc.signal("TERM");
+    assert_eq!(dm.proc.wait_exit(Duration::from_secs(10)), Some(Some(0)));
+    assert!(!dm.mux.exists(), "unix socket removed");
+    assert!(
+        TcpStream::connect(dm.generic).is_err(),
+        "no longer accepting"
     );
 }
 
@@ -455,7 +476,7 @@ fn bad_input_suite_keeps_the_daemon_serving() {
 fn max_connections_queues_excess_clients_visibly() {
     let d = double();
     let s = Scratch::new("maxconn");
-    let dm = daemon(&s, &d, "max-connections=2\nidle-timeout=30s");
+    let mut dm = daemon(&s, &d, "max-connections=2\nidle-timeout=30s");
     d.hold_until(usize::MAX);
     let mut a = tcp(dm.generic);
     let mut b = tcp(dm.generic);
@@ -466,7 +487,8 @@ fn max_connections_queues_excess_clients_visibly() {
         "the requests did not reach the backend"
     );
     // Both taken: the daemon says so once it has accepted them.
-    wait_for_log(&dm.log, "max-connections (2) reached");
+    dm.proc
+        .wait_for_log("max-connections (2) reached", Duration::from_secs(10));
     let mut c = tcp(dm.generic); // waits in the backlog
     c.write_all(b"isuser:alice:example.org\n").unwrap();
     c.set_read_timeout(Some(Duration::from_millis(700)))
@@ -486,7 +508,7 @@ fn max_connections_queues_excess_clients_visibly() {
     assert_eq!(read_line(&mut b), "1\n", "b's answer is not cut");
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(read_line(&mut c), "1\n", "served once a slot frees");
-    let log = std::fs::read_to_string(&dm.log).unwrap();
+    let log = dm.proc.log_text();
     assert!(log.contains("max-connections (2) reached"), "{log}");
 }
 
@@ -497,7 +519,7 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
     // xcauthd waits for the backend as long as this test may hold the request.
     let mut dm = daemon(&s, &d, "timeout=2,30");
     // The request is in flight once the backend holds it; SIGTERM comes only then, and the
-    // backend answers only after xcauthd has begun to shut down (it removes its Unix socket).
+    // backend answers only after xcauthd has begun to shut down (it says so).
     d.hold_until(usize::MAX);
     let mut g = tcp(dm.generic);
     g.write_all(b"auth:alice:example.org:secret\n").unwrap();
@@ -506,11 +528,10 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
         "the request did not reach the backend"
     );
     dm.proc.signal("TERM");
-    let end = Instant::now() + Duration::from_secs(10);
-    while dm.mux.exists() {
-        assert!(Instant::now() < end, "xcauthd ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    dm.proc.wait_for_log(
+        "shutting down: no new connections, finishing in-flight requests",
+        Duration::from_secs(10),
+    );
     d.release();
     assert_eq!(
         read_line(&mut g),
@@ -518,42 +539,77 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
         "the in-flight request is answered"
     );
     assert_eq!(dm.proc.wait_exit(Duration::from_secs(10)), Some(Some(0)));
+    // This test gave its copies of the sockets away: with xcauthd gone, nothing listens.
     assert!(
         TcpStream::connect(dm.generic).is_err(),
         "no longer accepting"
     );
-    assert!(!dm.mux.exists(), "unix socket removed");
+    assert!(UnixStream::connect(&dm.mux).is_err(), "no longer accepting");
+}
+
+/// A `listen=` or `metrics-listen=` address something else holds stops the start at once,
+/// naming the address: the test holds a leased port itself, so the conflict is certain.
+#[test]
+fn a_busy_address_stops_the_start() {
+    let d = double();
+    let s = Scratch::new("busy");
+    let lease = reserve_port();
+    let _holder = std::net::TcpListener::bind(lease.addr()).unwrap();
+    let free = reserve_port();
+    for (name, extra, expected) in [
+        (
+            "listen.conf",
+            format!("listen=generic@tcp:{}", lease.addr()),
+            format!("cannot listen on generic@tcp:{}", lease.addr()),
+        ),
+        (
+            "metrics.conf",
+            format!(
+                "listen=generic@tcp:{}\nmetrics-listen={}",
+                free.addr(),
+                lease.addr()
+            ),
+            format!("cannot serve metrics-listen={}", lease.addr()),
+        ),
+    ] {
+        let c = s.write(name, &support::xcauth_conf(&d.url(), SECRET, &extra));
+        let mut cmd = support::xcauthd(&c);
+        cmd.args(["--daemon", "-i"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let out = xcauth_tests::pam_support::wait_output(child, Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&expected) && err.contains("in use"),
+            "{expected:?} in:\n{err}"
+        );
+    }
 }
 
 #[test]
 fn sighup_reopens_the_log_file() {
     let d = double();
     let s = Scratch::new("sighup");
-    let port = support::free_port();
     let logdir = s.join("log");
     std::fs::create_dir_all(&logdir).unwrap();
-    let c = conf(
-        &s,
-        &d,
-        &format!(
-            "log={}\nlisten=generic@tcp:127.0.0.1:{port}",
-            logdir.display()
-        ),
-    );
-    let mut cmd = support::xcauthd(&c);
-    cmd.arg("--daemon").stdin(Stdio::null());
-    let mut p = Proc::spawn("xcauthd", &mut cmd);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    support::wait_for_tcp(addr, Duration::from_secs(10));
+    let c = conf(&s, &d, &format!("log={}", logdir.display()));
+    let mut listeners = Listeners::new();
+    let addr = listeners.tcp("generic");
+    let mut cmd = listeners.into_command(&support::bin("xcauthd"));
+    cmd.arg("-c").arg(&c);
+    // Without -i it logs to log=; stderr stays empty.
+    let mut p = support::start_daemon_with(cmd, &s.join("stderr.log"));
     let live = logdir.join("xcauth.log");
     let rotated = logdir.join("xcauth.log.1");
     std::fs::rename(&live, &rotated).unwrap();
     p.signal("HUP");
     // The reopen happens on the accept loop's next tick: wait for the new file.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !live.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.wait_until("reopening its log", Duration::from_secs(10), || {
+        live.exists()
+    });
     let mut g = tcp(addr);
     g.write_all(b"isuser:alice:example.org\n").unwrap();
     assert_eq!(read_line(&mut g), "1\n");
@@ -570,13 +626,12 @@ fn socket_activation_by_fd_name_single_and_multi() {
     let d = double();
     let s = Scratch::new("sockact");
     let c = conf(&s, &d, "");
-    let (pg, pp, pe) = (
-        support::free_port(),
-        support::free_port(),
-        support::free_port(),
-    );
+    // systemd-socket-activate binds these itself.
+    let ports = [reserve_port(), reserve_port(), reserve_port()];
+    let [pg, pp, pe] = [0, 1, 2].map(|i| ports[i].port());
     let sock = s.join("sasl.sock");
-    let log = std::fs::File::create(s.join("act.log")).unwrap();
+    let log_path = s.join("act.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut cmd = Command::new(support::require_program("systemd-socket-activate"));
     cmd.args(["-l", &format!("127.0.0.1:{pg}"), "--fdname=prosody"])
         .args(["-l", &format!("127.0.0.1:{pp}"), "--fdname=postfix"])
@@ -588,9 +643,10 @@ fn socket_activation_by_fd_name_single_and_multi() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    let _p = Proc::spawn("systemd-socket-activate", &mut cmd);
+    let mut p = Proc::spawn("systemd-socket-activate", &mut cmd).with_log(&log_path);
     let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
-    support::wait_for_unix(&sock, Duration::from_secs(5));
+    // It binds all four, then execs xcauthd.
+    p.wait_for_unix(&sock, Duration::from_secs(10));
     let mut g = tcp(addr(pg));
     g.write_all(b"auth:alice:example.org:secret\n").unwrap();
     assert_eq!(read_line(&mut g), "1\n");
@@ -613,7 +669,8 @@ fn socket_activation_by_fd_name_single_and_multi() {
     );
 
     // A single unnamed socket takes the protocol from -t.
-    let p1 = support::free_port();
+    let lease = reserve_port();
+    let p1 = lease.port();
     let mut cmd = Command::new(support::require_program("systemd-socket-activate"));
     cmd.args(["-l", &format!("127.0.0.1:{p1}")])
         .arg(support::bin("xcauthd"))
@@ -622,8 +679,8 @@ fn socket_activation_by_fd_name_single_and_multi() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let _p1 = Proc::spawn("systemd-socket-activate", &mut cmd);
-    support::wait_for_tcp(addr(p1), Duration::from_secs(5));
+    let mut p1_proc = Proc::spawn("systemd-socket-activate", &mut cmd);
+    p1_proc.wait_for_tcp(addr(p1), Duration::from_secs(10));
     let mut q = tcp(addr(p1));
     q.write_all(b"get alice@example.org\n").unwrap();
     assert_eq!(read_line(&mut q), "200 OK\n");
@@ -802,7 +859,9 @@ fn tells_systemd_when_ready() {
     let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let port = support::free_port();
+    // Its subject is the listen= binding: xcauthd binds a port reserved for this test.
+    let lease = reserve_port();
+    let port = lease.port();
     let c = conf(&s, &d, &format!("listen=generic@tcp:127.0.0.1:{port}"));
     let mut cmd = support::xcauthd(&c);
     cmd.args(["--daemon", "-i"])

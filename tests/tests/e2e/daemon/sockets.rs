@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use xcauth_core::pamsock::{self, PamReply, PamRequest};
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{self, Proc, Scratch};
+use xcauth_tests::support::{self, Listeners, Proc, Scratch};
 
 const SECRET: &str = "e2e-secret";
 
@@ -28,18 +28,44 @@ fn double() -> BackendDouble {
 }
 
 struct Daemon {
-    _proc: Proc,
+    proc: Proc,
     generic: SocketAddr,
     postfix: SocketAddr,
     pam: PathBuf,
     mux: PathBuf,
-    log: PathBuf,
 }
 
-/// xcauthd with a generic and a postfix TCP listener, a pam socket and a saslauthd Unix socket.
+/// xcauthd on sockets this test bound (socket activation): a generic and a postfix TCP
+/// listener, a pam socket and a saslauthd Unix socket (both mode 0666).
 fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
-    let generic = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let postfix = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut listeners = Listeners::new();
+    let generic = listeners.tcp("generic");
+    let postfix = listeners.tcp("postfix");
+    let pam = listeners.unix("pam", &s.join("pam.sock"));
+    let mux = listeners.unix("saslauthd", &s.join("mux"));
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(&d.url(), SECRET, extra),
+    );
+    let proc = support::start_daemon(&conf, &s.join("daemon.log"), listeners);
+    Daemon {
+        proc,
+        generic,
+        postfix,
+        pam,
+        mux,
+    }
+}
+
+/// A daemon that binds its own Unix sockets (`listen=`, in the scratch directory): the pam
+/// socket and a saslauthd socket, with the file mode and group the configuration asks for.
+struct UnixDaemon {
+    proc: Proc,
+    pam: PathBuf,
+    mux: PathBuf,
+}
+
+fn unix_daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> UnixDaemon {
     let pam = s.join("pam.sock");
     let mux = s.join("mux");
     let conf = s.write(
@@ -48,25 +74,14 @@ fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
             &d.url(),
             SECRET,
             &format!(
-                "listen=[generic@tcp:{generic}, postfix@tcp:{postfix}, pam@unix:{}, \
-                 saslauthd@unix:{}]\n{extra}",
+                "listen=[pam@unix:{}, saslauthd@unix:{}]\n{extra}",
                 pam.display(),
                 mux.display()
             ),
         ),
     );
-    let log = s.join("daemon.log");
-    let proc = support::start_daemon(&conf, &log, &[generic, postfix]);
-    support::wait_for_unix(&pam, Duration::from_secs(5));
-    support::wait_for_unix(&mux, Duration::from_secs(5));
-    Daemon {
-        _proc: proc,
-        generic,
-        postfix,
-        pam,
-        mux,
-        log,
-    }
+    let proc = support::start_daemon_listening(&conf, &s.join("daemon.log"));
+    UnixDaemon { proc, pam, mux }
 }
 
 fn isuser_alice() -> PamRequest {
@@ -112,11 +127,13 @@ fn a_trickling_client_is_cut_off_at_the_request_timeout() {
     let d = double();
     let s = Scratch::new("slowloris");
     let dm = daemon(&s, &d, "request-timeout=2s\nidle-timeout=1m");
-    let limit = Duration::from_secs(20);
+    // Nothing but the request timeout closes a connection that sends within the idle timeout
+    // (a minute): closed after at least its 2 s and well before the idle timeout, it was that.
+    let limit = Duration::from_secs(45);
     let check = |what: &str, took: Duration| {
         assert!(
-            took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
-            "{what}: closed after {took:?}, expected about 2 s"
+            took >= Duration::from_millis(1500) && took < Duration::from_secs(30),
+            "{what}: closed after {took:?}, expected after the 2 s request timeout"
         );
     };
     let generic = std::thread::spawn(move || {
@@ -147,7 +164,7 @@ fn a_trickling_client_is_cut_off_at_the_request_timeout() {
     check("pam socket", pam);
     check("generic", generic.join().unwrap());
     check("saslauthd", sasl.join().unwrap());
-    let log = std::fs::read_to_string(&dm.log).unwrap();
+    let log = dm.proc.log_text();
     assert!(
         log.contains("closing connection after 2s without a complete request"),
         "{log}"
@@ -170,7 +187,7 @@ fn a_trickling_client_is_cut_off_at_the_request_timeout() {
 fn trickling_clients_on_one_listener_do_not_starve_the_others() {
     let d = double();
     let s = Scratch::new("slots");
-    let dm = daemon(
+    let mut dm = daemon(
         &s,
         &d,
         "max-connections=2\nrequest-timeout=1m\nidle-timeout=1m",
@@ -181,16 +198,10 @@ fn trickling_clients_on_one_listener_do_not_starve_the_others() {
         h.write_all(b"auth:alice:").unwrap();
         hogs.push(h);
     }
-    // Both slots are taken once the daemon says so (not after a fixed time).
-    let full = format!("tcp:{}: max-connections (2) reached", dm.generic);
-    let end = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&dm.log)
-        .unwrap_or_default()
-        .contains(&full)
-    {
-        assert!(Instant::now() < end, "the hogs never took both slots");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Both slots are taken once the daemon says so (not after a fixed time); the line names
+    // the listener, the generic one.
+    let full = "systemd:generic: max-connections (2) reached";
+    dm.proc.wait_for_log(full, Duration::from_secs(10));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let dripper = {
         let stop = std::sync::Arc::clone(&stop);
@@ -207,7 +218,7 @@ fn trickling_clients_on_one_listener_do_not_starve_the_others() {
 
     let start = Instant::now();
     assert_eq!(
-        pamsock::Connection::open(&dm.pam, Duration::from_secs(5))
+        pamsock::Connection::open(&dm.pam, Duration::from_secs(30))
             .and_then(|mut conn| conn.ask(&isuser_alice()))
             .map_err(|e| e.to_string()),
         Ok(PamReply::Exists)
@@ -216,7 +227,7 @@ fn trickling_clients_on_one_listener_do_not_starve_the_others() {
 
     let start = Instant::now();
     let mut p = TcpStream::connect(dm.postfix).unwrap();
-    p.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    p.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     p.write_all(b"get alice@example.org\n").unwrap();
     let mut line = [0u8; 2];
     p.read_exact(&mut line).unwrap();
@@ -225,50 +236,36 @@ fn trickling_clients_on_one_listener_do_not_starve_the_others() {
 
     let start = Instant::now();
     let mut m = UnixStream::connect(&dm.mux).unwrap();
-    m.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    m.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     m.write_all(&sasl_auth()).unwrap();
     let mut reply = vec![0u8; SASL_OK.len()];
     m.read_exact(&mut reply).unwrap();
     assert_eq!(reply, SASL_OK);
     let sasl_took = start.elapsed();
 
-    // Starved, they would wait for the hogs (a minute's request-timeout), and their 5 s read
-    // timeouts above would have failed first; the bound leaves room for a busy machine.
+    // Starved, they would wait for the hogs (a minute's request-timeout), and their 30 s read
+    // timeouts above would have failed first; the bound is half the hogs' minute, far above
+    // what a busy machine needs to answer.
     for (what, took) in [
         ("pam", pam_took),
         ("postfix", postfix_took),
         ("saslauthd", sasl_took),
     ] {
-        assert!(took < Duration::from_secs(4), "{what} waited {took:?}");
+        assert!(took < Duration::from_secs(30), "{what} waited {took:?}");
     }
 
-    // A client of the hogged listener itself gets in too, in the slot of a hog.
+    // A client of the hogged listener itself gets in too, in the slot of a hog (waiting for a
+    // hog to leave would take the minute of its request-timeout).
     let mut c = TcpStream::connect(dm.generic).unwrap();
     c.write_all(b"isuser:alice:example.org\n").unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut buf = [0u8; 2];
     c.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"1\n", "served while the hogs drip");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(dripper.join().unwrap());
-    let log = std::fs::read_to_string(&dm.log).unwrap();
-    assert!(
-        log.contains(&format!("tcp:{}: max-connections (2) reached", dm.generic)),
-        "{log}"
-    );
-}
-
-/// Waits until the daemon's log has `needle`.
-fn wait_for_log(log: &Path, needle: &str) -> String {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(Instant::now() < end, "no {needle:?} in the log:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let log = dm.proc.log_text();
+    assert!(log.contains(full), "{log}");
 }
 
 /// True when the server closed `stream` (end of input or reset within `within`).
@@ -292,26 +289,29 @@ fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
 fn a_waiting_login_gets_the_slot_of_the_idlest_connection() {
     let d = double();
     let s = Scratch::new("slots-idlest");
+    // Without a slot of its own, the login would wait for a hog's request or idle timeout (a
+    // minute); half of that is far above what a busy machine needs to answer.
     let login = |dm: &Daemon| {
         let started = Instant::now();
         let mut login = TcpStream::connect(dm.generic).unwrap();
         login
-            .set_read_timeout(Some(Duration::from_secs(5)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         login.write_all(b"auth:alice:example.org:secret\n").unwrap();
         let mut buf = [0u8; 2];
         login
             .read_exact(&mut buf)
-            .expect("the login got no slot within 5 s");
+            .expect("the login got no slot within 30 s");
         assert_eq!(&buf, b"1\n");
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(4), "the login waited {took:?}");
+        assert!(took < Duration::from_secs(30), "the login waited {took:?}");
     };
     let settings = "max-connections=3\nrequest-timeout=1m\nidle-timeout=1m";
     let closed_one = "every slot taken and a client waiting: closed the connection";
+    let full = "systemd:generic: max-connections (3) reached";
 
     // 1. Three drippers.
-    let dm = daemon(&s, &d, settings);
+    let mut dm = daemon(&s, &d, settings);
     let mut hogs: Vec<TcpStream> = (0..3)
         .map(|_| {
             let mut h = TcpStream::connect(dm.generic).unwrap();
@@ -333,14 +333,12 @@ fn a_waiting_login_gets_the_slot_of_the_idlest_connection() {
             }
         })
     };
-    wait_for_log(
-        &dm.log,
-        &format!("tcp:{}: max-connections (3) reached", dm.generic),
-    );
+    dm.proc.wait_for_log(full, Duration::from_secs(20));
     login(&dm);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     dripper.join().unwrap();
-    let log = wait_for_log(&dm.log, closed_one);
+    dm.proc.wait_for_log(closed_one, Duration::from_secs(20));
+    let log = dm.proc.log_text();
     // The closed one was shut down before the login was served: its end is there already.
     let closed: Vec<bool> = hogs
         .iter_mut()
@@ -357,23 +355,21 @@ fn a_waiting_login_gets_the_slot_of_the_idlest_connection() {
     // 2. Two idle clients, then a keep-alive client answered after they connected (so after
     //    they were accepted, in the order of the listen backlog).
     let s = Scratch::new("slots-keepalive");
-    let dm = daemon(&s, &d, settings);
+    let mut dm = daemon(&s, &d, settings);
     let mut idle: Vec<TcpStream> = (0..2)
         .map(|_| TcpStream::connect(dm.generic).unwrap())
         .collect();
     let mut keep = TcpStream::connect(dm.generic).unwrap();
-    keep.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    keep.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut buf = [0u8; 2];
     keep.write_all(b"isuser:alice:example.org\n").unwrap();
     keep.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"1\n");
-    wait_for_log(
-        &dm.log,
-        &format!("tcp:{}: max-connections (3) reached", dm.generic),
-    );
+    dm.proc.wait_for_log(full, Duration::from_secs(20));
     login(&dm);
-    wait_for_log(&dm.log, closed_one);
-    assert!(closed_by_server(&mut idle[0], Duration::from_secs(5)));
+    dm.proc.wait_for_log(closed_one, Duration::from_secs(20));
+    assert!(closed_by_server(&mut idle[0], Duration::from_secs(30)));
     assert!(!closed_by_server(&mut idle[1], Duration::from_millis(300)));
     keep.write_all(b"isuser:alice:example.org\n").unwrap();
     keep.read_exact(&mut buf).unwrap();
@@ -463,32 +459,31 @@ fn one_user_holds_at_most_its_share_of_a_unix_socket() {
     pam_support_require_root();
     let d = double();
     let s = Scratch::new("slots-per-user");
-    let dm = daemon(
+    // The pam socket is mode 0666 (Listeners::unix); only the policy keeps users out.
+    let mut dm = daemon(
         &s,
         &d,
-        "socket-mode=0666\nsocket-allow-users=nobody\nmax-connections=4\n\
+        "socket-allow-users=nobody\nmax-connections=4\n\
          max-connections-per-user=2\nrequest-timeout=1m\nidle-timeout=1m",
     );
     let mut nobody = NobodyConnections::open(&dm.pam, 4);
-    let log = wait_for_log(
-        &dm.log,
-        "uid 65534 holds max-connections-per-user (2): closed its connection",
-    );
     // Both of the extra connections made room in nobody's own share.
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&dm.log)
-        .unwrap_or_default()
-        .matches("uid 65534 holds max-connections-per-user (2)")
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < end, "{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let log = s.join("daemon.log");
+    dm.proc.wait_until(
+        "closing two of nobody's connections",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("uid 65534 holds max-connections-per-user (2): closed its connection")
+                .count()
+                >= 2
+        },
+    );
     assert_eq!(nobody.closed(), "1100");
     // Root, twice at once: the two slots nobody cannot take.
     let ask = || {
-        pamsock::Connection::open(&dm.pam, Duration::from_secs(5))
+        pamsock::Connection::open(&dm.pam, Duration::from_secs(30))
             .and_then(|mut conn| conn.ask(&isuser_alice()))
             .map_err(|e| e.to_string())
     };
@@ -498,9 +493,7 @@ fn one_user_holds_at_most_its_share_of_a_unix_socket() {
         assert_eq!(other.join().unwrap(), Ok(PamReply::Exists));
     });
     assert!(
-        !std::fs::read_to_string(&dm.log)
-            .unwrap()
-            .contains("every slot taken"),
+        !dm.proc.log_text().contains("every slot taken"),
         "root needed no one else's slot"
     );
 }
@@ -570,10 +563,10 @@ fn unix_sockets_serve_only_allowed_peers() {
     let pam_reply_exists = pamsock::encode_reply(&PamReply::Exists).unwrap();
 
     let s = Scratch::new("peercred");
-    let dm = daemon(&s, &d, "socket-mode=0666");
+    let dm = unix_daemon(&s, &d, "socket-mode=0666");
     assert_eq!(exchange_as_nobody(&dm.pam, &pam_isuser_frame()), b"");
     assert_eq!(exchange_as_nobody(&dm.mux, &sasl_auth()), b"");
-    let log = std::fs::read_to_string(&dm.log).unwrap();
+    let log = dm.proc.log_text();
     let refused = format!(
         "unix:{}: refused a connection from uid 65534 gid 65534",
         dm.pam.display()
@@ -596,7 +589,7 @@ fn unix_sockets_serve_only_allowed_peers() {
     drop(dm);
 
     let s = Scratch::new("peercred-user");
-    let dm = daemon(&s, &d, "socket-mode=0666\nsocket-allow-users=nobody");
+    let dm = unix_daemon(&s, &d, "socket-mode=0666\nsocket-allow-users=nobody");
     assert_eq!(
         exchange_as_nobody(&dm.pam, &pam_isuser_frame()),
         pam_reply_exists
@@ -606,7 +599,7 @@ fn unix_sockets_serve_only_allowed_peers() {
 
     // By group: the socket's own group (socket-group) is the default.
     let s = Scratch::new("peercred-group");
-    let dm = daemon(&s, &d, "socket-mode=0666\nsocket-group=nogroup");
+    let dm = unix_daemon(&s, &d, "socket-mode=0666\nsocket-group=nogroup");
     assert_eq!(
         exchange_as_nobody(&dm.pam, &pam_isuser_frame()),
         pam_reply_exists
@@ -615,7 +608,7 @@ fn unix_sockets_serve_only_allowed_peers() {
 
     // socket-allow-groups replaces the socket's group.
     let s = Scratch::new("peercred-groups");
-    let dm = daemon(
+    let dm = unix_daemon(
         &s,
         &d,
         "socket-mode=0666\nsocket-group=nogroup\nsocket-allow-groups=root",
@@ -634,7 +627,7 @@ fn socket_group_names_resolve_and_unknown_ones_are_config_errors() {
     use std::os::unix::fs::MetadataExt;
     let d = double();
     let s = Scratch::new("sockgroup");
-    let dm = daemon(&s, &d, "socket-group=nogroup");
+    let dm = unix_daemon(&s, &d, "socket-group=nogroup");
     let gid = std::fs::metadata(&dm.pam).unwrap().gid();
     assert_eq!(gid, 65534, "nogroup's gid");
     drop(dm);

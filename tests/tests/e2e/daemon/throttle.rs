@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use xcauth_core::pamsock::{self, PamReply, PamRequest};
 use xcauth_core::{Clock, Secret, SystemClock};
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{self, Proc, Scratch};
+use xcauth_tests::support::{self, Listeners, Proc, Scratch};
 
 const SECRET: &str = "e2e-throttle-secret";
 
@@ -36,23 +36,17 @@ struct Daemon {
     log: PathBuf,
 }
 
+/// xcauthd on a generic TCP listener and a pam socket that this test bound.
 fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
-    let generic = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let pam = s.join("pam.sock");
+    let mut listeners = Listeners::new();
+    let generic = listeners.tcp("generic");
+    let pam = listeners.unix("pam", &s.join("pam.sock"));
     let conf = s.write(
         "xcauth.conf",
-        &support::xcauth_conf(
-            &d.url(),
-            SECRET,
-            &format!(
-                "listen=[generic@tcp:{generic}, pam@unix:{}]\n{extra}",
-                pam.display()
-            ),
-        ),
+        &support::xcauth_conf(&d.url(), SECRET, extra),
     );
     let log = s.join("daemon.log");
-    let proc = support::start_daemon(&conf, &log, &[generic]);
-    support::wait_for_unix(&pam, Duration::from_secs(5));
+    let proc = support::start_daemon(&conf, &log, listeners);
     Daemon {
         proc,
         generic,
@@ -71,15 +65,14 @@ fn lockout_lines(log: &Path) -> Vec<String> {
 }
 
 /// Waits until the daemon's log holds `n` lock-out lines (it flushes warnings at once).
-fn wait_for_lockouts(log: &Path, n: usize) -> Vec<String> {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines = lockout_lines(log);
-        if lines.len() >= n || Instant::now() > end {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for_lockouts(dm: &mut Daemon, n: usize) -> Vec<String> {
+    let log = dm.log.clone();
+    dm.proc.wait_until(
+        &format!("logging {n} lock-out line(s)"),
+        Duration::from_secs(10),
+        || lockout_lines(&log).len() >= n,
+    );
+    lockout_lines(&log)
 }
 
 /// 60 wrong passwords for alice over the generic framing (Prosody's): the backend sees only
@@ -89,7 +82,7 @@ fn wait_for_lockouts(log: &Path, n: usize) -> Vec<String> {
 fn sixty_guesses_reach_the_backend_a_handful_of_times() {
     let d = double();
     let s = Scratch::new("throttle-generic");
-    let dm = daemon(&s, &d, "");
+    let mut dm = daemon(&s, &d, "");
     let guesses: Vec<String> = (0..60)
         .map(|i| format!("auth:alice:example.org:guess{i}"))
         .collect();
@@ -115,7 +108,7 @@ fn sixty_guesses_reach_the_backend_a_handful_of_times() {
         support::generic_exchange(dm.generic, &[format!("auth:alice:example.org:{token}")]),
         ["1"]
     );
-    let lines = wait_for_lockouts(&dm.log, 1);
+    let lines = wait_for_lockouts(&mut dm, 1);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
         lines[0].contains("xcauth: lockout remote=- user=alice@example.org seconds=60 scope=user"),
@@ -141,7 +134,7 @@ fn auth_from(user: &str, password: &str, rhost: &str) -> PamRequest {
 fn a_guessing_address_is_locked_and_fail2ban_matches_the_line() {
     let d = double();
     let s = Scratch::new("throttle-rhost");
-    let dm = daemon(&s, &d, "throttle-remote-failures=6\nthrottle-failures=100");
+    let mut dm = daemon(&s, &d, "throttle-remote-failures=6\nthrottle-failures=100");
     let mut conn = pamsock::Connection::open(&dm.pam, Duration::from_secs(10)).unwrap();
     for i in 0..20 {
         let reply = conn
@@ -160,7 +153,7 @@ fn a_guessing_address_is_locked_and_fail2ban_matches_the_line() {
             .unwrap(),
         PamReply::Accepted { .. }
     ));
-    let lines = wait_for_lockouts(&dm.log, 1);
+    let lines = wait_for_lockouts(&mut dm, 1);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
         lines[0].contains("xcauth: lockout remote=192.0.2.7 user=")
@@ -245,7 +238,9 @@ fn replies_until_eof(stream: &mut UnixStream) -> usize {
 
 /// Ten requests whose ~60 KB replies the client does not read: the daemon's socket buffer fills
 /// and, with `write-timeout=1s`, the daemon gives up on the client and closes the connection,
-/// so fewer than ten replies ever arrive; with the default (30 s) all ten do.
+/// so fewer than ten replies ever arrive; with the default (30 s) all ten do. Both daemons run
+/// side by side, the default one's client first: when the other one has given up (it logs the
+/// failed write), that client has not read for longer.
 #[test]
 fn write_timeout_drops_a_client_that_does_not_read() {
     let d = double();
@@ -261,22 +256,33 @@ fn write_timeout_drops_a_client_that_does_not_read() {
         domain: "example.org".into(),
     };
     let frame = pamsock::encode_request(&groups).unwrap();
-    let run = |extra: &str| -> usize {
-        let s = Scratch::new("write-timeout");
-        let dm = daemon(&s, &d, extra);
+    let send_ten = |dm: &Daemon| {
         let mut stream = UnixStream::connect(&dm.pam).unwrap();
         for _ in 0..10 {
             stream.write_all(&frame).unwrap();
         }
-        std::thread::sleep(Duration::from_secs(4));
-        replies_until_eof_or_all(&mut stream, 10)
+        stream
     };
-    let cut = run("write-timeout=1s\nidle-timeout=1m");
-    assert!(
-        cut < 10,
-        "all {cut} replies arrived although the client did not read"
+    let (s_kept, s_cut) = (
+        Scratch::new("write-timeout-default"),
+        Scratch::new("write-timeout"),
     );
-    assert_eq!(run("idle-timeout=1m"), 10);
+    let kept = daemon(&s_kept, &d, "idle-timeout=1m");
+    let mut cut = daemon(&s_cut, &d, "write-timeout=1s\nidle-timeout=1m");
+    let mut kept_stream = send_ten(&kept);
+    let mut cut_stream = send_ten(&cut);
+    // (-i logs at debug level, where the failed write is reported.)
+    let failed = cut
+        .proc
+        .wait_for_log("pam socket: write failed", Duration::from_secs(30));
+    let got = replies_until_eof_or_all(&mut cut_stream, 10);
+    assert!(
+        got < 10,
+        "all {got} replies arrived although the client did not read ({failed})"
+    );
+    assert_eq!(replies_until_eof_or_all(&mut kept_stream, 10), 10);
+    let log = kept.proc.log_text();
+    assert!(!log.contains("write failed"), "{log}");
 }
 
 /// As [`replies_until_eof`], but stops after `all` replies (the connection stays open then).
@@ -318,13 +324,27 @@ fn sigterm_closes_idle_pam_connections() {
         PamReply::Exists
     );
     let raw = UnixStream::connect(&dm.pam).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The idle connection must be the daemon's, not waiting in the backlog (where the exit
+    // would close it too): it logs each connection it takes (-i logs at debug level).
+    let log = dm.log.clone();
+    dm.proc.wait_until(
+        "taking the second pam connection",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("pam connection from")
+                .count()
+                >= 2
+        },
+    );
     let start = Instant::now();
     dm.proc.signal("TERM");
-    let code = dm.proc.wait_exit(Duration::from_secs(10));
+    let code = dm.proc.wait_exit(Duration::from_secs(60));
     let took = start.elapsed();
     assert_eq!(code, Some(Some(0)), "xcauthd did not exit cleanly");
-    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    // Waiting for the idle client would take the whole 30 s drain (or its 5 min idle-timeout).
+    assert!(took < Duration::from_secs(20), "exit took {took:?}");
     let mut raw = raw;
     assert_eq!(replies_until_eof(&mut raw), 0, "closed without a reply");
     drop(conn);

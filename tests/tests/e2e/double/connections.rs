@@ -131,12 +131,23 @@ fn drop_stops_with_idle_connections() {
     b.set_fault(Fault::Delay(Duration::from_secs(30)));
     let addr = b.addr();
     let slow = std::thread::spawn(move || post_once(addr, SECRET, "operation=isuser"));
-    std::thread::sleep(Duration::from_millis(100));
+    // The slow request is in flight once the double has it (it records a request before it
+    // delays the answer): only then does the drop below have one to cut short.
+    let end = Instant::now() + Duration::from_secs(10);
+    while b.count("isuser") < 2 {
+        assert!(
+            Instant::now() < end,
+            "the slow request never reached the double"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let start = Instant::now();
     drop(b);
-    assert!(start.elapsed() < Duration::from_secs(3));
+    // Waiting for the delayed request would take its 30 s.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(15), "drop took {took:?}");
     assert!(slow.join().unwrap().is_err());
-    assert!(c.is_closed(Duration::from_secs(2)));
+    assert!(c.is_closed(Duration::from_secs(10)));
     assert!(TcpStream::connect(addr).is_err());
 }
 

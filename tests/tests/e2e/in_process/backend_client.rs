@@ -315,7 +315,9 @@ fn redirects_are_not_followed() {
 
 #[test]
 fn connection_refused_and_tls_failure_are_unavailable() {
-    let port = xcauth_tests::support::free_port();
+    // A port reserved for this test and bound by nobody: refused, whatever else runs.
+    let lease = xcauth_tests::machine::reserve_port();
+    let port = lease.port();
     let c = client();
     let t = Target {
         kind: BackendKind::Jsxc,

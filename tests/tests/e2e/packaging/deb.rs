@@ -10,8 +10,10 @@
 //! `/etc/pam.d/common-*` again and leaves nothing behind but the `xcauth` system user and
 //! group (Debian practice). Next to an xcauth 2 (its user, database and log there before the
 //! install), purge leaves all of them. Needs root and dpkg; refuses to run over an existing
-//! installation; the two tests take turns (one dpkg, one `xcauth` user). `/etc/pam.d/common-*` and `/var/lib/pam` are backed up first
-//! and restored by a drop guard, also when an assertion fails half-way.
+//! installation. `/etc/pam.d/common-*` and `/var/lib/pam` are backed up first and restored by
+//! a drop guard, also when an assertion fails half-way. Both tests hold the machine-wide lock
+//! throughout: they install the one package and own the `xcauth` user, and another run of the
+//! suite would find the package installed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -22,6 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::machine::MachineLock;
 use xcauth_tests::pam_support::{EtcPamService, Pamtester};
 use xcauth_tests::support::{xcauth_conf, Scratch};
 
@@ -84,9 +87,6 @@ fn build() -> PathBuf {
     PathBuf::from(line.trim())
 }
 
-/// The package tests take turns: both install the one package and own the `xcauth` user.
-static DPKG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Checks that nothing of xcauth is on this machine (the tests would replace or remove it).
 fn assert_clean_machine() {
     assert_eq!(unsafe_free_euid(), 0, "needs root (dpkg -i)");
@@ -141,9 +141,8 @@ impl Drop for SystemUser {
 
 #[test]
 fn install_upgrade_and_purge() {
-    let _turn = DPKG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The whole machine is the subject: one such test at a time, in every run of the suite.
+    let _machine = MachineLock::take("packaging::deb::install_upgrade_and_purge");
     assert_clean_machine();
     let _user = SystemUser::new();
     let deb = build();
@@ -320,9 +319,7 @@ impl Drop for Xcauth2 {
 /// is the user with its uid, so xcauth 2 (or the next system user) finds nothing changed.
 #[test]
 fn purge_next_to_xcauth2_leaves_what_was_there() {
-    let _turn = DPKG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _machine = MachineLock::take("packaging::deb::purge_next_to_xcauth2_leaves_what_was_there");
     assert_clean_machine();
     let _user = SystemUser::new();
     let deb = build();

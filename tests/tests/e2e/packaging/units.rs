@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use xcauth_tests::support::{require_program, wait_for_tcp, wait_for_unix, Proc};
+use xcauth_tests::machine::{reserve_port, PortLease};
+use xcauth_tests::support::{require_program, Proc};
 
 const UNIT_DIR: &str = "/lib/systemd/system";
 
@@ -42,6 +43,8 @@ pub struct SocketUnit {
     pub unit: String,
     pub fdname: String,
     pub listen: Vec<Listen>,
+    /// The replacement port, held for this test while the unit lives.
+    pub _lease: Option<PortLease>,
 }
 
 /// `Key=value` values of `key` in a unit file's text.
@@ -54,20 +57,6 @@ fn values<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
 
 fn tcp_free(addr: SocketAddr) -> bool {
     TcpListener::bind(addr).is_ok()
-}
-
-/// A port free on both 127.0.0.1 and ::1.
-fn free_port_both() -> u16 {
-    loop {
-        let p = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if tcp_free(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], p))) {
-            return p;
-        }
-    }
 }
 
 /// Every installed `xc*.socket`, with the shipped addresses where they are free and free
@@ -91,7 +80,8 @@ pub fn installed_sockets(scratch: &Path) -> Vec<SocketUnit> {
         assert!(!shipped.is_empty(), "{unit} has no ListenStream");
         // All TCP lines of a unit share one port; a busy one moves them together.
         let tcp: Vec<SocketAddr> = shipped.iter().filter_map(|s| s.parse().ok()).collect();
-        let moved_port = (!tcp.iter().all(|a| tcp_free(*a))).then(free_port_both);
+        let lease = (!tcp.iter().all(|a| tcp_free(*a))).then(reserve_port);
+        let moved_port = lease.as_ref().map(PortLease::port);
         let mut listen = Vec::new();
         for s in shipped {
             if let Ok(mut addr) = s.parse::<SocketAddr>() {
@@ -116,6 +106,7 @@ pub fn installed_sockets(scratch: &Path) -> Vec<SocketUnit> {
             unit,
             fdname,
             listen,
+            _lease: lease,
         });
     }
     units
@@ -171,7 +162,7 @@ impl Drop for Activated {
 
 /// Starts the installed service the way systemd would: every socket of `units` bound by
 /// `systemd-socket-activate` with its name, the service's command as its user; stderr to
-/// `log`. Waits until every address accepts.
+/// `log`. Waits until every address accepts (failing at once, with the log, should it exit).
 pub fn activate(units: &[SocketUnit], log: &Path) -> Activated {
     let (exec, user, group) = service();
     let mut created_dirs = Vec::new();
@@ -200,8 +191,9 @@ pub fn activate(units: &[SocketUnit], log: &Path) -> Activated {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
-    let proc = Proc::spawn("systemd-socket-activate", &mut cmd);
-    let activated = Activated {
+    let proc = Proc::spawn("systemd-socket-activate", &mut cmd).with_log(log);
+    // The guard first: it cleans up also when a wait fails.
+    let mut activated = Activated {
         proc,
         created_dirs,
         created_files,
@@ -209,8 +201,8 @@ pub fn activate(units: &[SocketUnit], log: &Path) -> Activated {
     for u in units {
         for l in &u.listen {
             match l {
-                Listen::Tcp(a) => wait_for_tcp(*a, Duration::from_secs(10)),
-                Listen::Unix(p) => wait_for_unix(p, Duration::from_secs(10)),
+                Listen::Tcp(a) => activated.proc.wait_for_tcp(*a, Duration::from_secs(10)),
+                Listen::Unix(p) => activated.proc.wait_for_unix(p, Duration::from_secs(10)),
             }
         }
     }

@@ -10,15 +10,18 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use xcauth_tests::double::Fault;
+use xcauth_tests::machine::{reserve_port, PortLease};
 use xcauth_tests::pam_support::{
     example, instantiate, EtcPamService, PamSockServer, World, ALICE_PW, BOB_PW,
 };
-use xcauth_tests::support::{free_port, require_program, wait_for_tcp, Proc};
+use xcauth_tests::support::{require_program, Proc};
 
 /// A running Apache; SIGTERM on drop (stops the children too), SIGKILL as a fallback.
 struct Apache {
     proc: Proc,
     port: u16,
+    /// Apache binds it itself; this test's while Apache runs.
+    _lease: PortLease,
 }
 
 impl Drop for Apache {
@@ -38,7 +41,8 @@ fn start_apache(w: &World, service: &str) -> Apache {
         );
     }
     let root = w.scratch.join("apache");
-    let port = free_port();
+    let lease = reserve_port();
+    let port = lease.port();
     w.scratch
         .write("apache/htdocs/protected/index.html", "protected\n");
     std::fs::create_dir_all(root.join("logs")).unwrap();
@@ -65,9 +69,13 @@ fn start_apache(w: &World, service: &str) -> Apache {
         .arg(&conf_path)
         .arg("-DFOREGROUND")
         .stdin(Stdio::null());
-    let proc = Proc::spawn("apache2", &mut cmd);
-    wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(10));
-    Apache { proc, port }
+    let mut proc = Proc::spawn("apache2", &mut cmd).with_log(&root.join("error.log"));
+    proc.wait_for_tcp(lease.addr(), Duration::from_secs(30));
+    Apache {
+        proc,
+        port,
+        _lease: lease,
+    }
 }
 
 /// `curl -s -o /dev/null -w '%{http_code}' [-u USER:PASSWORD] http://127.0.0.1:PORT/PATH`:
@@ -201,16 +209,9 @@ fn apache_basic_auth_via_real_xcauthd() {
     );
     std::fs::set_permissions(&daemon_conf, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::set_permissions(&w.conf, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let log = std::fs::File::create(w.scratch.join("xcauthd.log")).unwrap();
-    let mut cmd = Command::new(xcauth_tests::support::bin("xcauthd"));
-    cmd.arg("-c")
-        .arg(&daemon_conf)
-        .args(["--daemon", "-i"])
-        .env("XCAUTH_SYSTEM_CONFIG", "/nonexistent")
-        .stdin(Stdio::null())
-        .stderr(log);
-    let _daemon = Proc::spawn("xcauthd", &mut cmd);
-    xcauth_tests::support::wait_for_unix(&sock, Duration::from_secs(10));
+    // xcauthd binds the socket itself: its mode and group are part of the subject.
+    let _daemon =
+        xcauth_tests::support::start_daemon_listening(&daemon_conf, &w.scratch.join("xcauthd.log"));
     let meta = std::fs::metadata(&sock).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use xcauth_tests::double::{Fault, User};
+use xcauth_tests::machine::MachineLock;
 use xcauth_tests::pam_support::{
     example, instantiate, EtcPamService, LocalUser, Pamtester, World, ALICE_PW,
 };
@@ -64,6 +65,8 @@ fn etc_pam_d_service_good_token_wrong_unknown_down() {
 /// pam_xcauth authenticated it.
 #[test]
 fn stacking_with_pam_unix_and_the_strict_variant() {
+    // Local users: useradd/userdel, one such test at a time on this machine.
+    let _machine = MachineLock::take("pam::etc::stacking_with_pam_unix_and_the_strict_variant");
     let w = World::new("etc-stack");
     let local = LocalUser::new("loc", "local-pw-L1");
     let dup = LocalUser::new("dup", "dup-local-pw-D1");

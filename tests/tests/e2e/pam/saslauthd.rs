@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use xcauth_tests::pam_support::{distinct, example, instantiate, wait_output, World, ALICE_PW};
-use xcauth_tests::support::{require_program, wait_for_unix, Proc};
+use xcauth_tests::support::{require_program, Proc};
 
 /// A running saslauthd. Stopped with SIGTERM, on which `saslauthd -d` kills its whole process
 /// group — its own session (setsid), so the pre-forked workers go too and the test survives.
@@ -31,7 +31,8 @@ pub(super) fn saslauthd(
 ) -> (Saslauthd, std::path::PathBuf) {
     let dir = w.scratch.join(tag);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = std::fs::File::create(w.scratch.join(&format!("{tag}.out"))).unwrap();
+    let out_path = w.scratch.join(&format!("{tag}.out"));
+    let out = std::fs::File::create(&out_path).unwrap();
     let mut cmd = Command::new(require_program("setsid"));
     cmd.arg(require_program("saslauthd"))
         .args(["-a", "pam", "-d", "-n", "3", "-m"])
@@ -45,9 +46,9 @@ pub(super) fn saslauthd(
     if realm_join {
         cmd.arg("-r");
     }
-    let p = Saslauthd(Proc::spawn("saslauthd", &mut cmd));
+    let mut p = Saslauthd(Proc::spawn("saslauthd", &mut cmd).with_log(&out_path));
     let mux = dir.join("mux");
-    wait_for_unix(&mux, Duration::from_secs(10));
+    p.0.wait_for_unix(&mux, Duration::from_secs(10));
     (p, mux)
 }
 

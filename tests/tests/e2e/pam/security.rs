@@ -15,6 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use xcauth_tests::double::User;
+use xcauth_tests::machine::MachineLock;
 use xcauth_tests::pam_support::{
     example, instantiate, module_so, panic_trigger_so, EtcPamService, LocalUser, PamSockServer,
     Pamtester, World, ALICE_PW,
@@ -155,6 +156,9 @@ fn group_with_the_credential_cache_asks_the_backend_for_the_account() {
 /// Nextcloud also knows).
 #[test]
 fn acct_mgmt_ignores_users_it_did_not_authenticate() {
+    // A local user: useradd/userdel, one such test at a time on this machine.
+    let _machine =
+        MachineLock::take("pam::security::acct_mgmt_ignores_users_it_did_not_authenticate");
     let w = World::new("sec-acct");
     let expired = LocalUser::new("xsexp", "local-exp-pw-X1");
     expired.expire();
@@ -408,14 +412,13 @@ fn shipped_smtp_example_ignores_a_database_someone_else_owns() {
 }
 
 /// One PAM call never outlasts `timeout=`, however slow the backend and however long
-/// xcauth.conf's own timeouts: auth then group= would take 2 × 4 s here.
+/// xcauth.conf's own timeouts: here the backend never answers while the call runs, and
+/// xcauth.conf would wait a minute for it.
 #[test]
 fn one_pam_call_stays_within_its_budget() {
-    let w = World::with_conf("sec-budget", "timeout=5,10");
+    let w = World::with_conf("sec-budget", "timeout=60,60");
     // World's config sets timeout=2,3 first; the later line wins.
-    w.double.set_fault(xcauth_tests::double::Fault::Delay(
-        std::time::Duration::from_secs(4),
-    ));
+    w.double.hold_until(usize::MAX);
     let m = w.module();
     let svc = EtcPamService::new(
         "budget",
@@ -424,14 +427,16 @@ fn one_pam_call_stays_within_its_budget() {
     let started = std::time::Instant::now();
     let r = Pamtester::new(&svc.name, "alice@example.org", AUTH_ACCT)
         .password(ALICE_PW)
-        .run();
+        .run_within(std::time::Duration::from_secs(60));
     let took = started.elapsed();
     assert_eq!(r.code, "AUTHINFO_UNAVAIL", "{}", r.output);
+    // Only the 3 s budget ends the call: any timeout of xcauth.conf would take a minute.
     assert!(
-        took < std::time::Duration::from_secs(6),
+        took < std::time::Duration::from_secs(30),
         "took {took:?} with timeout=3"
     );
-    w.double.set_fault(xcauth_tests::double::Fault::None);
+    assert_eq!(w.double.count("auth"), 1, "one try, within the budget");
+    w.double.release();
     let r = Pamtester::new(&svc.name, "alice@example.org", AUTH_ACCT)
         .password(ALICE_PW)
         .run();

@@ -12,13 +12,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xcauth_tests::double::Fault;
 use xcauth_tests::pam_support::{
     distinct, example, instantiate, wait_output, EtcPamService, World, ALICE_PW,
 };
-use xcauth_tests::support::{require_program, wait_for_unix, Proc};
+use xcauth_tests::support::{require_program, Proc};
 
 /// A Dovecot master process on its own configuration, stopped with SIGTERM on drop (the
 /// master takes its auth and worker children down with it).
@@ -66,8 +66,8 @@ impl Dovecot {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let proc = Proc::spawn("dovecot", &mut cmd);
-        wait_for_unix(&dir.join("run/auth-client"), Duration::from_secs(10));
+        let mut proc = Proc::spawn("dovecot", &mut cmd).with_log(&log);
+        proc.wait_for_unix(&dir.join("run/auth-client"), Duration::from_secs(10));
         Dovecot { proc, conf, log }
     }
 
@@ -100,20 +100,10 @@ impl Dovecot {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits up to 5 s for a line of Dovecot's log containing `needle`.
-    fn wait_for_log(&self, needle: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(l) = self.log().lines().find(|l| l.contains(needle)) {
-                return l.to_owned();
-            }
-            assert!(
-                Instant::now() < end,
-                "no Dovecot log line with {needle:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// Waits for a line of Dovecot's log containing `needle` (failing at once, with the log,
+    /// should Dovecot exit).
+    fn wait_for_log(&mut self, needle: &str) -> String {
+        self.proc.wait_for_log(needle, Duration::from_secs(30))
     }
 }
 
@@ -131,7 +121,7 @@ fn doveadm_auth_test_password_token_wrong_and_outage() {
         "dovecot",
         &instantiate(&example("dovecot"), &w.module(), None),
     );
-    let dv = Dovecot::start(w.scratch.path(), &svc.name);
+    let mut dv = Dovecot::start(w.scratch.path(), &svc.name);
 
     // The Nextcloud password, with and without the domain (the example's domain=).
     assert!(dv.auth_test("alice@example.org", ALICE_PW), "{}", dv.log());

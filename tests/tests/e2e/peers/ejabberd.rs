@@ -17,8 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::machine::{reserve_port, PortLease};
 use xcauth_tests::support::{
-    bin, free_port, require_program, wait_for_tcp, xmpp_login, Scratch, XmppLogin,
+    bin, require_program, tcp_accepts, wait_for_child, xmpp_login, Scratch, XmppLogin,
 };
 
 pub(super) const SECRET: &str = "ejabberd-e2e-secret";
@@ -61,6 +62,8 @@ pub(super) struct Ejabberd {
     beam_pid: Option<u32>,
     /// xcauthd's log directory, dumped too.
     xcauth_log: PathBuf,
+    /// The c2s and Erlang distribution ports, ejabberd's while it runs.
+    _ports: [PortLease; 2],
 }
 
 impl Ejabberd {
@@ -91,6 +94,25 @@ impl Ejabberd {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// Waits up to `within` until `done()` holds; fails at once when ejabberd has exited.
+    pub(super) fn wait_until(&mut self, what: &str, within: Duration, done: impl FnMut() -> bool) {
+        let logs = [
+            self.dir.join("console.log"),
+            self.dir.join("logs/ejabberd.log"),
+            self.dir.join("logs/error.log"),
+            self.xcauth_log.join("xcauth.log"),
+        ];
+        let logs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+        wait_for_child(
+            &mut self.child,
+            "ejabberdctl foreground",
+            &logs,
+            what,
+            within,
+            done,
+        );
     }
 
     #[allow(clippy::print_stderr)] // the logs are the failure report
@@ -242,8 +264,9 @@ pub(super) fn start_ejabberd_with(
         }
     };
 
-    let c2s_port = free_port();
-    let dist_port = free_port();
+    // ejabberd binds both itself (the distribution port without epmd).
+    let ports = [reserve_port(), reserve_port()];
+    let (c2s_port, dist_port) = (ports[0].port(), ports[1].port());
     let ej = w.join("ejabberd");
     std::fs::create_dir_all(ej.join("spool")).unwrap();
     std::fs::create_dir_all(ej.join("logs")).unwrap();
@@ -307,10 +330,13 @@ pub(super) fn start_ejabberd_with(
         pid_file: pid_file.clone(),
         beam_pid: None,
         xcauth_log: log_dir.clone(),
+        _ports: ports,
     };
-    wait_for_tcp(
-        format!("127.0.0.1:{c2s_port}").parse().unwrap(),
+    let c2s = format!("127.0.0.1:{c2s_port}").parse().unwrap();
+    server.wait_until(
+        &format!("listening on {c2s}"),
         Duration::from_secs(30),
+        || tcp_accepts(c2s),
     );
     server.beam_pid = read_or_empty(&pid_file).trim().parse().ok();
     Started {

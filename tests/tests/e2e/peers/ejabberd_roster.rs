@@ -8,7 +8,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xcauth_tests::double::{BackendDouble, User};
 use xcauth_tests::support::{xmpp_login, Scratch, XmppLogin};
@@ -50,18 +50,6 @@ fn xmpp_roster(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code(), text)
-}
-
-fn wait_for_log(path: &Path, needle: &str, within: Duration) {
-    let end = Instant::now() + within;
-    loop {
-        let log = read_or_empty(path);
-        if log.contains(needle) {
-            return;
-        }
-        assert!(Instant::now() < end, "no {needle:?} in xcauth.log:\n{log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -113,10 +101,11 @@ fn nextcloud_groups_become_ejabberd_shared_roster_groups() {
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
     assert_eq!(rc, XmppLogin::LoggedIn, "alice must log in:\n{out}");
     let xclog = log_dir.join("xcauth.log");
-    wait_for_log(
-        &xclog,
-        "roster sync alice@example.org: 6 ejabberdctl command(s), all succeeded",
+    let synced = "roster sync alice@example.org: 6 ejabberdctl command(s), all succeeded";
+    server.wait_until(
+        &format!("xcauthd logging {synced:?}"),
         Duration::from_secs(120),
+        || read_or_empty(&xclog).contains(synced),
     );
 
     // ejabberd has the group (not the U+200B one), its members and the full names.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use xcauth_core::pamsock::{self, PamReply, PamRequest};
 use xcauth_tests::double::{BackendDouble, User};
-use xcauth_tests::support::{self, require_program, Proc, Scratch};
+use xcauth_tests::support::{self, require_program, Listeners, Proc, Scratch};
 
 const SECRET: &str = "e2e-fail2ban-secret";
 
@@ -149,30 +149,27 @@ fn the_shipped_jail_bans_an_address_xcauthd_locked_out() {
     d.add_user(User::new("alice", "secret"));
     let s = Scratch::new("fail2ban");
 
-    // xcauthd with its own log file, as the jail's logpath expects.
+    // xcauthd with its own log file (no -i), as the jail's logpath expects, on a pam socket
+    // this test bound.
     let log_dir = s.join("xcauth-log");
     std::fs::create_dir(&log_dir).unwrap();
     let xclog = log_dir.join("xcauth.log");
-    let pam = s.join("pam.sock");
     let conf = s.write(
         "xcauth.conf",
         &support::xcauth_conf(
             &d.url(),
             SECRET,
             &format!(
-                "listen=pam@unix:{}\nlog={}\nthrottle-remote-failures=3\nthrottle-failures=100",
-                pam.display(),
+                "log={}\nthrottle-remote-failures=3\nthrottle-failures=100",
                 log_dir.display()
             ),
         ),
     );
-    let mut cmd = support::xcauthd(&conf);
-    cmd.arg("--daemon")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _daemon = Proc::spawn("xcauthd", &mut cmd);
-    support::wait_for_unix(&pam, Duration::from_secs(20));
+    let mut listeners = Listeners::new();
+    let pam = listeners.unix("pam", &s.join("pam.sock"));
+    let mut cmd = listeners.into_command(&support::bin("xcauthd"));
+    cmd.arg("-c").arg(&conf);
+    let _daemon = support::start_daemon_with(cmd, &s.join("xcauthd-stderr.log"));
 
     let banned = s.join("banned");
     let f2b = fail2ban_conf(&s, &xclog, &banned);

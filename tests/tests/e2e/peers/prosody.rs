@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 const XCAUTH_TIMEOUT: u64 = 4;
 
 use xcauth_tests::double::{BackendDouble, User};
+use xcauth_tests::machine::reserve_port;
 use xcauth_tests::support::{
-    free_port, require_program, start_daemon, wait_for_tcp, xcauth_conf, xmpp_login, Proc, Scratch,
-    XmppLogin,
+    require_program, start_daemon, xcauth_conf, xmpp_login, Listeners, Proc, Scratch, XmppLogin,
 };
 
 const SECRET: &str = "prosody-e2e-secret";
@@ -63,15 +63,19 @@ fn prosody_logins_through_shipped_lua_module() {
     backend.add_user(User::new("alice", "secret").app_password("alice", "app-pw-1"));
 
     let w = Scratch::new("prosody");
-    let xc_port = free_port();
-    let xc_addr = format!("127.0.0.1:{xc_port}").parse().unwrap();
+    // xcauthd's port stays this test's after xcauthd is stopped (step 6): nothing else may
+    // answer there then.
+    let xc_lease = reserve_port();
+    let xc_port = xc_lease.port();
+    let mut listeners = Listeners::new();
+    listeners.tcp_at("generic", xc_lease.addr());
     let conf = w.write(
         "xcauth.conf",
         &xcauth_conf(
             &backend.url(),
             SECRET,
             // xcauthd waits longer for the backend than the provider waits for xcauthd.
-            &format!("listen=generic@tcp:127.0.0.1:{xc_port}\ntimeout=2,15"),
+            "timeout=2,15",
         ),
     );
     let xc_log = w.join("xcauthd.log");
@@ -84,7 +88,9 @@ fn prosody_logins_through_shipped_lua_module() {
         p.join("modules/mod_auth_xcauth.lua"),
     )
     .expect("copy the shipped mod_auth_xcauth.lua");
-    let c2s_port = free_port();
+    // Prosody binds its c2s port itself.
+    let c2s_lease = reserve_port();
+    let c2s_port = c2s_lease.port();
     let cfg = w.write(
         "prosody/test.cfg.lua",
         &format!(
@@ -112,7 +118,7 @@ VirtualHost "example.org"
         ("xcauthd", xc_log.clone()),
     ]);
 
-    let mut daemon = start_daemon(&conf, &xc_log, &[xc_addr]);
+    let mut daemon = start_daemon(&conf, &xc_log, listeners);
     let console = std::fs::File::create(p.join("console.log")).unwrap();
     let mut prosody = Proc::spawn(
         "prosody",
@@ -123,11 +129,9 @@ VirtualHost "example.org"
             .stdin(Stdio::null())
             .stdout(console.try_clone().unwrap())
             .stderr(console),
-    );
-    wait_for_tcp(
-        format!("127.0.0.1:{c2s_port}").parse().unwrap(),
-        Duration::from_secs(15),
-    );
+    )
+    .with_log(&p.join("console.log"));
+    prosody.wait_for_tcp(c2s_lease.addr(), Duration::from_secs(30));
 
     // The provider was loaded for the host (not silently replaced by another one).
     let debug_log = std::fs::read_to_string(p.join("test.log")).unwrap_or_default();

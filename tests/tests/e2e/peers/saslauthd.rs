@@ -8,12 +8,9 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use xcauth_tests::double::{BackendDouble, Fault, User};
-use xcauth_tests::support::{
-    require_program, start_daemon, wait_for_unix, xcauth_conf, Proc, Scratch,
-};
+use xcauth_tests::support::{require_program, start_daemon, xcauth_conf, Listeners, Proc, Scratch};
 
 const SECRET: &str = "saslauthd-e2e-secret";
 /// What this version of testsaslauthd (sasl2-bin 2.1.28) prints.
@@ -35,18 +32,11 @@ impl Setup {
         let backend = BackendDouble::start(SECRET);
         backend.add_user(User::new("alice", "secret").app_password("alice", "app-pw-1"));
         let w = Scratch::new("saslauthd");
-        let mux = w.join("mux");
-        let conf = w.write(
-            "xcauth.conf",
-            &xcauth_conf(
-                &backend.url(),
-                SECRET,
-                &format!("listen=saslauthd@unix:{}", mux.display()),
-            ),
-        );
+        let mut listeners = Listeners::new();
+        let mux = listeners.unix("saslauthd", &w.join("mux"));
+        let conf = w.write("xcauth.conf", &xcauth_conf(&backend.url(), SECRET, ""));
         let log = w.join("xcauthd.log");
-        let daemon = start_daemon(&conf, &log, &[]);
-        wait_for_unix(&mux, Duration::from_secs(10));
+        let daemon = start_daemon(&conf, &log, listeners);
         Setup {
             backend,
             daemon,
