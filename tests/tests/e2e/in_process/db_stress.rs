@@ -138,5 +138,10 @@ fn eight_processes_share_one_database() {
             "{jid}"
         );
     }
-    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    // Only a gross slow-down is caught here (the correctness checks above are the test's
+    // subject): the run takes about 17 s alone on the reference machine and went past 60 s at
+    // a load of 12 on its two cores, where its processes get a sixth of a core each. Five
+    // minutes leaves room for a machine even busier than that, and still fails a run more
+    // than an order of magnitude slower than it is alone.
+    assert!(elapsed < Duration::from_secs(300), "took {elapsed:?}");
 }
