@@ -152,6 +152,7 @@ impl Endpoint {
     /// Binds a TCP listener (port 0: any free port; see [`Endpoint::tcp_port`]).
     pub fn bind_tcp(addr: std::net::SocketAddr, service: Service) -> io::Result<Self> {
         let l = TcpListener::bind(addr)?;
+        sys::set_backlog(l.as_fd(), sys::LISTEN_BACKLOG)?;
         let addr = l.local_addr()?;
         Ok(Self {
             label: format!("tcp:{addr}"),
@@ -176,6 +177,7 @@ impl Endpoint {
             }
         }
         let l = UnixListener::bind(path)?;
+        sys::set_backlog(l.as_fd(), sys::LISTEN_BACKLOG)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         if let Some(gid) = gid {
             std::os::unix::fs::chown(path, None, Some(gid))?;

@@ -141,6 +141,22 @@ pub fn stderr_is_socket() -> bool {
     classify(borrowed) != FdKind::NotASocket
 }
 
+/// The listen backlog of the sockets xcauthd binds itself: that of systemd's socket units
+/// (`Backlog=` defaults to `SOMAXCONN`); the kernel caps it at `net.core.somaxconn`. Rust's
+/// `bind` asks for 128, and a flood of connections that fills such a queue makes the kernel
+/// drop a legitimate client's SYN: it retries only after 1 s, then 3 s.
+pub const LISTEN_BACKLOG: libc::c_int = 4096;
+
+/// Sets the backlog of the listening socket `fd` (listening again changes it).
+pub fn set_backlog(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: listen(2) on a borrowed, open descriptor; no memory is passed.
+    let rc = unsafe { libc::listen(fd.as_raw_fd(), backlog) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Waits until one of `fds` is readable or `timeout` passes. Returns the
 /// indexes of the ready descriptors.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<usize>> {
