@@ -12,9 +12,9 @@
 //! request is being answered never is. On Unix sockets a peer uid other than root holds at
 //! most `max-connections-per-user` connections of a listener: beyond, one of its own makes room
 //! by the same rule, or the new one waits, unread, until one of theirs may be closed (at most
-//! `request-timeout`; at most `max-connections-per-user` of theirs wait, further ones are
-//! closed at once, with one log line per episode). A full listener none of whose connections
-//! may be closed yet leaves new clients in its backlog.
+//! `request-timeout`; at most `max-connections` connections wait so, further ones are closed
+//! at once, with one log line per episode: [`Refusals`]). A full listener none of whose
+//! connections may be closed yet leaves new clients in its backlog.
 //!
 //! A connection is served in one of the four framings ([`crate::serve::serve_stream`]) or,
 //! on a `listen=pam@unix:…` listener (or a systemd socket named `pam`), in the PAM module's
@@ -592,7 +592,7 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
             let Some(a) = accept_one(ep) else { continue };
             if let Some(a) = place(&engine, &slots, i, ep, limits, a) {
                 // Dropping a refused connection closes it.
-                match too_many_waiting(&waiting[i], &a, limits) {
+                match too_many_waiting(&waiting[i], limits) {
                     Some(why) => refused[i].refuse(&ep.label, &a.peer, &why, deadline::now()),
                     None => waiting[i].push_back(a),
                 }
@@ -689,20 +689,12 @@ fn accept_one(ep: &Endpoint) -> Option<Accepted> {
     }
 }
 
-/// Why `a`, which found no room, may not wait for a slot: the endpoint has `max-connections`
-/// waiting already, or `a`'s peer uid (not root) has `max-connections-per-user`, so that one
-/// user's connections cannot take every place in the queue.
-fn too_many_waiting(waiting: &VecDeque<Accepted>, a: &Accepted, limits: Limits) -> Option<String> {
-    if waiting.len() >= limits.max_connections {
-        return Some(format!(
-            "{} connections already wait for a slot",
-            waiting.len()
-        ));
-    }
-    let uid = a.uid.filter(|&u| u != 0 && limits.max_per_user > 0)?;
-    let theirs = waiting.iter().filter(|w| w.uid == Some(uid)).count();
-    (theirs >= limits.max_per_user)
-        .then(|| format!("{theirs} connections of uid {uid} already wait for a slot"))
+/// Why a connection that found no room may not wait for a slot: the endpoint has
+/// `max-connections` waiting already. (Not bounded per user: a burst of logins of one user,
+/// Apache's `www-data`, may need more than its share of places in the queue.)
+fn too_many_waiting(waiting: &VecDeque<Accepted>, limits: Limits) -> Option<String> {
+    (waiting.len() >= limits.max_connections)
+        .then(|| format!("{} connections already wait for a slot", waiting.len()))
 }
 
 /// Serves `a` on endpoint `i` if there is room: a peer at its per-user bound takes the slot of

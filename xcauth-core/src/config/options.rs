@@ -333,8 +333,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         Some("16"),
         "Extension: most connections one local user (not root) may hold on each Unix socket; \
          beyond, one of their own is closed for the new one (as for max-connections), or the \
-         new one waits (unread, up to request-timeout) until one may be; as many wait, further \
-         ones are closed at once. 0: no bound. \
+         new one waits (unread, up to request-timeout) until one may be. 0: no bound. \
          TCP peers have no user: \
          bind TCP listeners to loopback and see the README (Full listeners)",
     ),

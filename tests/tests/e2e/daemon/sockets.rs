@@ -466,9 +466,9 @@ fn clients_that_keep_busy_do_not_keep_a_login_out() {
 }
 
 /// One local user connecting in a loop to a Unix socket while its share of it is busy: its
-/// first further connections wait for a slot, the others are closed at once, and the log gets
-/// one line when that starts and one with the count when no client waits any more (before, a
-/// line per connection: megabytes a second).
+/// first further connections wait for a slot (as many as max-connections), the others are
+/// closed at once, and the log gets one line when that starts and one with the count when no
+/// client waits any more (before, a line per connection: megabytes a second).
 #[test]
 fn a_user_connecting_in_a_loop_costs_two_log_lines() {
     pam_support_require_root();
@@ -537,8 +537,8 @@ sys.stdin.readline()
     assert_eq!(next(&mut line), "done");
     let during = std::fs::read_to_string(&dm.log).unwrap();
     let added = &during[before.len()..];
-    let refused = "mux: refused a connection from uid 65534: 2 connections of uid 65534 \
-                   already wait for a slot";
+    let refused = "mux: refused a connection from uid 65534: 4 connections already wait for a \
+                   slot";
     assert_eq!(added.matches(refused).count(), 1, "{added}");
     assert!(
         added.lines().count() < 20,
