@@ -266,9 +266,10 @@ impl Handle {
 }
 
 /// How long after its last reply a connection keeps its slot against a waiting client on that
-/// account: a keep-alive client (Postfix's `tcp_table`) that sends its next request right after
-/// a reply is not cut between the two (the request would be lost). The PAM module opens a
-/// connection per PAM call and is not concerned.
+/// account: a client that sends its next request right after a reply is not cut between the
+/// two (the request would be lost). Postfix's `tcp_table` keeps its connection for many
+/// lookups; the PAM module opens one per PAM call, whose questions (the login, then the
+/// `group=` check) follow each other at once.
 const MIN_STALE: Duration = Duration::from_secs(1);
 
 /// How long a connection holds its slot before a waiting client may take it however busy it
