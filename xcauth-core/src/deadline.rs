@@ -85,12 +85,11 @@ impl DeadlineStream for &[u8] {
 
 /// Where a served connection is in its request cycle, shared between the thread that serves it
 /// and whoever may have to close it early: a daemon whose listener has no free slot left
-/// closes the connection that has made no progress for longest (see [`Activity::stale_since`]).
+/// closes a connection that has made no progress for a while (see [`Activity::stale_since`]).
 ///
-/// The server reports [`Activity::receiving`] at the first byte of a request,
-/// [`Activity::answering`] once the request is whole (and answers it only if that says so), and
-/// [`Activity::waiting`] once the reply is written. A connection being answered is never
-/// taken: its reply is on its way.
+/// The server reports [`Activity::answering`] once a request is whole and valid (and answers it
+/// only if that says so), and [`Activity::waiting`] once the reply is written. A connection
+/// being answered is never taken: its reply is on its way.
 #[derive(Debug)]
 pub struct Activity {
     state: std::sync::Mutex<ActivityState>,
@@ -105,10 +104,8 @@ struct ActivityState {
 
 #[derive(Debug, Clone, Copy)]
 enum Phase {
-    /// Between requests, since the last reply (or the connection's start).
+    /// Not answering, since the last reply (or the connection's start).
     Waiting(Instant),
-    /// A request began to arrive at this instant and is not complete yet.
-    Receiving(Instant),
     /// A whole request is being answered.
     Answering,
 }
@@ -130,12 +127,7 @@ impl Activity {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The first byte of a request arrived at `since`.
-    pub fn receiving(&self, since: Instant) {
-        self.lock().phase = Phase::Receiving(since);
-    }
-
-    /// The request is whole: true when it may be answered, false when the connection was
+    /// A valid request is whole: true when it may be answered, false when the connection was
     /// taken for closing meanwhile (the request is then dropped unanswered).
     pub fn answering(&self) -> bool {
         let mut s = self.lock();
@@ -151,15 +143,15 @@ impl Activity {
         self.lock().phase = Phase::Waiting(now);
     }
 
-    /// Since when the connection has made no progress in whole requests: its last reply (or its
-    /// start) while it waits, the first byte of its request while one trickles in (a client
-    /// that drips a byte now and then is not fresh for that). `None` while a request is being
-    /// answered or once the connection was taken.
+    /// Since when the connection has made no progress: its last reply to a valid request (or
+    /// its start). Bytes are not progress, so neither a request trickling in nor a malformed
+    /// one answered with an error moves this. `None` while a request is being answered or once
+    /// the connection was taken.
     pub fn stale_since(&self) -> Option<Instant> {
         let s = self.lock();
         match (s.taken, s.phase) {
             (true, _) | (_, Phase::Answering) => None,
-            (false, Phase::Waiting(t) | Phase::Receiving(t)) => Some(t),
+            (false, Phase::Waiting(t)) => Some(t),
         }
     }
 
@@ -180,13 +172,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_activity_is_stale_since_its_last_reply_or_its_request_start() {
+    fn an_activity_is_stale_since_its_last_reply() {
         let t0 = now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let a = Activity::new(at(0));
         assert_eq!(a.stale_since(), Some(at(0)));
-        a.receiving(at(5));
-        assert_eq!(a.stale_since(), Some(at(5)), "a request started");
         assert!(a.answering());
         assert_eq!(a.stale_since(), None, "being answered");
         assert!(!a.take(), "never taken while answering");
@@ -195,7 +185,6 @@ mod tests {
         assert!(a.take());
         assert!(!a.take(), "taken once");
         assert_eq!(a.stale_since(), None);
-        a.receiving(at(7));
         assert!(!a.answering(), "a taken connection answers nothing more");
     }
 }

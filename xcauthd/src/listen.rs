@@ -4,14 +4,17 @@
 //! slots, so clients that hog one socket cannot starve the others, and a Unix
 //! socket only serves the users and groups its [`PeerPolicy`] allows.
 //!
-//! When a listener's slots are all taken and a client waits, the connection that made no
-//! progress for longest ([`Activity::stale_since`]: idle since its last reply, or sending a
-//! request begun earliest; for [`MIN_STALE`] at least) is shut down and the client takes its
-//! slot; one whose request is being answered never is. On Unix sockets a peer uid other than root holds at most
-//! `max-connections-per-user` connections of a listener: beyond, its own idlest connection
-//! makes room, or the new one waits, unread, until one of theirs has been answered (at most
-//! `request-timeout`). A full listener whose connections are all being answered leaves new
-//! clients in its backlog.
+//! When a listener's slots are all taken and a client waits, one connection is shut down and
+//! the client takes its slot: the one that made no progress for longest
+//! ([`Activity::stale_since`]: no reply to a valid request; bytes and malformed requests do not
+//! count) if that is [`MIN_STALE`] at least, else the one that held its slot longest if that
+//! is [`MAX_TENURE`] at least, so that no client keeps a slot by staying busy. One whose
+//! request is being answered never is. On Unix sockets a peer uid other than root holds at
+//! most `max-connections-per-user` connections of a listener: beyond, one of its own makes room
+//! by the same rule, or the new one waits, unread, until one of theirs may be closed (at most
+//! `request-timeout`; at most `max-connections` connections wait so, further ones are closed
+//! at once, with one log line per episode: [`Refusals`]). A full listener none of whose
+//! connections may be closed yet leaves new clients in its backlog.
 //!
 //! A connection is served in one of the four framings ([`crate::serve::serve_stream`]) or,
 //! on a `listen=pam@unix:…` listener (or a systemd socket named `pam`), in the PAM module's
@@ -149,6 +152,7 @@ impl Endpoint {
     /// Binds a TCP listener (port 0: any free port; see [`Endpoint::tcp_port`]).
     pub fn bind_tcp(addr: std::net::SocketAddr, service: Service) -> io::Result<Self> {
         let l = TcpListener::bind(addr)?;
+        sys::set_backlog(l.as_fd(), sys::LISTEN_BACKLOG)?;
         let addr = l.local_addr()?;
         Ok(Self {
             label: format!("tcp:{addr}"),
@@ -173,6 +177,7 @@ impl Endpoint {
             }
         }
         let l = UnixListener::bind(path)?;
+        sys::set_backlog(l.as_fd(), sys::LISTEN_BACKLOG)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         if let Some(gid) = gid {
             std::os::unix::fs::chown(path, None, Some(gid))?;
@@ -260,14 +265,37 @@ impl Handle {
     }
 }
 
-/// How long a connection must have made no progress before it is closed for another: a
-/// client between two requests of one exchange (PAM's authenticate, then account) is not cut,
-/// while one that drips or idles loses its slot to a waiting client within about this long.
+/// How long after its last reply a connection keeps its slot against a waiting client on that
+/// account: a client that sends its next request right after a reply is not cut between the
+/// two (the request would be lost). Postfix's `tcp_table` keeps its connection for many
+/// lookups; the PAM module opens one per PAM call, whose questions (the login, then the
+/// `group=` check) follow each other at once.
 const MIN_STALE: Duration = Duration::from_secs(1);
 
-/// True when a connection stale since `since` may be closed for another at `now`.
-fn closable(since: Instant, now: Instant) -> bool {
-    now.saturating_duration_since(since) >= MIN_STALE
+/// How long a connection holds its slot before a waiting client may take it however busy it
+/// keeps itself (unless a request of it is being answered): a client that completes a cheap
+/// request every half second never goes stale, and must not keep a slot for that.
+const MAX_TENURE: Duration = Duration::from_secs(5);
+
+/// Why a connection may be closed for a waiting client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closable {
+    /// No progress (a reply to a valid request) for this long, at least [`MIN_STALE`].
+    Stale(Duration),
+    /// Its slot held for this long, at least [`MAX_TENURE`], progress or not.
+    Tenure(Duration),
+}
+
+impl std::fmt::Display for Closable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Closable::Stale(d) => write!(f, "that made no progress for longest ({d:?})"),
+            Closable::Tenure(d) => write!(
+                f,
+                "that held its slot longest ({d:?}; it kept making progress)"
+            ),
+        }
+    }
 }
 
 /// One open connection, as the accept loop sees it.
@@ -278,6 +306,28 @@ struct Open {
     handle: Handle,
     /// The peer's uid (Unix sockets).
     uid: Option<u32>,
+    /// When it took its slot.
+    opened: Instant,
+}
+
+impl Open {
+    /// Whether the connection may be closed for a waiting client at `now`, with its place in
+    /// the order of choice (lowest first): the connections without progress for
+    /// [`MIN_STALE`], the one without progress for longest first; then those that held their
+    /// slot for [`MAX_TENURE`], the longest-held first. A connection being answered is never
+    /// closable.
+    fn closable(&self, now: Instant) -> Option<((u8, Instant), Closable)> {
+        let stale = self.activity.stale_since()?;
+        let idle = now.saturating_duration_since(stale);
+        let held = now.saturating_duration_since(self.opened);
+        if idle >= MIN_STALE {
+            Some(((0, stale), Closable::Stale(idle)))
+        } else if held >= MAX_TENURE {
+            Some(((1, self.opened), Closable::Tenure(held)))
+        } else {
+            None
+        }
+    }
 }
 
 /// The open connections of each endpoint.
@@ -316,13 +366,13 @@ impl Slots {
         self.lock().endpoints.get(endpoint).map_or(0, Vec::len)
     }
 
-    /// True when endpoint `endpoint` has a connection that [`Slots::close_idlest`] could close
-    /// at `now`.
-    fn any_idle(&self, endpoint: usize, now: Instant) -> bool {
-        self.lock().endpoints.get(endpoint).is_some_and(|v| {
-            v.iter()
-                .any(|o| o.activity.stale_since().is_some_and(|t| closable(t, now)))
-        })
+    /// True when endpoint `endpoint` has a connection that [`Slots::close_one`] could close at
+    /// `now`.
+    fn any_closable(&self, endpoint: usize, now: Instant) -> bool {
+        self.lock()
+            .endpoints
+            .get(endpoint)
+            .is_some_and(|v| v.iter().any(|o| o.closable(now).is_some()))
     }
 
     fn count_of(&self, endpoint: usize, uid: u32) -> usize {
@@ -332,13 +382,14 @@ impl Slots {
             .map_or(0, |v| v.iter().filter(|o| o.uid == Some(uid)).count())
     }
 
-    /// Records a new connection; its id, for [`Slots::release`].
+    /// Records a new connection, taking its slot at `now`; its id, for [`Slots::release`].
     fn take(
         &self,
         endpoint: usize,
         activity: Arc<Activity>,
         handle: Handle,
         uid: Option<u32>,
+        now: Instant,
     ) -> u64 {
         let mut t = self.lock();
         t.next_id += 1;
@@ -349,6 +400,7 @@ impl Slots {
                 activity,
                 handle,
                 uid,
+                opened: now,
             });
         }
         id
@@ -361,29 +413,63 @@ impl Slots {
         self.freed.notify_all();
     }
 
-    /// Closes the connection of `endpoint` (of peer `uid` only, when given) that has made no
-    /// progress for longest ([`Activity::stale_since`]), if that is at least [`MIN_STALE`]
-    /// before `now`; a connection being answered is never chosen. How long the closed one had
-    /// been stale, or `None` when there was none to close. Its slot is free once its thread
-    /// has ended (at once: it was waiting for input).
-    fn close_idlest(&self, endpoint: usize, uid: Option<u32>, now: Instant) -> Option<Duration> {
+    /// Closes the connection of `endpoint` (of peer `uid` only, when given) that comes first in
+    /// the order of [`Open::closable`] at `now`; a connection being answered is never chosen.
+    /// Why it could be closed, or `None` when there was none to close. Its slot is free once
+    /// its thread has ended (at once: it was waiting for input).
+    fn close_one(&self, endpoint: usize, uid: Option<u32>, now: Instant) -> Option<Closable> {
         let t = self.lock();
         let open = t.endpoints.get(endpoint)?;
-        let mut candidates: Vec<(Instant, &Open)> = open
+        let mut candidates: Vec<((u8, Instant), Closable, &Open)> = open
             .iter()
             .filter(|o| uid.is_none() || o.uid == uid)
-            .filter_map(|o| o.activity.stale_since().map(|t| (t, o)))
-            .filter(|(t, _)| closable(*t, now))
+            .filter_map(|o| o.closable(now).map(|(rank, why)| (rank, why, o)))
             .collect();
-        candidates.sort_by_key(|(t, _)| *t);
+        candidates.sort_by_key(|(rank, ..)| *rank);
         // The state may change between the look and the take: the next one is tried then.
-        for (since, o) in candidates {
+        for (_, why, o) in candidates {
             if o.activity.take() {
                 o.handle.shut();
-                return Some(now.saturating_duration_since(since));
+                return Some(why);
             }
         }
         None
+    }
+}
+
+/// Connections refused because too many already wait for a slot: the first refusal of an
+/// episode is logged, the others only counted and summed up in one line once no client waits
+/// any more. So a local user who connects in a loop costs two log lines, not one per
+/// connection.
+#[derive(Debug, Default)]
+struct Refusals {
+    since: Option<Instant>,
+    count: u64,
+}
+
+impl Refusals {
+    fn refuse(&mut self, label: &str, peer: &str, why: &str, now: Instant) {
+        if self.since.is_none() {
+            warn!(
+                "{label}: refused a connection from {peer}: {why}; further refusals are counted \
+                 until no client waits"
+            );
+            self.since = Some(now);
+        }
+        self.count += 1;
+    }
+
+    fn end(&mut self, label: &str, now: Instant) {
+        if let Some(since) = self.since.take() {
+            if self.count > 1 {
+                warn!(
+                    "{label}: {} connections refused in {:?} while clients waited for a slot",
+                    self.count,
+                    now.saturating_duration_since(since)
+                );
+            }
+            self.count = 0;
+        }
     }
 }
 
@@ -391,7 +477,7 @@ impl Slots {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Concurrent connections per listener; when they are all open, a waiting client gets the
-    /// slot of the idlest one (or waits in the backlog while all are being answered).
+    /// slot of one that may be closed ([`Open::closable`]), or waits in the backlog.
     pub max_connections: usize,
     /// Connections of one non-root peer uid per Unix listener; 0: no bound.
     pub max_per_user: usize,
@@ -424,6 +510,7 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
     // or of a full listener whose connections all are: served when there is room.
     let mut waiting: Vec<VecDeque<Accepted>> =
         (0..endpoints.len()).map(|_| VecDeque::new()).collect();
+    let mut refused: Vec<Refusals> = (0..endpoints.len()).map(|_| Refusals::default()).collect();
     while !sys::SHUTDOWN.load(Ordering::SeqCst) {
         crate::logging::reopen_if_requested();
         crate::stats::log_if_requested(&engine);
@@ -431,6 +518,9 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
         for (i, ep) in endpoints.iter().enumerate() {
             if !waiting[i].is_empty() {
                 place_waiting(&engine, &slots, i, ep, limits, &mut waiting[i]);
+            }
+            if waiting[i].is_empty() {
+                refused[i].end(&ep.label, deadline::now());
             }
         }
         let now = deadline::now();
@@ -442,8 +532,8 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
                 (true, None) => {
                     warn!(
                         "{}: max-connections ({}) reached: a new client gets the slot of the \
-                         idlest connection, or waits in the listen backlog while all are being \
-                         answered",
+                         stalest or longest-held connection, or waits in the listen backlog \
+                         while none may be closed",
                         ep.label, limits.max_connections
                     );
                     saturated_since[i] = Some(now);
@@ -495,23 +585,17 @@ pub fn run(engine: Arc<Engine>, endpoints: Vec<Endpoint>, limits: Limits) -> io:
             let i = polled[r];
             let ep = &endpoints[i];
             let full = slots.count(i) >= limits.max_connections;
-            if full && !slots.any_idle(i, deadline::now()) {
+            if full && !slots.any_closable(i, deadline::now()) {
                 // Every slot is being answered: the client waits in the backlog.
                 retry_at[i] = Some(deadline::now() + Duration::from_millis(50));
                 continue;
             }
             let Some(a) = accept_one(ep) else { continue };
             if let Some(a) = place(&engine, &slots, i, ep, limits, a) {
-                if waiting[i].len() >= limits.max_connections {
-                    warn!(
-                        "{}: refused a connection from {}: {} connections already wait for a \
-                         slot",
-                        ep.label,
-                        a.peer,
-                        waiting[i].len()
-                    );
-                } else {
-                    waiting[i].push_back(a);
+                // Dropping a refused connection closes it.
+                match too_many_waiting(&waiting[i], limits) {
+                    Some(why) => refused[i].refuse(&ep.label, &a.peer, &why, deadline::now()),
+                    None => waiting[i].push_back(a),
                 }
             }
         }
@@ -606,10 +690,19 @@ fn accept_one(ep: &Endpoint) -> Option<Accepted> {
     }
 }
 
+/// Why a connection that found no room may not wait for a slot: the endpoint has
+/// `max-connections` waiting already. (Not bounded per user: a burst of logins of one user,
+/// Apache's `www-data`, may need more than its share of places in the queue.)
+fn too_many_waiting(waiting: &VecDeque<Accepted>, limits: Limits) -> Option<String> {
+    (waiting.len() >= limits.max_connections)
+        .then(|| format!("{} connections already wait for a slot", waiting.len()))
+}
+
 /// Serves `a` on endpoint `i` if there is room: a peer at its per-user bound takes the slot of
-/// its own idlest connection, and on a full endpoint the new connection takes the slot of the
-/// idlest one. Gives `a` back when there is no room now (all the connections it could take
-/// the place of are being answered): it then waits, unread, like a client in the backlog.
+/// one of its own connections, and on a full endpoint the new connection takes the slot of
+/// another one ([`Slots::close_one`]). Gives `a` back when there is no room now (none of the
+/// connections it could take the place of may be closed yet): it then waits, unread, like a
+/// client in the backlog.
 fn place(
     engine: &Arc<Engine>,
     slots: &Arc<Slots>,
@@ -621,24 +714,23 @@ fn place(
     let mut room = slots.count(i) < limits.max_connections;
     if let Some(uid) = a.uid.filter(|&u| u != 0 && limits.max_per_user > 0) {
         if slots.count_of(i, uid) >= limits.max_per_user {
-            let Some(stale) = slots.close_idlest(i, Some(uid), deadline::now()) else {
+            let Some(why) = slots.close_one(i, Some(uid), deadline::now()) else {
                 return Some(a);
             };
             info!(
                 "{}: uid {uid} holds max-connections-per-user ({}): closed its connection \
-                 that made no progress for longest ({stale:?}) for its new one",
+                 {why} for its new one",
                 ep.label, limits.max_per_user
             );
             room = true;
         }
     }
     if !room {
-        let Some(stale) = slots.close_idlest(i, None, deadline::now()) else {
+        let Some(why) = slots.close_one(i, None, deadline::now()) else {
             return Some(a);
         };
         info!(
-            "{}: every slot taken and a client waiting: closed the connection that made no \
-             progress for longest ({stale:?})",
+            "{}: every slot taken and a client waiting: closed the connection {why}",
             ep.label
         );
     }
@@ -649,8 +741,9 @@ fn place(
         peer,
         ..
     } = a;
-    let activity = Arc::new(Activity::new(deadline::now()));
-    let id = slots.take(i, Arc::clone(&activity), handle, uid);
+    let now = deadline::now();
+    let activity = Arc::new(Activity::new(now));
+    let id = slots.take(i, Arc::clone(&activity), handle, uid, now);
     let engine = Arc::clone(engine);
     let worker_slots = Arc::clone(slots);
     let service = ep.service;
@@ -765,10 +858,16 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    /// A connection in `slots` (endpoint 0) whose far end is returned, to see it closed.
-    fn open(slots: &Slots, activity: &Arc<Activity>, uid: Option<u32>) -> UnixStream {
+    /// A connection in `slots` (endpoint 0), its slot taken at `opened`, whose far end is
+    /// returned, to see it closed.
+    fn open(
+        slots: &Slots,
+        activity: &Arc<Activity>,
+        uid: Option<u32>,
+        opened: Instant,
+    ) -> UnixStream {
         let (near, far) = UnixStream::pair().unwrap();
-        slots.take(0, Arc::clone(activity), Handle::Unix(near), uid);
+        slots.take(0, Arc::clone(activity), Handle::Unix(near), uid, opened);
         far
     }
 
@@ -779,56 +878,93 @@ mod tests {
     }
 
     #[test]
-    fn the_idlest_connection_is_the_one_without_progress_for_longest() {
+    fn the_stalest_connection_goes_first_then_the_longest_held() {
         let t0 = deadline::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
+        let ms = |ms: u64| Duration::from_millis(ms);
         let now = at(20);
         let slots = Slots::new(1);
         // Answered at 5, waiting since.
         let keep = Arc::new(Activity::new(at(0)));
         keep.waiting(at(5));
-        // Began a request at 1 and drips: older than the keep-alive client's last reply.
+        // Never answered since its start at 0 (whatever bytes it sent).
         let drip = Arc::new(Activity::new(at(0)));
-        drip.receiving(at(1));
         // Being answered: never closed.
         let busy = Arc::new(Activity::new(at(0)));
         assert!(busy.answering());
         // Another user's, idle since 0, for the per-user choice.
         let other = Arc::new(Activity::new(at(0)));
-        let mut far_keep = open(&slots, &keep, Some(1));
-        let mut far_drip = open(&slots, &drip, Some(1));
-        let mut far_busy = open(&slots, &busy, Some(1));
-        let mut far_other = open(&slots, &other, Some(2));
-        assert_eq!(slots.count(0), 4);
+        // Another user's, answered half a second ago, every time: never stale, but its slot
+        // is 20 s old.
+        let fresh = Arc::new(Activity::new(at(0)));
+        fresh.waiting(now - ms(500));
+        // A second old and answered just now: neither stale nor old.
+        let young = Arc::new(Activity::new(at(19)));
+        young.waiting(now - ms(200));
+        let mut far_keep = open(&slots, &keep, Some(1), at(0));
+        let mut far_drip = open(&slots, &drip, Some(1), at(0));
+        let mut far_busy = open(&slots, &busy, Some(1), at(0));
+        let mut far_other = open(&slots, &other, Some(2), at(0));
+        let mut far_fresh = open(&slots, &fresh, Some(2), at(0));
+        let mut far_young = open(&slots, &young, Some(2), at(19));
+        assert_eq!(slots.count(0), 6);
         assert_eq!(slots.count_of(0, 1), 3);
 
-        // Nothing has been stale for a second at 0.5 s: nothing is closed yet.
-        let early = at(0) + Duration::from_millis(500);
-        assert!(!slots.any_idle(0, early));
-        assert_eq!(slots.close_idlest(0, None, early), None);
+        // Nothing has been stale for a second, nor held for five, at 0.5 s.
+        let early = at(0) + ms(500);
+        assert!(!slots.any_closable(0, early));
+        assert_eq!(slots.close_one(0, None, early), None);
         assert!(!shut(&mut far_other));
 
         assert_eq!(
-            slots.close_idlest(0, Some(1), now),
-            Some(Duration::from_secs(19))
+            slots.close_one(0, Some(1), now),
+            Some(Closable::Stale(Duration::from_secs(20)))
         );
-        assert!(shut(&mut far_drip), "uid 1's idlest is the dripper");
+        assert!(
+            shut(&mut far_drip),
+            "uid 1's stalest is the one never answered"
+        );
         assert!(!shut(&mut far_keep) && !shut(&mut far_other));
-        assert!(slots.close_idlest(0, None, now).is_some());
-        assert!(shut(&mut far_other), "then the oldest of all");
-        assert!(slots.close_idlest(0, None, now).is_some());
+        assert_eq!(
+            slots.close_one(0, None, now),
+            Some(Closable::Stale(Duration::from_secs(20)))
+        );
+        assert!(shut(&mut far_other), "then the stalest of all");
+        assert_eq!(
+            slots.close_one(0, None, now),
+            Some(Closable::Stale(Duration::from_secs(15)))
+        );
         assert!(shut(&mut far_keep));
-        assert!(!slots.any_idle(0, now) && slots.close_idlest(0, None, now).is_none());
+        // No stale one left: the longest-held that is not being answered, busy as it keeps.
+        assert_eq!(
+            slots.close_one(0, None, now),
+            Some(Closable::Tenure(Duration::from_secs(20)))
+        );
+        assert!(shut(&mut far_fresh));
+        assert!(!slots.any_closable(0, now) && slots.close_one(0, None, now).is_none());
         assert!(!shut(&mut far_busy), "a connection being answered stays");
+        assert!(
+            !shut(&mut far_young),
+            "a young connection that makes progress stays"
+        );
         // Closed connections count until their thread releases them.
-        assert_eq!(slots.count(0), 4);
+        assert_eq!(slots.count(0), 6);
         slots.release(0, 2);
-        assert_eq!(slots.count(0), 3);
-        // The one being answered can be closed once its reply is out, and a second later.
-        busy.waiting(at(19) + Duration::from_millis(500));
-        assert!(!slots.any_idle(0, now));
-        assert!(slots.any_idle(0, at(21)));
-        assert!(slots.close_idlest(0, None, at(21)).is_some());
+        assert_eq!(slots.count(0), 5);
+        // The one being answered can be closed once its reply is out (its slot is old).
+        busy.waiting(now - ms(100));
+        assert_eq!(
+            slots.close_one(0, None, now),
+            Some(Closable::Tenure(Duration::from_secs(20)))
+        );
         assert!(shut(&mut far_busy));
+        // The young one, answered every half second, once it held its slot for 5 s.
+        young.waiting(at(24) - ms(500));
+        assert!(!slots.any_closable(0, at(24) - ms(1)));
+        assert_eq!(
+            slots.close_one(0, None, at(24)),
+            Some(Closable::Tenure(Duration::from_secs(5)))
+        );
+        assert!(shut(&mut far_young));
     }
 }

@@ -21,7 +21,9 @@
 //! 5. exits with the program's status (or dies by its signal).
 //!
 //! The descendants are found by their parent chain in `/proc`; the subreaper makes the chain
-//! complete.
+//! complete. Each is signalled through a pid file descriptor opened after that look, and only
+//! if its parent, read again once the descriptor holds it, is still the helper or one of the
+//! descendants: a pid that ended and went to another process meanwhile is left alone.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -156,8 +158,11 @@ fn end_descendants(signals: &SignalSet) {
         } else {
             libc::SIGKILL
         };
-        for pid in descendants(me) {
-            let _ = sys::signal_process(pid, signal);
+        let below = descendants(me);
+        let mut tree = below.clone();
+        tree.push(me);
+        for pid in below {
+            signal_if_below(pid, &tree, signal);
         }
         // A child's end (SIGCHLD) or a short tick, to catch processes forked meanwhile.
         let _ = signals.wait(Duration::from_millis(50));
@@ -171,6 +176,31 @@ fn exit_like(status: ExitStatus) -> ExitCode {
         (Some(code), _) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         (None, Some(signal)) => sys::exit_by_signal(signal),
         _ => ExitCode::from(1),
+    }
+}
+
+/// Sends `signal` to process `pid` if its parent is one of `tree` now: true when sent. The
+/// pid is first held by a pid file descriptor, then its parent read, so the signal reaches the
+/// process whose parent was checked, or none (where there are no pidfds, before Linux 5.3 or
+/// under a seccomp filter that refuses them, the pid is signalled right after the check).
+pub fn signal_if_below(pid: u32, tree: &[u32], signal: libc::c_int) -> bool {
+    let held = match sys::PidFd::open(pid) {
+        Ok(fd) => Some(fd),
+        // Gone already.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return false,
+        // No pidfds here (ENOSYS, or a seccomp filter that refuses them).
+        Err(_) => None,
+    };
+    let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .as_deref()
+        .and_then(parent_in_stat);
+    if !parent.is_some_and(|p| tree.contains(&p)) {
+        return false;
+    }
+    match held {
+        Some(fd) => fd.signal(signal).is_ok(),
+        None => sys::signal_process(pid, signal).is_ok(),
     }
 }
 
@@ -252,5 +282,31 @@ mod tests {
         assert!(below.contains(&sh.id()), "{below:?}");
         assert!(below.contains(&sleep), "{below:?}");
         assert!(!below.contains(&std::process::id()));
+    }
+
+    /// True while `pid` is a live (not zombie) process.
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    }
+
+    #[test]
+    fn only_a_process_whose_parent_is_in_the_tree_is_signalled() {
+        // A sleep whose parent is this process, which a stale look at /proc took for one in
+        // another tree (its pid reused): not signalled.
+        let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
+        let me = std::process::id();
+        assert!(!signal_if_below(sleep.id(), &[1, me + 1], libc::SIGKILL));
+        assert!(
+            alive(sleep.id()),
+            "a process outside the tree was signalled"
+        );
+        // Its parent is in the tree: signalled.
+        assert!(signal_if_below(sleep.id(), &[1, me], libc::SIGKILL));
+        let status = sleep.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // A process that is gone is not signalled.
+        assert!(!signal_if_below(sleep.id(), &[me], libc::SIGKILL));
     }
 }

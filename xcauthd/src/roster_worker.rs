@@ -14,11 +14,12 @@
 //! the process helper may take to end a stopped call).
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ use crate::reaper;
 const MAX_QUEUED: usize = 256;
 
 /// Output kept from one ejabberdctl call (`srg_get_members` of a big group is the largest).
-const MAX_OUTPUT: u64 = 4 << 20;
+const MAX_OUTPUT: usize = 4 << 20;
 
 /// ejabberdctl at `path`, each call run under the process helper ([`crate::reaper`]) and
 /// stopped, with everything it started, after `timeout`.
@@ -67,16 +68,111 @@ const HELPER_BOUND: Duration = Duration::from_secs(10);
 /// the pipes, unless one was out of its reach.
 const OUTPUT_WAIT: Duration = Duration::from_secs(1);
 
-fn reader(mut from: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = (&mut from).take(MAX_OUTPUT).read_to_end(&mut buf);
-        // Drain the rest so the program never blocks on a full pipe.
-        let _ = std::io::copy(&mut from, &mut std::io::sink());
-        let _ = tx.send(buf);
-    });
-    rx
+/// The output pipes of one call, read in the thread that runs it, so that nothing reads them
+/// once the call is over: a process that still holds one then (out of the helper's reach)
+/// writes into a closed pipe. Of each, at most [`MAX_OUTPUT`] is kept; the rest is read and
+/// dropped, so the program never blocks on a full pipe.
+struct Output {
+    /// Standard output and error, until their end.
+    pipes: [Option<File>; 2],
+    kept: [Vec<u8>; 2],
+}
+
+impl Output {
+    fn of(child: &mut Child) -> Self {
+        let stdout = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
+        let stderr = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
+        Self {
+            pipes: [stdout, stderr],
+            kept: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// True while a pipe has not ended.
+    fn open(&self) -> bool {
+        self.pipes.iter().any(Option::is_some)
+    }
+
+    /// Reads what the pipes have, waiting up to `wait` for something; true when something
+    /// came (bytes or an end).
+    fn pump(&mut self, wait: Duration) -> bool {
+        let open: Vec<usize> = (0..2).filter(|&i| self.pipes[i].is_some()).collect();
+        let ready = {
+            let fds: Vec<(BorrowedFd<'_>, bool)> = self
+                .pipes
+                .iter()
+                .flatten()
+                .map(|p| (p.as_fd(), false))
+                .collect();
+            if fds.is_empty() {
+                std::thread::sleep(wait);
+                return false;
+            }
+            match crate::sys::poll_ready(&fds, wait) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    warn!("ejabberdctl: cannot wait for its output: {e}");
+                    std::thread::sleep(wait);
+                    return false;
+                }
+            }
+        };
+        let mut chunk = [0u8; 8192];
+        for &r in &ready {
+            let Some(&i) = open.get(r) else { continue };
+            let Some(pipe) = self.pipes[i].as_mut() else {
+                continue;
+            };
+            match pipe.read(&mut chunk) {
+                Ok(0) => self.pipes[i] = None,
+                Ok(n) => {
+                    let room = MAX_OUTPUT.saturating_sub(self.kept[i].len());
+                    self.kept[i].extend_from_slice(&chunk[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => self.pipes[i] = None,
+            }
+        }
+        !ready.is_empty()
+    }
+
+    /// Reads until both pipes ended or `until`; true when one is still open then. The pipes
+    /// are closed.
+    fn drain(&mut self, until: Instant) -> bool {
+        while self.open() {
+            let left = deadline::left(until);
+            if left.is_zero() {
+                break;
+            }
+            self.pump(left.min(Duration::from_millis(50)));
+        }
+        let left = self.open();
+        self.pipes = [None, None];
+        left
+    }
+}
+
+/// Waits for `child` until `until`, reading its output meanwhile: its status, or `None` when
+/// the time is up.
+fn wait_reading(child: &mut Child, output: &mut Output, until: Instant) -> Option<ExitStatus> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if deadline::now() >= until => return None,
+            Ok(None) => {
+                if output.pump(pause.min(deadline::left(until))) {
+                    pause = Duration::from_millis(2);
+                } else {
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+            Err(e) => {
+                warn!("ejabberdctl: cannot wait for pid {}: {e}", child.id());
+                return None;
+            }
+        }
+    }
 }
 
 /// Waits for `child` until `until`: its status, or `None` when the time is up.
@@ -147,29 +243,22 @@ impl Ctl for Ejabberdctl {
                     self.path.display()
                 ))
             })?;
-        let out = child.stdout.take().map(reader);
-        let err = child.stderr.take().map(reader);
-        let Some(status) = wait_until(&mut child, deadline::now() + self.timeout) else {
+        let mut output = Output::of(&mut child);
+        let until = deadline::now() + self.timeout;
+        let Some(status) = wait_reading(&mut child, &mut output, until) else {
+            drop(output);
             stop(&mut child);
             return Err(CtlError::TimedOut(self.timeout));
         };
-        let mut left = false;
-        let mut collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| match rx {
-            Some(rx) => rx.recv_timeout(OUTPUT_WAIT).unwrap_or_else(|_| {
-                left = true;
-                Vec::new()
-            }),
-            None => Vec::new(),
-        };
-        let stdout = collect(out);
-        let stderr = collect(err);
-        if left {
+        if output.drain(deadline::now() + OUTPUT_WAIT) {
             warn!(
-                "ejabberdctl {}: a process it started still holds its output after it ended \
-                 (one xcauthd may not signal, of another user?); its output is not read",
+                "ejabberdctl {}: a process it started still holds its output {OUTPUT_WAIT:?} \
+                 after it ended (one xcauthd may not signal, of another user?); reading \
+                 stopped there",
                 logsafe::clean(args.first().copied().unwrap_or(""), 64)
             );
         }
+        let [stdout, stderr] = output.kept;
         if status.code() == Some(reaper::NOT_STARTED) {
             let text = String::from_utf8_lossy(&stderr);
             if let Some(why) = text

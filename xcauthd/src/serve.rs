@@ -153,14 +153,11 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
             output.flush()?;
             out.clear();
         }
-        // Requests were answered in this pass: the connection waits again (or the next request
-        // has begun), from now on.
+        // Requests were answered in this pass: the connection made progress, at its last
+        // reply. (Malformed requests answered with an error are not progress: a client could
+        // otherwise keep its slot with garbage that costs it nothing.)
         if let (Some(a), true) = (ctx.activity, answered) {
-            if start < buf.len() {
-                a.receiving(request_since);
-            } else {
-                a.waiting(waiting_since);
-            }
+            a.waiting(waiting_since);
             answered = false;
         }
         if eof {
@@ -192,9 +189,6 @@ pub fn serve_stream<I: DeadlineStream, W: Write>(
             Ok(n) => {
                 if buf.is_empty() {
                     request_since = deadline::now();
-                    if let Some(a) = ctx.activity {
-                        a.receiving(request_since);
-                    }
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
@@ -289,5 +283,65 @@ fn decide(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use xcauth_core::engine::GlobalBackend;
+    use xcauth_core::vocab::BackendUrl;
+    use xcauth_core::{Secret, SystemClock};
+
+    fn engine() -> Engine {
+        Engine::new(
+            GlobalBackend {
+                url: BackendUrl::parse("https://demo.invalid/").unwrap(),
+                secret: Secret::new(crate::demo::DEMO_SECRET),
+            },
+            Arc::new(crate::demo::DemoBackend),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// Serves `input` to its end on one connection whose request cycle is `activity`; the
+    /// replies.
+    fn serve(engine: &Engine, activity: &Activity, input: &[u8]) -> String {
+        let shutdown = AtomicBool::new(false);
+        let ctx = StreamCtx {
+            engine,
+            max_line: 8192,
+            shutdown: &shutdown,
+            activity: Some(activity),
+        };
+        let mut out = Vec::new();
+        serve_stream(&ctx, Framing::Generic, input, &mut out, None).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Only a reply to a valid request is progress for the accept loop: a client that sends
+    /// malformed lines (answered with an error at no backend cost) or bytes of a request stays
+    /// as stale as it was, and loses its slot to a waiting client like an idle one.
+    #[test]
+    fn malformed_requests_and_bytes_are_not_progress() {
+        let engine = engine();
+        let t0 = deadline::now();
+        let activity = Activity::new(t0);
+        let replies = serve(&engine, &activity, b"garbage\nauth:x\nisuser:alice\n\nisus");
+        assert_eq!(replies, "0\n".repeat(5), "each malformed line was answered");
+        assert_eq!(activity.stale_since(), Some(t0));
+
+        let (user, _, _) = crate::demo::ACCOUNTS[0];
+        let replies = serve(
+            &engine,
+            &activity,
+            format!("garbage\nisuser:{user}:example.org\n").as_bytes(),
+        );
+        assert_eq!(replies, "0\n1\n");
+        let since = activity.stale_since().unwrap();
+        assert!(since > t0, "a reply to a valid request is progress");
+        serve(&engine, &activity, b"garbage\n");
+        assert_eq!(activity.stale_since(), Some(since));
     }
 }

@@ -4,9 +4,13 @@
 //! The endpoint is one thread that serves all its connections at once with `poll(2)`, none
 //! waiting behind another: a connection gets [`CONNECTION_DEADLINE`] from accept to the last
 //! byte of its answer (a request head of at most [`MAX_REQUEST`] bytes, one request per
-//! connection), and at most [`MAX_CONNECTIONS`] are open; a new one beyond that closes the
-//! oldest that has not sent its whole request yet. So idle or slow clients cost a bounded
-//! number of descriptors and never delay a scrape.
+//! connection), and at most [`MAX_CONNECTIONS`] are open. A new connection is read at once:
+//! a request already there is answered before anything else is accepted, and one its peer
+//! closed already takes no slot. Beyond the bound, a new one closes the oldest that has sent
+//! nothing (else the oldest still reading, else the oldest). At most [`ACCEPTS_PER_TURN`] are
+//! taken before the open ones are read again. So idle or slow clients cost a bounded number of
+//! descriptors and never delay a scrape, and a flood of connections cannot push a scrape out
+//! before its request is read.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -42,6 +46,9 @@ pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Connections the metrics endpoint holds open at most.
 pub const MAX_CONNECTIONS: usize = 64;
+
+/// New connections taken in one turn at most, before the open ones are read again.
+pub const ACCEPTS_PER_TURN: usize = 16;
 
 /// How often the endpoint's thread looks at the stop flag.
 const TICK: Duration = Duration::from_millis(250);
@@ -115,6 +122,7 @@ pub fn log_if_requested(engine: &Engine) {
 /// Binds the metrics endpoint; the caller reports a failure as a start-up error.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
+    sys::set_backlog(listener.as_fd(), sys::LISTEN_BACKLOG)?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -211,44 +219,35 @@ impl Endpoint {
             }
         }
         if ready.first() == Some(&0) {
-            self.accept();
+            self.accept(engine);
         }
     }
 
-    /// Takes every waiting connection; beyond [`MAX_CONNECTIONS`], each new one closes the
-    /// oldest that is still reading (else the oldest).
-    fn accept(&mut self) {
-        loop {
+    /// Takes up to [`ACCEPTS_PER_TURN`] waiting connections, each read at once (and answered,
+    /// when its request is there); beyond [`MAX_CONNECTIONS`], each new one that still waits
+    /// for its request closes another ([`Endpoint::evict`]).
+    fn accept(&mut self, engine: &Engine) {
+        for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nonblocking(true) {
                         debug!("metrics request from {peer}: {e}");
                         continue;
                     }
-                    if self.clients.len() >= MAX_CONNECTIONS {
-                        let oldest = |reading: bool| {
-                            self.clients
-                                .iter()
-                                .enumerate()
-                                .filter(|(_, c)| !reading || matches!(c.state, State::Reading(_)))
-                                .min_by_key(|(_, c)| c.until)
-                                .map(|(i, _)| i)
-                        };
-                        if let Some(i) = oldest(true).or_else(|| oldest(false)) {
-                            let gone = self.clients.swap_remove(i);
-                            debug!(
-                                "metrics endpoint {}: {MAX_CONNECTIONS} connections open; closed \
-                                 the oldest (from {})",
-                                self.label, gone.peer
-                            );
-                        }
-                    }
-                    self.clients.push(Client {
+                    let mut client = Client {
                         stream,
                         peer,
                         until: deadline::now() + CONNECTION_DEADLINE,
                         state: State::Reading(Vec::with_capacity(256)),
-                    });
+                    };
+                    // Answered, or closed by its peer, already: it takes no slot.
+                    if !step(engine, &mut client) {
+                        continue;
+                    }
+                    if self.clients.len() >= MAX_CONNECTIONS {
+                        self.evict();
+                    }
+                    self.clients.push(client);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -260,6 +259,31 @@ impl Endpoint {
                 }
             }
         }
+    }
+
+    /// Closes one connection to make room: the oldest that has sent nothing, else the oldest
+    /// still reading its request, else the oldest. (Every one was read at least once, at
+    /// accept.)
+    fn evict(&mut self) {
+        let rank = |c: &Client| match &c.state {
+            State::Reading(buf) if buf.is_empty() => 0,
+            State::Reading(_) => 1,
+            State::Writing { .. } => 2,
+        };
+        let Some(i) = self
+            .clients
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, c)| (rank(c), c.until))
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let gone = self.clients.swap_remove(i);
+        debug!(
+            "metrics endpoint {}: {MAX_CONNECTIONS} connections open; closed one (from {})",
+            self.label, gone.peer
+        );
     }
 }
 

@@ -141,6 +141,22 @@ pub fn stderr_is_socket() -> bool {
     classify(borrowed) != FdKind::NotASocket
 }
 
+/// The listen backlog of the sockets xcauthd binds itself: that of systemd's socket units
+/// (`Backlog=` defaults to `SOMAXCONN`); the kernel caps it at `net.core.somaxconn`. Rust's
+/// `bind` asks for 128, and a flood of connections that fills such a queue makes the kernel
+/// drop a legitimate client's SYN: it retries only after 1 s, then 3 s.
+pub const LISTEN_BACKLOG: libc::c_int = 4096;
+
+/// Sets the backlog of the listening socket `fd` (listening again changes it).
+pub fn set_backlog(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: listen(2) on a borrowed, open descriptor; no memory is passed.
+    let rc = unsafe { libc::listen(fd.as_raw_fd(), backlog) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Waits until one of `fds` is readable or `timeout` passes. Returns the
 /// indexes of the ready descriptors.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<usize>> {
@@ -522,6 +538,52 @@ pub fn signal_process(pid: u32, signal: libc::c_int) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// A process held by a pid file descriptor (`pidfd_open(2)`): a signal sent through it reaches
+/// that process or none, even once its pid has gone to another process.
+#[derive(Debug)]
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    /// Holds process `pid`; an error when there is none (or the kernel has no pidfds, before
+    /// Linux 5.3: `ENOSYS`).
+    pub fn open(pid: u32) -> io::Result<PidFd> {
+        let pid = libc::pid_t::try_from(pid)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))?;
+        // SAFETY: pidfd_open(2) takes a pid and flags (0) and touches no memory of this
+        // process; it returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = RawFd::try_from(fd)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "pidfd out of range"))?;
+        // SAFETY: `fd` was just returned by pidfd_open: open, and owned by nothing else.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Sends `signal` to the held process.
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal(2) on a descriptor this value owns, with no siginfo (a
+        // null pointer: the kernel fills one in as for kill) and no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0 as libc::c_uint,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 

@@ -321,9 +321,9 @@ pub static OPTIONS: &[OptionSpec] = &[
         Some("64"),
         "Extension: most connections served at the same time on each listener (at least 1); \
          every listener has its own slots. When they are all taken and another client waits, \
-         the connection that made no progress for longest (idle since its last reply, or \
-         still sending a request begun earliest; for a second at least) is closed for it; one \
-         being answered never is",
+         a connection is closed for it: the one without a reply to a valid request for \
+         longest (a second at least), else the one that held its slot longest (5 seconds at \
+         least); one being answered never is",
     ),
     opt(
         "max-connections-per-user",
@@ -332,8 +332,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         &["N"],
         Some("16"),
         "Extension: most connections one local user (not root) may hold on each Unix socket; \
-         beyond, their own idlest connection is closed for the new one, or the new one waits \
-         (unread, up to request-timeout) until one of theirs has been answered. 0: no bound. \
+         beyond, one of their own is closed for the new one (as for max-connections), or the \
+         new one waits (unread, up to request-timeout) until one may be. 0: no bound. \
          TCP peers have no user: \
          bind TCP listeners to loopback and see the README (Full listeners)",
     ),

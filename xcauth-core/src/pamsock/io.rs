@@ -42,12 +42,10 @@ const TICK: Duration = Duration::from_millis(250);
 /// arrive, the rest of the frame must follow within `timeouts.request` of that first byte.
 /// While waiting for the first byte, `stop` is asked every [`TICK`]; when it says so the
 /// wait ends as [`ReadFrame::Closed`] (a request that has started is always read to its end).
-/// `started` is told when the first byte arrived.
 pub(super) fn read_request_frame<S: DeadlineStream>(
     stream: &mut S,
     timeouts: ConnectionTimeouts,
     stop: &dyn Fn() -> bool,
-    started: &dyn Fn(Instant),
 ) -> Result<Zeroizing<Vec<u8>>, ReadFrame> {
     let mut header = [0u8; 4];
     let idle_until = deadline::now() + timeouts.idle;
@@ -61,9 +59,7 @@ pub(super) fn read_request_frame<S: DeadlineStream>(
             other => break other?,
         }
     }
-    let first = deadline::now();
-    started(first);
-    let deadline = first + timeouts.request;
+    let deadline = deadline::now() + timeouts.request;
     read_full(stream, &mut header[1..], deadline, false)?;
     let len = frame_len(header).map_err(ReadFrame::Bad)?;
     let mut payload = Zeroizing::new(vec![0u8; len]);

@@ -84,9 +84,8 @@ pub fn serve_pam_connection_until<D: Decider + ?Sized, S: DeadlineStream + Write
 ) {
     let request_timeout = write_timeout;
     let stop = || shutdown.load(Ordering::Relaxed);
-    let started = |at| activity.receiving(at);
     loop {
-        let payload = match read_request_frame(&mut stream, timeouts, &stop, &started) {
+        let payload = match read_request_frame(&mut stream, timeouts, &stop) {
             Ok(p) => p,
             Err(ReadFrame::Closed) => return,
             Err(ReadFrame::TimedOut) => {

@@ -8,11 +8,28 @@ use icu_properties::CodePointMapData;
 /// punctuation, symbols and space separators are kept, and `@` is dropped. So control and
 /// format characters (U+200B), combining marks and line separators go, precomposed letters,
 /// spaces, NBSP and emoji stay (xcauth 2's `sanitize`, docs/xcauth2.md §8).
+///
+/// Unlike xcauth 2, backslashes right before an `n` go too: the name is also `srg_create`'s
+/// last argument, the groups whose members the group's members see, which ejabberd splits at
+/// each `\n` (backslash, `n`). A group named `Admins\nAdmins` would show its members those of
+/// `Admins`.
 pub fn sanitize(name: &str) -> String {
     let categories = CodePointMapData::<Gc>::new();
-    name.chars()
-        .filter(|&c| c != '@' && kept(categories.get(c)))
-        .collect()
+    let chars = name
+        .chars()
+        .filter(|&c| c != '@' && kept(categories.get(c)));
+    // From the end, so a run of backslashes before an `n` goes whole, in one pass.
+    let mut reversed = Vec::with_capacity(name.len());
+    let mut before_n = false;
+    for c in chars.rev() {
+        if c != '\\' {
+            before_n = c == 'n';
+        } else if before_n {
+            continue;
+        }
+        reversed.push(c);
+    }
+    reversed.into_iter().rev().collect()
 }
 
 fn kept(category: Gc) -> bool {
@@ -58,15 +75,29 @@ pub const MAX_ARG_BYTES: usize = 32 * 4096 - 1;
 
 /// Why `arg` cannot be an argument of ejabberdctl, if it cannot: a NUL byte ends a C string, so
 /// the program would see another name (or not start at all), and the kernel refuses longer
-/// arguments than [`MAX_ARG_BYTES`].
-pub fn unpassable(arg: &str) -> Option<&'static str> {
+/// arguments than [`MAX_ARG_BYTES`]. Nor may it hold a character XML 1.0 does not allow (the
+/// C0 controls but tab, line feed and carriage return; U+FFFE, U+FFFF): ejabberd copies names
+/// into the stanzas it sends (a full name becomes the `name` of a roster item in every
+/// group member's roster) without checking, and a client closes a session whose XML is not
+/// well-formed.
+pub fn unpassable(arg: &str) -> Option<String> {
     if arg.contains('\0') {
-        Some("contains a NUL byte")
+        Some("contains a NUL byte".to_owned())
     } else if arg.len() > MAX_ARG_BYTES {
-        Some("is longer than a program argument may be (128 KiB)")
+        Some("is longer than a program argument may be (128 KiB)".to_owned())
     } else {
-        None
+        arg.chars().find(|&c| !xml_char(c)).map(|c| {
+            format!(
+                "contains U+{:04X}, a character XML does not allow",
+                u32::from(c)
+            )
+        })
     }
+}
+
+/// True for a character of XML 1.0's `Char` production (Rust's `char` has no surrogates).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{fffd}' | '\u{10000}'..)
 }
 
 /// True when `host` is the login's XMPP `domain` (DNS names ignore ASCII case).
@@ -99,6 +130,12 @@ mod tests {
             // Python's category set has no Lt: titlecase digraphs go.
             ("\u{1c5}x", "x"),
             ("(a-b)_c!+$^", "(a-b)_c!+$^"),
+            // ejabberd splits a display list at a literal `\n`: no name keeps one.
+            ("Admins\\nAdmins", "AdminsnAdmins"),
+            ("A\\\\\\nB\\", "AnB\\"),
+            ("A\\\u{200b}nB", "AnB"),
+            ("C:\\Users\\Nina", "C:\\Users\\Nina"),
+            ("\\N\\t", "\\N\\t"),
         ] {
             assert_eq!(sanitize(raw), clean, "{raw:?}");
         }
@@ -118,7 +155,31 @@ mod tests {
     #[test]
     fn arguments_ejabberdctl_cannot_take() {
         assert_eq!(unpassable("Alice Liddell"), None);
-        assert_eq!(unpassable("Al\0ice"), Some("contains a NUL byte"));
+        assert_eq!(
+            unpassable("Al\0ice").as_deref(),
+            Some("contains a NUL byte")
+        );
+        for ok in [
+            "Tab\tLine\nCR\r",
+            "\u{d7ff}\u{e000}\u{fffd}\u{10000}\u{10ffff}",
+        ] {
+            assert_eq!(unpassable(ok), None, "{ok:?}");
+        }
+        for (bad, code) in [
+            ("Mal\u{1}lory", "U+0001"),
+            ("\u{1b}[31m", "U+001B"),
+            ("\u{b}", "U+000B"),
+            ("\u{c}", "U+000C"),
+            ("x\u{1f}", "U+001F"),
+            ("\u{fffe}", "U+FFFE"),
+            ("\u{ffff}", "U+FFFF"),
+        ] {
+            assert_eq!(
+                unpassable(bad),
+                Some(format!("contains {code}, a character XML does not allow")),
+                "{bad:?}"
+            );
+        }
         assert_eq!(unpassable(&"x".repeat(MAX_ARG_BYTES)), None);
         assert!(unpassable(&"x".repeat(MAX_ARG_BYTES + 1))
             .unwrap()

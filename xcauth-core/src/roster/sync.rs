@@ -22,9 +22,11 @@
 //! - A member whose uid names another XMPP domain is left out (one log line), unless
 //!   `roster-other-domains` is set: one domain's Nextcloud must not rename or group another
 //!   domain's users. A member whose uid cannot be an argument of ejabberdctl (a NUL byte, over
-//!   128 KiB) is left out, and a display name that cannot is not pushed, each with one log line
-//!   naming the reason; the sync goes on. Any other command with such an argument is skipped
-//!   the same way.
+//!   128 KiB, a character XML does not allow such as U+0001) is left out, and a display name
+//!   that cannot is not pushed, each with one log line naming the reason; the sync goes on.
+//!   Any other command with such an argument is skipped the same way. (ejabberd puts a full
+//!   name into the roster of every member of the user's groups without checking it: one
+//!   control character would end each of their sessions.)
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -724,6 +724,8 @@ fn names_ejabberdctl_cannot_take_are_left_out_and_the_sync_goes_on() {
             entry("eve", Some("Eve\0rm -rf"), &["The Team"]),
             entry("mal\0lory", Some("Mallory"), &["The Team"]),
             entry("lou", Some(&long), &["The Team"]),
+            entry("mal", Some("Mal\u{1}lory\u{1b}[31m"), &["The Team"]),
+            entry("nul\u{ffff}l", Some("Null"), &["The Team"]),
             entry("bob", Some("Bob"), &["The Team"]),
         ],
         "",
@@ -745,13 +747,14 @@ fn names_ejabberdctl_cannot_take_are_left_out_and_the_sync_goes_on() {
         ],
         &["srg_get_members", "The Team", "example.org"],
     ]);
-    // Eve and Lou keep their place in the group, without a full name; Mallory is left out.
-    expected.extend([add("alice"), add("eve"), add("lou"), add("bob")]);
+    // Eve, Lou and Mal keep their place in the group, without a full name; Mallory and the
+    // uid with U+FFFF are left out.
+    expected.extend([add("alice"), add("eve"), add("lou"), add("mal"), add("bob")]);
     assert_eq!(calls, expected);
     assert_eq!(
         outcome,
         Outcome::Synced {
-            commands: 8,
+            commands: 9,
             failed: 0
         }
     );
@@ -773,6 +776,20 @@ fn names_ejabberdctl_cannot_take_are_left_out_and_the_sync_goes_on() {
         [
             "roster sync alice@example.org: full name of lou not set: it is longer than a \
              program argument may be (128 KiB)"
+        ]
+    );
+    assert_eq!(
+        lines_about(before, "of mal "),
+        [
+            "roster sync alice@example.org: full name of mal not set: it contains U+0001, a \
+             character XML does not allow"
+        ]
+    );
+    assert_eq!(
+        lines_about(before, "nul"),
+        [
+            "roster sync alice@example.org: member nul\u{ffff}l left out: the uid contains \
+             U+FFFF, a character XML does not allow"
         ]
     );
     assert!(

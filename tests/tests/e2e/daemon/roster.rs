@@ -41,6 +41,13 @@ case "$(cat "$dir/mode" 2>/dev/null)" in
     while [ ! -s "$dir/inner.pid" ]; do sleep 0.01; done ;;
   gate) n=0
         while [ ! -e "$dir/open" ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done ;;
+  # Waits until the test holds its output pipes open (from outside the call's processes, as a
+  # process of another user would), then succeeds.
+  hold)
+    echo $$ > "$dir/holder.pid"
+    while [ ! -e "$dir/held" ]; do sleep 0.01; done ;;
+  # Far more output than is kept (4 MiB), on both pipes.
+  loud) head -c 10000000 /dev/zero; head -c 6000000 /dev/zero >&2 ;;
 esac
 exit 0
 "#;
@@ -671,6 +678,76 @@ fn a_stopped_call_leaves_no_process_behind() {
         gone(pid, Duration::from_secs(10)),
         "the call (pid {pid}) outlived xcauthd"
     );
+}
+
+/// A call whose output pipes stay open after it ended (a process out of the helper's reach
+/// holds them; here the test itself, through `/proc/PID/fd`): the sync goes on after a second,
+/// with one warning, and xcauthd keeps no reader on those pipes: writing into them fails with
+/// a broken pipe. (Before, a reader thread per pipe was left behind for as long as the holder
+/// lived, draining it.) Calls that write far more than is kept still end.
+#[test]
+fn output_held_open_after_a_call_leaves_no_reader_behind() {
+    let t = Setup::new("roster-held", "");
+    t.mode("hold");
+    let mut x = t.start();
+    let (reply, _) = x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert_eq!(reply, "1");
+    let holder = t.s.join("holder.pid");
+    let end = Instant::now() + Duration::from_secs(20);
+    let pid: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&holder)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < end, "the stand-in never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let open = |fd: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{pid}/fd/{fd}"))
+            .unwrap()
+    };
+    let mut held = [open(1), open(2)];
+    t.mode("ok");
+    std::fs::write(t.s.join("held"), "").unwrap();
+    assert!(
+        wait_for(
+            &x.log,
+            "6 ejabberdctl command(s), all succeeded",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        x.log_text()
+    );
+    let log = x.log_text();
+    assert_eq!(log.matches("still holds its output").count(), 1, "{log}");
+    for pipe in &mut held {
+        let e = pipe
+            .write_all(b"still read?\n")
+            .expect_err("xcauthd still reads the output of a call that ended");
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+    // Calls that write megabytes are read to their end, not blocked on a full pipe.
+    t.calls();
+    t.mode("loud");
+    t.backend
+        .add_user(User::new("carol", "pw").display_name("Carol"));
+    t.backend
+        .add_group("team", "The Team", &["alice", "bob", "carol"]);
+    x.ask("auth:alice:example.org:secret", Duration::from_secs(5));
+    assert!(
+        wait_for(
+            &x.log,
+            "2 ejabberdctl command(s), all succeeded",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        x.log_text()
+    );
+    x.end(Duration::from_secs(10));
 }
 
 fn rusqlite_rows(db: &Path, sql: &str) -> Vec<String> {

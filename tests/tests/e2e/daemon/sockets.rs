@@ -29,6 +29,7 @@ fn double() -> BackendDouble {
 
 struct Daemon {
     proc: Proc,
+    log: PathBuf,
     generic: SocketAddr,
     postfix: SocketAddr,
     pam: PathBuf,
@@ -47,9 +48,11 @@ fn daemon(s: &Scratch, d: &BackendDouble, extra: &str) -> Daemon {
         "xcauth.conf",
         &support::xcauth_conf(&d.url(), SECRET, extra),
     );
-    let proc = support::start_daemon(&conf, &s.join("daemon.log"), listeners);
+    let log = s.join("daemon.log");
+    let proc = support::start_daemon(&conf, &log, listeners);
     Daemon {
         proc,
+        log,
         generic,
         postfix,
         pam,
@@ -374,6 +377,192 @@ fn a_waiting_login_gets_the_slot_of_the_idlest_connection() {
     keep.write_all(b"isuser:alice:example.org\n").unwrap();
     keep.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"1\n", "the keep-alive connection still works");
+}
+
+/// Clients that fill a listener's slots and keep busy on them, completing a request every
+/// 200 ms: a login waiting for the listener still gets in, in the slot of one of them, while
+/// they go on. Once with valid requests (the hogs never go a second without a reply: the
+/// slot held longest goes), once with malformed lines (answered with an error, they are not
+/// progress: the hog that made none goes, as soon as that is a second). Before, a client that
+/// completed any line within every second kept its slot, and the login waited until the hogs
+/// stopped.
+#[test]
+fn clients_that_keep_busy_do_not_keep_a_login_out() {
+    let d = double();
+    for (tag, line, reply, closed) in [
+        (
+            "busy-valid",
+            &b"isuser:alice:example.org\n"[..],
+            &b"1\n"[..],
+            "every slot taken and a client waiting: closed the connection",
+        ),
+        (
+            "busy-garbage",
+            &b"garbage\n"[..],
+            &b"0\n"[..],
+            "every slot taken and a client waiting: closed the connection that made no \
+             progress for longest",
+        ),
+    ] {
+        let s = Scratch::new(&format!("slots-{tag}"));
+        let mut dm = daemon(
+            &s,
+            &d,
+            "max-connections=3\nrequest-timeout=1m\nidle-timeout=1m",
+        );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hogs: Vec<_> = (0..3)
+            .map(|_| {
+                let mut h = TcpStream::connect(dm.generic).unwrap();
+                h.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let stop = std::sync::Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    // Until the login is in, or the server closes this one; then whether it
+                    // did.
+                    let mut exchange = || {
+                        let mut buf = [0u8; 2];
+                        h.write_all(line)?;
+                        h.read_exact(&mut buf)?;
+                        assert_eq!(&buf, reply);
+                        std::io::Result::Ok(())
+                    };
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        if exchange().is_err() {
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    exchange().is_err()
+                })
+            })
+            .collect();
+        dm.proc.wait_for_log(
+            "systemd:generic: max-connections (3) reached",
+            Duration::from_secs(30),
+        );
+        let mut login = TcpStream::connect(dm.generic).unwrap();
+        login
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        login.write_all(b"auth:alice:example.org:secret\n").unwrap();
+        let mut buf = [0u8; 2];
+        let answered = login.read_exact(&mut buf);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let closed_hogs = hogs
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|c| *c)
+            .count();
+        let log = std::fs::read_to_string(&dm.log).unwrap();
+        assert!(
+            answered.is_ok(),
+            "{tag}: the login got no slot within 30 s while the hogs kept busy:\n{log}"
+        );
+        assert_eq!(&buf, b"1\n");
+        assert_eq!(closed_hogs, 1, "{tag}: one hog lost its slot\n{log}");
+        assert!(log.contains(closed), "{tag}: {log}");
+    }
+}
+
+/// One local user connecting in a loop to a Unix socket while its share of it is busy: its
+/// first further connections wait for a slot (as many as max-connections), the others are
+/// closed at once, and the log gets one line when that starts and one with the count when no
+/// client waits any more (before, a line per connection: megabytes a second).
+#[test]
+fn a_user_connecting_in_a_loop_costs_two_log_lines() {
+    pam_support_require_root();
+    support::require_program("setpriv");
+    let d = double();
+    // nobody's two requests stay at the backend until released: both its slots are busy.
+    d.hold_until(usize::MAX);
+    let s = Scratch::new("slots-refusals");
+    let mut dm = daemon(
+        &s,
+        &d,
+        "socket-allow-users=nobody\nmax-connections=4\n\
+         max-connections-per-user=2\nrequest-timeout=1m\nidle-timeout=1m",
+    );
+    let script = r"
+import socket, struct, sys
+def frame(*fields):
+    return b''.join(struct.pack('>H', len(f)) + f for f in fields)
+busy = []
+for i in range(2):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(sys.argv[1])
+    s.sendall(frame(b'alice', b'secret', b'xcauth', b'example.org'))
+    busy.append(s)
+print('sent', flush=True)
+sys.stdin.readline()
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(sys.argv[1])
+    s.close()
+print('done', flush=True)
+sys.stdin.readline()
+";
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ])
+        .arg(&dm.mux)
+        .arg("500")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut next = |line: &mut String| {
+        line.clear();
+        std::io::BufRead::read_line(&mut out, line).unwrap();
+        line.trim().to_owned()
+    };
+    assert_eq!(next(&mut line), "sent");
+    assert!(
+        d.wait_held(2, Duration::from_secs(20)),
+        "nobody's two requests did not reach the backend"
+    );
+    let before = std::fs::read_to_string(&dm.log).unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    assert_eq!(next(&mut line), "done");
+    let during = std::fs::read_to_string(&dm.log).unwrap();
+    let added = &during[before.len()..];
+    let refused = "systemd:saslauthd: refused a connection from uid 65534: 4 connections already \
+                   wait for a slot";
+    assert_eq!(added.matches(refused).count(), 1, "{added}");
+    assert!(
+        added.lines().count() < 20,
+        "{} log lines for 500 connections:\n{added}",
+        added.lines().count()
+    );
+    // Once nobody's requests are answered, its waiting connections get its slots: no one
+    // waits any more, and one line counts the refusals.
+    d.release();
+    dm.proc
+        .wait_for_log("connections refused in", Duration::from_secs(30));
+    let log = std::fs::read_to_string(&dm.log).unwrap();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("connections refused in"))
+        .unwrap();
+    let count: usize = summary
+        .split(" connections refused in")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(count > 400, "{summary}");
+    stdin.write_all(b"end\n").unwrap();
+    let _ = child.wait();
 }
 
 /// Runs a Python client as `nobody` that opens `count` connections to `socket`, one after the

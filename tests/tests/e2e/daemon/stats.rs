@@ -424,3 +424,85 @@ fn idle_connections_do_not_starve_a_scrape() {
         other => panic!("a silent connection is still open after 30 s: {other:?}"),
     }
 }
+
+/// A connection flood does not make scrapes fail: two threads connect to the endpoint as fast
+/// as they can without sending anything (each keeps its last 200 connections open and closes
+/// older ones), and every one of eight scrapes made meanwhile is answered. Before, the
+/// endpoint accepted every pending connection in one burst and made room by closing the
+/// oldest not yet read, so a scrape accepted early in a burst was closed before its request
+/// was read, and a full listen queue (128) dropped the scrapes' SYNs: most scrapes failed.
+#[test]
+fn a_connection_flood_does_not_fail_scrapes() {
+    let d = BackendDouble::start(SECRET);
+    let s = Scratch::new("stats-flood");
+    let lease = reserve_port();
+    let metrics = lease.addr();
+    let conf = s.write(
+        "xcauth.conf",
+        &support::xcauth_conf(&d.url(), SECRET, &format!("metrics-listen={metrics}")),
+    );
+    let log = s.join("daemon.log");
+    let mut listeners = Listeners::new();
+    listeners.tcp("generic");
+    let _daemon = support::start_daemon(&conf, &log, listeners);
+    let url = format!("http://{metrics}/metrics");
+    let curl = support::require_program("curl");
+    let scrape = || {
+        let out = Command::new(&curl)
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "10",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg(&url)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    };
+    assert_eq!(scrape(), "200");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let target = socket2::SockAddr::from(metrics);
+                let mut held = std::collections::VecDeque::new();
+                let mut made = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let Ok(sock) =
+                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    else {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    };
+                    let _ = sock.set_nonblocking(true);
+                    // In progress or refused: a flood does not look.
+                    let _ = sock.connect(&target);
+                    made += 1;
+                    held.push_back(sock);
+                    if held.len() > 200 {
+                        held.pop_front();
+                    }
+                }
+                made
+            })
+        })
+        .collect();
+    let codes: Vec<String> = (0..8).map(|_| scrape()).collect();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let made: usize = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    assert!(made > 1000, "the flood made only {made} connections");
+    assert!(
+        codes.iter().all(|c| c == "200"),
+        "scrapes during a flood of {made} connections: {codes:?}"
+    );
+}

@@ -274,7 +274,9 @@ struct Xcauth2;
 impl Xcauth2 {
     const DB: &'static str = "/var/lib/xcauth/xcauth.sqlite3";
     const LOG: &'static str = "/var/log/xcauth/xcauth.log";
-    const CONF: &'static str = "# xcauth 2's settings\nurl=https://cloud.example.org/\n";
+    const CONF: &'static str =
+        "# xcauth 2's settings\nurl=https://cloud.example.org/\nsecret=xcauth2-Qm4v9sT7\n";
+    const SECRET: &'static str = "xcauth2-Qm4v9sT7";
 
     fn new() -> Xcauth2 {
         run(Command::new("adduser").args([
@@ -296,8 +298,10 @@ impl Xcauth2 {
             std::fs::write(file, data).unwrap();
             run(Command::new("chown").args(["-R", "xcauth:xcauth", dir]));
         }
+        // Readable by all, as some xcauth 2 installations have it.
         std::fs::write("/etc/xcauth.conf", Self::CONF).unwrap();
-        std::fs::set_permissions("/etc/xcauth.conf", std::fs::Permissions::from_mode(0o600))
+        run(Command::new("chown").args(["root:xcauth", "/etc/xcauth.conf"]));
+        std::fs::set_permissions("/etc/xcauth.conf", std::fs::Permissions::from_mode(0o644))
             .unwrap();
         x
     }
@@ -310,8 +314,48 @@ impl Drop for Xcauth2 {
             let _ = std::fs::remove_dir_all(dir);
         }
         let _ = std::fs::remove_file("/etc/xcauth.conf");
-        let _ = std::fs::remove_file("/etc/xcauth.conf.before-package");
+        let _ = std::fs::remove_dir_all(Self::KEPT_DIR);
     }
+}
+
+impl Xcauth2 {
+    /// Where the installation keeps xcauth 2's settings until purge.
+    const KEPT_DIR: &'static str = "/etc/xcauth-before-package";
+
+    /// The files under /etc (two levels down) that hold xcauth 2's API secret.
+    fn copies_of_the_secret() -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut dirs = vec![(PathBuf::from("/etc"), 0)];
+        while let Some((dir, depth)) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(kind) = e.file_type() else { continue };
+                if kind.is_dir() && depth < 1 {
+                    dirs.push((e.path(), depth + 1));
+                } else if kind.is_file()
+                    && std::fs::read(e.path())
+                        .is_ok_and(|b| String::from_utf8_lossy(&b).contains(Self::SECRET))
+                {
+                    found.push(e.path());
+                }
+            }
+        }
+        found
+    }
+}
+
+/// True when user `nobody` can read `path`.
+fn nobody_reads(path: &Path) -> bool {
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
 }
 
 /// xcauth-rs installed next to xcauth 2 (the path docs/migration.md describes) and purged
@@ -327,9 +371,21 @@ fn purge_next_to_xcauth2_leaves_what_was_there() {
     let uid = run(Command::new("id").args(["-u", "xcauth"]));
     let before = [owner_mode("/var/lib/xcauth"), owner_mode("/var/log/xcauth")];
     let conf_before_install = owner_mode("/etc/xcauth.conf");
-    assert_eq!(conf_before_install, ("root:root".into(), 0o600));
+    assert_eq!(conf_before_install, ("root:xcauth".into(), 0o644));
+    assert!(nobody_reads(Path::new("/etc/xcauth.conf")));
 
     dpkg(&["--force-confold", "-i", deb.to_str().unwrap()]);
+    // The settings file is the package's now (root:xcauth 0640), and the copy kept for purge
+    // gives the secret away no more than it does.
+    let copies = Xcauth2::copies_of_the_secret();
+    assert!(copies.len() >= 2, "{copies:?}");
+    for copy in &copies {
+        assert!(
+            !nobody_reads(copy),
+            "{} is readable by others",
+            copy.display()
+        );
+    }
     assert_eq!(
         [owner_mode("/var/lib/xcauth"), owner_mode("/var/log/xcauth")],
         before,
@@ -363,7 +419,11 @@ fn purge_next_to_xcauth2_leaves_what_was_there() {
         "xcauth 2's settings file is gone"
     );
     assert_eq!(owner_mode("/etc/xcauth.conf"), conf_before_install);
-    assert!(!Path::new("/etc/xcauth.conf.before-package").exists());
+    assert_eq!(
+        Xcauth2::copies_of_the_secret(),
+        [PathBuf::from("/etc/xcauth.conf")]
+    );
+    assert!(!Path::new(Xcauth2::KEPT_DIR).exists());
     for dir in ["/var/lib/xcauth", "/var/log/xcauth"] {
         let names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()

@@ -52,6 +52,20 @@ fn xmpp_roster(jid: &str, password: &str, port: u16) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// Waits for the last line of `jid`'s roster sync (failing at once if ejabberd exits).
+fn wait_for_sync(server: &mut Ejabberd, path: &Path, jid: &str) {
+    let prefix = format!("roster sync {jid}: ");
+    server.wait_until(
+        &format!("xcauthd logging the end of {jid}'s roster sync"),
+        Duration::from_secs(120),
+        || {
+            read_or_empty(path)
+                .lines()
+                .any(|l| l.contains(&prefix) && l.contains("ejabberdctl command(s)"))
+        },
+    );
+}
+
 #[test]
 fn nextcloud_groups_become_ejabberd_shared_roster_groups() {
     let backend = BackendDouble::start(SECRET);
@@ -61,41 +75,11 @@ fn nextcloud_groups_become_ejabberd_shared_roster_groups() {
     backend.add_group("hidden", "Hidden\u{200b}", &["alice", "bob"]);
 
     let w = Scratch::new("ejabberd-roster");
-    // The roster state lives in the shared database, in a directory only ejabberd (as whom
-    // xcauthd runs) may write.
-    let db_dir = w.join("xcauth-db");
-    std::fs::create_dir(&db_dir).unwrap();
-    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    chown_ejabberd(&db_dir);
-    let ctl_wrapper = w.join("ejabberdctl-node");
-    let extra = format!(
-        "db={}\nejabberdctl={}\nroster-timeout=30s",
-        db_dir.join("xcauth.sqlite3").display(),
-        ctl_wrapper.display()
-    );
     let Started {
         mut server,
         c2s_port,
         log_dir,
-    } = start_ejabberd(
-        &w,
-        &backend,
-        &extra,
-        ", mod_admin_extra: {}, mod_roster: {}, mod_shared_roster: {}, mod_vcard: {}",
-    );
-    // ejabberdctl for this test node (its config, spool and node name). The srg_* and vCard
-    // commands come from mod_admin_extra.
-    let quoted: Vec<String> = server
-        .args
-        .iter()
-        .map(|a| format!("'{}'", a.to_string_lossy()))
-        .collect();
-    std::fs::write(
-        &ctl_wrapper,
-        format!("#!/bin/sh\nexec ejabberdctl {} \"$@\"\n", quoted.join(" ")),
-    )
-    .unwrap();
-    std::fs::set_permissions(&ctl_wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    } = start_with_roster(&w, &backend);
 
     // Alice logs in: the reply is not held up by the sync, which runs behind it.
     let (rc, out) = xmpp_login("alice@example.org", "secret", c2s_port);
@@ -124,6 +108,111 @@ fn nextcloud_groups_become_ejabberd_shared_roster_groups() {
         .find(|l| l.starts_with("item alice@example.org\t"))
         .unwrap_or_else(|| panic!("alice is not in bob's roster:\n{out}"));
     assert!(alice.ends_with("\tThe Team"), "{alice}");
+
+    assert!(
+        server.stop(),
+        "ejabberdctl stop did not end ejabberd within 10 s"
+    );
+}
+
+/// Starts ejabberd with xcauthd as its extauth program and the shared roster on, and an
+/// ejabberdctl wrapper for this node that xcauthd's roster sync calls.
+fn start_with_roster(w: &Scratch, backend: &BackendDouble) -> Started {
+    // The roster state lives in the shared database, in a directory only ejabberd (as whom
+    // xcauthd runs) may write.
+    let db_dir = w.join("xcauth-db");
+    std::fs::create_dir(&db_dir).unwrap();
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    chown_ejabberd(&db_dir);
+    let ctl_wrapper = w.join("ejabberdctl-node");
+    let extra = format!(
+        "db={}\nejabberdctl={}\nroster-timeout=30s",
+        db_dir.join("xcauth.sqlite3").display(),
+        ctl_wrapper.display()
+    );
+    let started = start_ejabberd(
+        w,
+        backend,
+        &extra,
+        ", mod_admin_extra: {}, mod_roster: {}, mod_shared_roster: {}, mod_vcard: {}",
+    );
+    // ejabberdctl for this test node (its config, spool and node name). The srg_* and vCard
+    // commands come from mod_admin_extra.
+    let quoted: Vec<String> = started
+        .server
+        .args
+        .iter()
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    std::fs::write(
+        &ctl_wrapper,
+        format!("#!/bin/sh\nexec ejabberdctl {} \"$@\"\n", quoted.join(" ")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ctl_wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    started
+}
+
+/// Names any Nextcloud user can choose do not reach other users' rosters in a harmful shape.
+///
+/// - A display name with a control character (`U+0001`, an escape sequence): ejabberd would
+///   put it, as the vCard full name, into the roster items of every member of the user's
+///   groups without escaping it, and each client would drop its session on the ill-formed
+///   XML. It is not pushed (one log line), and bob, in a group with mallory, gets his roster.
+/// - A group named `Admins\nAdmins` (a literal backslash and `n`): `srg_create` splits its
+///   last argument (the groups whose members the group's members see) at `\n`, so the group
+///   would show eve the members of "Admins". She sees no one of "Admins".
+#[test]
+fn hostile_display_and_group_names_reach_no_other_roster() {
+    let backend = BackendDouble::start(SECRET);
+    backend.add_user(User::new("carol", "c").display_name("Carol Admin"));
+    backend.add_user(User::new("dave", "d").display_name("Dave Admin"));
+    backend.add_user(User::new("eve", "e").display_name("Eve"));
+    backend.add_user(User::new("mallory", "m").display_name("Mal\u{1}lory\u{1b}[31m"));
+    backend.add_user(User::new("bob", "b").display_name("Bob"));
+    backend.add_group("admins", "Admins", &["carol", "dave"]);
+    backend.add_group("lure", "Admins\\nAdmins", &["eve"]);
+    backend.add_group("team", "Team", &["mallory", "bob"]);
+
+    let w = Scratch::new("ejabberd-roster-hostile");
+    let Started {
+        mut server,
+        c2s_port,
+        log_dir,
+    } = start_with_roster(&w, &backend);
+    let xclog = log_dir.join("xcauth.log");
+    // Carol's login creates "Admins", eve's her group, bob's "Team".
+    for (user, password) in [("carol", "c"), ("eve", "e"), ("bob", "b")] {
+        let jid = format!("{user}@example.org");
+        let (rc, out) = xmpp_login(&jid, password, c2s_port);
+        assert_eq!(rc, XmppLogin::LoggedIn, "{jid} must log in:\n{out}");
+        wait_for_sync(&mut server, &xclog, &jid);
+    }
+    // Bob's session survives his roster, mallory is in it (in the group, without the name).
+    let (rc, out) = xmpp_roster("bob@example.org", "b", c2s_port);
+    assert_eq!(rc, Some(0), "bob's roster:\n{out}");
+    let mallory = out
+        .lines()
+        .find(|l| l.starts_with("item mallory@example.org\t"))
+        .unwrap_or_else(|| panic!("mallory is not in bob's roster:\n{out}"));
+    assert!(mallory.ends_with("\tTeam"), "{mallory}");
+
+    // Eve sees no admin.
+    let (rc, out) = xmpp_roster("eve@example.org", "e", c2s_port);
+    assert_eq!(rc, Some(0), "eve's roster:\n{out}");
+    assert!(
+        !out.contains("carol@") && !out.contains("dave@"),
+        "eve sees the admins:\n{out}"
+    );
+    let groups = ctl_lines(&server, &["srg_list", "example.org"]);
+    assert_eq!(groups, ["Admins", "AdminsnAdmins", "Team"], "srg_list");
+    let log = read_or_empty(&xclog);
+    assert_eq!(
+        log.matches("full name of mallory not set: it contains U+0001")
+            .count(),
+        1,
+        "{log}"
+    );
 
     assert!(
         server.stop(),
